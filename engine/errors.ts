@@ -1,0 +1,56 @@
+// Engine errors: a stable `code` to branch on, a message "verb noun: detail", a `cause`.
+// `userError` marks mistakes in the user's input (bad Dockerfile, missing source): retrying
+// cannot fix them, so the activity layer turns them into non-retryable failures.
+
+export class EngineError extends Error {
+  readonly code: string;
+  readonly userError: boolean;
+  constructor(code: string, message: string, opts: { cause?: unknown; userError?: boolean } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.userError = opts.userError ?? false;
+  }
+}
+
+/** Where in a Dockerfile an error is: file name and 1-based line. */
+export interface SourceLocation {
+  file: string;
+  line: number;
+}
+
+/** A Dockerfile that cannot be parsed or planned. */
+export class DockerfileError extends EngineError {
+  readonly location: SourceLocation;
+  constructor(location: SourceLocation, detail: string, opts: { cause?: unknown } = {}) {
+    super('DOCKERFILE_INVALID', `${location.file}:${location.line}: ${detail}`, { ...opts, userError: true });
+    this.location = location;
+  }
+}
+
+/** A user input other than the Dockerfile is wrong: missing COPY source, unknown image, bad flag. */
+export class UserInputError extends EngineError {
+  constructor(code: string, message: string, opts: { cause?: unknown } = {}) {
+    super(code, message, { ...opts, userError: true });
+  }
+}
+
+/** A path in a tar or a COPY would leave the root it must stay in. */
+export class PathEscapeError extends EngineError {
+  constructor(message: string) {
+    super('PATH_ESCAPE', message, { userError: true });
+  }
+}
+
+/** Stored content does not match its digest. */
+export class DigestMismatchError extends EngineError {
+  constructor(message: string) {
+    super('DIGEST_MISMATCH', message);
+  }
+}
+
+export class NotFoundError extends EngineError {
+  constructor(code: string, message: string, userError = true) {
+    super(code, message, { userError });
+  }
+}

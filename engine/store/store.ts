@@ -1,0 +1,308 @@
+// The store ($STRATA_HOME): blobs by digest, unpacked layer snapshots by chainID, tags.
+// Contract: every write lands in tmp/ first and is renamed into place, so a crash leaves
+// either nothing or a complete, verified object. Layout: docs/store.md and DESIGN.md.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import lockfile from 'proper-lockfile';
+import { DigestStream, asDigest, chainId as computeChainId, digestHex, isDigest, sha256, type Digest } from '../digest.js';
+import { DigestMismatchError, NotFoundError, UserInputError } from '../errors.js';
+import { exists, syncDir, writeFileAtomic } from '../fsutil/atomic.js';
+import {
+  ANNOTATION_REF_NAME,
+  MEDIA_TYPE_INDEX,
+  MEDIA_TYPE_LAYER,
+  type Descriptor,
+  type ImageConfigFile,
+  type ImageIndex,
+  type ImageManifest,
+  type LayerRef,
+  type StoredImage,
+} from '../image/types.js';
+import { normalizeReference } from '../image/reference.js';
+
+/** What the store knows of one unpacked layer (layers/<chainID>/meta.json). */
+export interface LayerMeta {
+  diffId: Digest;
+  chainId: Digest;
+  parent?: Digest;
+  /** Bytes of the uncompressed layer tar. */
+  size: number;
+  /** The clamp used when the tar was first made; regenerating it must use the same. */
+  sourceDateEpoch?: number;
+  /** Present when the layer came from outside as a blob (import, load, pull). */
+  blob?: { digest: Digest; mediaType: string; size: number };
+}
+
+export function defaultStoreRoot(): string {
+  if (process.env.STRATA_HOME) return path.resolve(process.env.STRATA_HOME);
+  const dataHome = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(dataHome, 'strata');
+}
+
+/** Length of the short link names under l/: 200 lowerdirs must fit one page of mount options. */
+const SHORT_ID_LENGTH = 12;
+
+export class Store {
+  private constructor(readonly root: string) {}
+
+  /** Opens (creating when missing) the store at `root`. */
+  static async open(root: string = defaultStoreRoot()): Promise<Store> {
+    const store = new Store(path.resolve(root));
+    for (const dir of ['blobs/sha256', 'layers', 'l', 'cache', 'contexts', 'tmp']) {
+      await fs.mkdir(path.join(store.root, dir), { recursive: true });
+    }
+    const index = store.indexPath();
+    if (!(await exists(index))) {
+      const empty: ImageIndex = { schemaVersion: 2, mediaType: MEDIA_TYPE_INDEX, manifests: [] };
+      await fs.writeFile(index, JSON.stringify(empty), { flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    }
+    return store;
+  }
+
+  // ---- staging ----
+
+  /** A fresh private directory under tmp/; the caller removes it (or renames it away). */
+  async makeTempDir(prefix: string): Promise<string> {
+    const dir = path.join(this.root, 'tmp', `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
+    await fs.mkdir(dir, { mode: 0o700 });
+    return dir;
+  }
+
+  // ---- blobs ----
+
+  blobPath(digest: Digest): string {
+    return path.join(this.root, 'blobs', 'sha256', digestHex(digest));
+  }
+
+  async hasBlob(digest: Digest): Promise<boolean> {
+    return exists(this.blobPath(digest));
+  }
+
+  /** Stores bytes; idempotent. Success means the content is stored at the returned digest. */
+  async putBlob(data: string | Uint8Array, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    const digest = sha256(buf);
+    if (expected && expected !== digest) throw new DigestMismatchError(`put blob: expected ${expected}, content is ${digest}`);
+    const final = this.blobPath(digest);
+    if (!(await exists(final))) await writeFileAtomic(final, buf, 0o644);
+    return { digest, size: buf.length };
+  }
+
+  /**
+   * Streams `src` into the store, hashing while copying, then fsync and rename. With
+   * `expected`, a mismatch stores nothing and throws. Idempotent.
+   */
+  async putBlobStream(src: Readable, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+    const tmp = path.join(this.root, 'tmp', `blob-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const hasher = new DigestStream();
+    try {
+      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
+      await pipeline(src, hasher, out);
+      const fh = await fs.open(tmp, 'r');
+      await fh.sync().finally(() => fh.close());
+      const digest = hasher.digest();
+      if (expected && expected !== digest) throw new DigestMismatchError(`put blob: expected ${expected}, content is ${digest}`);
+      const final = this.blobPath(digest);
+      if (await exists(final)) await fs.rm(tmp, { force: true });
+      else await fs.rename(tmp, final);
+      return { digest, size: hasher.size };
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Reads a whole (small) blob and verifies it against its digest. */
+  async readBlob(digest: Digest): Promise<Buffer> {
+    let buf: Buffer;
+    try {
+      buf = await fs.readFile(this.blobPath(digest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('BLOB_NOT_FOUND', `read blob: ${digest} is not in the store`, false);
+      throw err;
+    }
+    const actual = sha256(buf);
+    if (actual !== digest) throw new DigestMismatchError(`read blob: ${digest} is corrupt (content hashes to ${actual})`);
+    return buf;
+  }
+
+  async readJsonBlob<T>(digest: Digest): Promise<T> {
+    return JSON.parse((await this.readBlob(digest)).toString('utf8')) as T;
+  }
+
+  /** A stream of a blob's bytes; the caller verifies the digest if it needs to. */
+  openBlob(digest: Digest): Readable {
+    return createReadStream(this.blobPath(digest));
+  }
+
+  // ---- layers ----
+
+  layerDir(chain: Digest): string {
+    return path.join(this.root, 'layers', digestHex(chain));
+  }
+
+  layerDiffDir(chain: Digest): string {
+    return path.join(this.layerDir(chain), 'diff');
+  }
+
+  async hasLayer(chain: Digest): Promise<boolean> {
+    return exists(path.join(this.layerDir(chain), 'meta.json'));
+  }
+
+  async readLayerMeta(chain: Digest): Promise<LayerMeta> {
+    try {
+      return JSON.parse(await fs.readFile(path.join(this.layerDir(chain), 'meta.json'), 'utf8')) as LayerMeta;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('LAYER_NOT_FOUND', `read layer: ${chain} is not in the store`, false);
+      throw err;
+    }
+  }
+
+  /** The path, relative to the store root, of the short link to a layer's diff/. */
+  shortLink(chain: Digest): string {
+    return path.join('l', digestHex(chain).slice(0, SHORT_ID_LENGTH));
+  }
+
+  /**
+   * Moves a staged snapshot directory into layers/<chainID>/diff and records its meta.
+   * Idempotent: when the layer is already stored, the staged directory is removed and the
+   * stored one kept. Returns the chainID.
+   */
+  async commitLayer(stagedDiff: string, meta: Omit<LayerMeta, 'chainId'>): Promise<Digest> {
+    const chain = computeChainId(meta.parent, meta.diffId);
+    const final = this.layerDir(chain);
+    if (await this.hasLayer(chain)) {
+      await fs.rm(stagedDiff, { recursive: true, force: true });
+      await this.ensureShortLink(chain);
+      return chain;
+    }
+    const staging = await this.makeTempDir('layer');
+    try {
+      await fs.rename(stagedDiff, path.join(staging, 'diff'));
+      await writeFileAtomic(path.join(staging, 'meta.json'), JSON.stringify({ ...meta, chainId: chain }, null, 1));
+      await fs.rm(final, { recursive: true, force: true }); // a dir without meta.json is a torn commit
+      try {
+        await fs.rename(staging, final);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
+        // Another build committed the same layer first: theirs is equal by construction.
+      }
+      await syncDir(path.dirname(final));
+    } finally {
+      await fs.rm(staging, { recursive: true, force: true });
+    }
+    await this.ensureShortLink(chain);
+    return chain;
+  }
+
+  private async ensureShortLink(chain: Digest): Promise<void> {
+    const link = path.join(this.root, this.shortLink(chain));
+    const target = path.join('..', 'layers', digestHex(chain), 'diff');
+    try {
+      await fs.symlink(target, link);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const current = await fs.readlink(link);
+      if (current !== target) throw new Error(`commit layer: short link ${link} already names ${current}`);
+    }
+  }
+
+  // ---- tags and images ----
+
+  indexPath(): string {
+    return path.join(this.root, 'index.json');
+  }
+
+  async readIndex(): Promise<ImageIndex> {
+    return JSON.parse(await fs.readFile(this.indexPath(), 'utf8')) as ImageIndex;
+  }
+
+  /** Points each tag at `manifest`, replacing what the tag named before. Serialized by a lock. */
+  async setTags(tags: string[], manifest: Descriptor): Promise<void> {
+    const names = tags.map(normalizeReference);
+    const release = await lockfile.lock(this.indexPath(), { retries: { retries: 50, minTimeout: 20, maxTimeout: 200 }, stale: 10_000 });
+    try {
+      const index = await this.readIndex();
+      const kept = index.manifests.filter((d) => !names.includes(d.annotations?.[ANNOTATION_REF_NAME] ?? ''));
+      for (const name of names) {
+        kept.push({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, annotations: { [ANNOTATION_REF_NAME]: name } });
+      }
+      index.manifests = kept;
+      await writeFileAtomic(this.indexPath(), JSON.stringify(index, null, 1));
+    } finally {
+      await release();
+    }
+  }
+
+  /** All tags with the manifest each names. */
+  async listTags(): Promise<{ name: string; manifest: Digest }[]> {
+    const index = await this.readIndex();
+    return index.manifests
+      .filter((d) => d.annotations?.[ANNOTATION_REF_NAME])
+      .map((d) => ({ name: d.annotations![ANNOTATION_REF_NAME]!, manifest: d.digest }));
+  }
+
+  /**
+   * Finds an image by tag (`name[:tag]`), by image ID (`sha256:<hex>` of the config, or a
+   * unique hex prefix of at least 12) or by manifest digest (`name@sha256:…`).
+   */
+  async findImage(ref: string): Promise<StoredImage | undefined> {
+    const tags = await this.listTags();
+    const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
+    if (/^[0-9a-f]{12,64}$/.test(hex)) {
+      for (const t of tags) {
+        const img = await this.loadImage(t.manifest);
+        if (digestHex(img.configDigest).startsWith(hex)) return img;
+      }
+      if (ref.startsWith('sha256:')) return undefined;
+    }
+    let name: string;
+    try {
+      name = normalizeReference(ref);
+    } catch {
+      return undefined;
+    }
+    const at = name.indexOf('@');
+    if (at >= 0) {
+      const d = name.slice(at + 1);
+      return isDigest(d) && (await this.hasBlob(d)) ? this.loadImage(d) : undefined;
+    }
+    const hit = tags.find((t) => t.name === name);
+    return hit ? this.loadImage(hit.manifest) : undefined;
+  }
+
+  /** Like findImage, but a missing image is a user error naming the reference. */
+  async getImage(ref: string): Promise<StoredImage> {
+    const img = await this.findImage(ref);
+    if (!img) throw new UserInputError('IMAGE_NOT_FOUND', `find image: ${ref}: no such image in the local store (${this.root})`);
+    return img;
+  }
+
+  async loadImage(manifestDigest: Digest): Promise<StoredImage> {
+    const manifest = await this.readJsonBlob<ImageManifest>(manifestDigest);
+    const configDigest = asDigest(manifest.config.digest);
+    const config = await this.readJsonBlob<ImageConfigFile>(configDigest);
+    const layers: LayerRef[] = [];
+    let parent: Digest | undefined;
+    config.rootfs.diff_ids.forEach((diffId, i) => {
+      const d = manifest.layers[i]!;
+      const chain = computeChainId(parent, diffId);
+      layers.push({ diffId, chainId: chain, size: 0, digest: d.digest, mediaType: d.mediaType, blobSize: d.size });
+      parent = chain;
+    });
+    for (const layer of layers) layer.size = (await this.readLayerMeta(layer.chainId)).size;
+    return { manifestDigest, manifest, configDigest, config, layers };
+  }
+}
+
+/** The descriptor a manifest lists for a layer the store holds. */
+export function layerDescriptor(layer: LayerRef): Descriptor {
+  return { mediaType: layer.mediaType || MEDIA_TYPE_LAYER, digest: layer.digest, size: layer.blobSize };
+}
