@@ -1,1 +1,23 @@
-export default async function globalTeardown(): Promise<void> {}
+// Stops what global-setup.ts started and removes the private store.
+import type { ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import { execa } from 'execa';
+import { strata } from './cli.js';
+
+export default async function globalTeardown(): Promise<void> {
+  const worker = (globalThis as { strataWorker?: ChildProcess }).strataWorker;
+  if (worker && worker.exitCode === null) {
+    const exited = new Promise((r) => worker.once('exit', r));
+    worker.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+    if (worker.exitCode === null) worker.kill('SIGKILL');
+  }
+  await strata(['server', 'stop']);
+  const home = process.env.STRATA_HOME;
+  if (home && home.includes('strata-test-home-')) {
+    // A failed test may leave an overlay mounted under the store: unmount before removing.
+    const mounts = (await fs.readFile('/proc/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '');
+    for (const m of mounts.filter((m) => m.startsWith(home)).reverse()) await execa('umount', ['-l', m], { reject: false });
+    if (!process.env.STRATA_TEST_KEEP) await fs.rm(home, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,183 @@
+// `strata build`: pack the context into the store, start buildImage, follow its progress.
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { normalizeReference } from '../engine/image/reference.js';
+import type { Store } from '../engine/store/store.js';
+import { ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
+import { createWorker, taskQueue } from '../worker/worker.js';
+import type { buildImage } from '../workflows/buildImage.js';
+import type { BuildProgress, BuildRequest, OutputSpec } from '../workflows/types.js';
+import { makeFilter, packContext, readDockerignore } from './context.js';
+import { ProgressPrinter, formatSize } from './progress.js';
+
+export interface BuildOptions {
+  file?: string;
+  tag: string[];
+  buildArg: string[];
+  target?: string;
+  output?: string;
+}
+
+export class UsageError extends Error {}
+
+/** `K=V` sets; a bare `K` takes the value from the environment, or is skipped (docker). */
+export function parseBuildArgs(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const i = item.indexOf('=');
+    if (i === 0) throw new UsageError(`--build-arg: invalid argument ${JSON.stringify(item)}`);
+    if (i > 0) out[item.slice(0, i)] = item.slice(i + 1);
+    else if (env[item] !== undefined) out[item] = env[item]!;
+  }
+  return out;
+}
+
+/** `type=docker,dest=FILE` (docker buildx's syntax; `type=tar` is not offered yet). */
+export function parseOutput(spec: string, cwd = process.cwd()): OutputSpec {
+  const fields = new Map<string, string>();
+  for (const part of spec.split(',')) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new UsageError(`--output: expected key=value, got ${JSON.stringify(part)}`);
+    fields.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  const type = fields.get('type') ?? 'docker';
+  if (type !== 'docker') throw new UsageError(`--output: type ${JSON.stringify(type)} is not supported (use type=docker)`);
+  const dest = fields.get('dest');
+  if (!dest) throw new UsageError('--output: dest=FILE is required');
+  for (const k of fields.keys()) if (k !== 'type' && k !== 'dest') throw new UsageError(`--output: unknown key ${JSON.stringify(k)}`);
+  return { type: 'docker', dest: path.resolve(cwd, dest) };
+}
+
+export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`SOURCE_DATE_EPOCH must be a whole number of seconds, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** True when some worker polled the queue recently (a dead one stays listed for minutes). */
+export async function hasLiveWorker(client: Client, namespace: string, queue: string): Promise<boolean> {
+  const { TaskQueueType, TaskQueueKind } = temporal.api.enums.v1;
+  const recentMs = 70_000; // a live poller renews its long poll at least once a minute
+  for (const taskQueueType of [TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]) {
+    const r = await client.workflowService.describeTaskQueue({
+      namespace,
+      taskQueue: { name: queue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueueType,
+    });
+    const live = (r.pollers ?? []).some((p) => {
+      const seconds = Number(p.lastAccessTime?.seconds ?? 0);
+      return Date.now() - seconds * 1000 < recentMs;
+    });
+    if (!live) return false;
+  }
+  return true;
+}
+
+export async function runBuild(store: Store, contextArg: string, opts: BuildOptions): Promise<number> {
+  const out = (line: string) => process.stdout.write(line + '\n');
+  const err = (line: string) => process.stderr.write(line + '\n');
+
+  const contextDir = path.resolve(contextArg);
+  const st = await fs.stat(contextDir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new UsageError(`build: context ${contextArg} is not a directory`);
+  const dockerfilePath = opts.file ? path.resolve(opts.file) : path.join(contextDir, 'Dockerfile');
+  const dockerfileText = await fs.readFile(dockerfilePath).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`build: cannot read Dockerfile ${dockerfilePath}: ${e.code ?? e.message}`);
+  });
+  const tags = opts.tag.map((t) => {
+    try {
+      return normalizeReference(t);
+    } catch (e) {
+      throw new UsageError(`-t ${t}: ${(e as Error).message}`);
+    }
+  });
+  const request: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'> = {
+    dockerfileName: path.basename(dockerfilePath),
+    buildArgs: parseBuildArgs(opts.buildArg),
+    target: opts.target,
+    tags,
+    outputs: opts.output ? [parseOutput(opts.output)] : [],
+    sourceDateEpoch: sourceDateEpoch(),
+  };
+
+  const filter = makeFilter(await readDockerignore(contextDir, opts.file ? dockerfilePath : undefined));
+  const context = await store.putBlobStream(packContext(contextDir, filter));
+  const dockerfile = await store.putBlob(dockerfileText);
+  out(`Sending build context to strata  ${formatSize(context.size)}`);
+
+  const target = await ensureTemporal(store.root, err);
+  const connection = await Connection.connect({ address: target.address });
+  const client = new Client({ connection, namespace: target.namespace });
+  const queue = taskQueue();
+  let local: Awaited<ReturnType<typeof createWorker>> | undefined;
+  let localRun: Promise<void> | undefined;
+  try {
+    if (!(await hasLiveWorker(client, target.namespace, queue))) {
+      // No worker is polling: run one in this process for the length of the build.
+      local = await createWorker({ target, store, taskQueue: queue, identity: `strata-build@${process.pid}` });
+      localRun = local.worker.run();
+    }
+    const workflowId = `build-${randomBytes(6).toString('hex')}`;
+    const handle = await client.workflow.start<typeof buildImage>('buildImage', {
+      taskQueue: queue,
+      workflowId,
+      args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
+    });
+    return await follow(handle, target, out, err);
+  } finally {
+    if (local) {
+      local.worker.shutdown();
+      await localRun;
+      await local.connection.close();
+    }
+    await connection.close();
+  }
+}
+
+type BuildHandle = Awaited<ReturnType<Client['workflow']['start']>>;
+
+async function follow(handle: BuildHandle, target: TemporalTarget, out: (l: string) => void, err: (l: string) => void): Promise<number> {
+  const printer = new ProgressPrinter(out);
+  let cancelled = false;
+  const onSigint = () => {
+    if (cancelled) process.exit(130);
+    cancelled = true;
+    err('Cancelling the build (Ctrl-C again to leave it running)…');
+    handle.cancel().catch(() => undefined);
+  };
+  process.on('SIGINT', onSigint);
+  let settled = false;
+  const result = handle.result().finally(() => (settled = true));
+  result.catch(() => undefined);
+  try {
+    while (!settled) {
+      await Promise.race([result, new Promise((r) => setTimeout(r, 250))]).catch(() => undefined);
+      const p = await handle.query<BuildProgress>('progress').catch(() => undefined);
+      if (p) printer.render(p);
+    }
+    try {
+      const r = await result;
+      out(`Successfully built ${r.imageId.slice(7, 19)}`);
+      for (const t of r.tags) out(`Successfully tagged ${t}`);
+      for (const o of r.outputs) out(`Saved image to ${o}`);
+      return 0;
+    } catch (e) {
+      const p = await handle.query<BuildProgress>('progress').catch(() => undefined);
+      if (p) printer.render(p);
+      if (cancelled) {
+        err('Build cancelled');
+        return 130;
+      }
+      const message = e instanceof WorkflowFailedError ? (e.cause?.message ?? e.message) : (e as Error).message;
+      err(`error: ${message}`);
+      if (target.uiUrl) err(`See the build in the Temporal Web UI: ${target.uiUrl}/namespaces/${target.namespace}/workflows/${handle.workflowId}`);
+      return 1;
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

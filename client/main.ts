@@ -1,0 +1,155 @@
+// The `strata` command line.
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { importRootfs } from '../engine/archive/import.js';
+import { saveImages } from '../engine/archive/save.js';
+import { EngineError } from '../engine/errors.js';
+import { normalizeReference } from '../engine/image/reference.js';
+import { Store } from '../engine/store/store.js';
+import { ensureTemporal, serverStatus, startServer, stopServer, configuredTarget } from '../worker/temporal.js';
+import { createWorker, taskQueue } from '../worker/worker.js';
+import { runBuild, sourceDateEpoch, UsageError } from './build.js';
+import { formatSize } from './progress.js';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function program(): Command {
+  const cli = new Command('strata')
+    .description('Build container images from Dockerfiles as durable Temporal workflows.')
+    .addHelpText(
+      'after',
+      `
+Environment:
+  STRATA_HOME          the store (default ~/.local/share/strata)
+  TEMPORAL_ADDRESS     use this Temporal server instead of the embedded one
+  TEMPORAL_NAMESPACE   namespace to use (default "default")
+  STRATA_TEMPORAL_PORT port of the embedded server (default 7233; Web UI on port+1000)
+  STRATA_TASK_QUEUE    task queue of builds and workers (default "strata")
+  TEMPORAL_CLI         the temporal binary that runs the embedded server
+  SOURCE_DATE_EPOCH    clamp file times and set "created", for reproducible image IDs`,
+    )
+    .showHelpAfterError();
+
+  cli
+    .command('build')
+    .description('Build an image from a Dockerfile and a context directory')
+    .argument('<context>', 'the build context directory')
+    .option('-f, --file <file>', 'the Dockerfile (default: CONTEXT/Dockerfile)')
+    .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect, [])
+    .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
+    .option('--target <stage>', 'build this stage and what it needs')
+    .option('--output <spec>', 'also save the image: type=docker,dest=FILE')
+    .action(async (context: string, opts) => {
+      process.exitCode = await runBuild(await Store.open(), context, opts);
+    });
+
+  cli
+    .command('worker')
+    .description('Run a worker: it executes builds from the task queue until stopped')
+    .action(async () => {
+      const store = await Store.open();
+      const target = await ensureTemporal(store.root, (m) => console.error(m));
+      const { worker, connection } = await createWorker({ target, store });
+      console.error(`strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root})`);
+      const stop = () => worker.shutdown();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await worker.run();
+      await connection.close();
+    });
+
+  const server = cli.command('server').description('Manage the embedded Temporal dev server');
+  server
+    .command('start')
+    .description('Start the embedded server in the background (a SQLite file under $STRATA_HOME)')
+    .action(async () => {
+      const store = await Store.open();
+      if (!configuredTarget().embedded) throw new UsageError('server start: TEMPORAL_ADDRESS is set, so strata uses that server');
+      const state = await startServer(store.root, (m) => console.error(m));
+      console.log(`Temporal server running: 127.0.0.1:${state.port} (pid ${state.pid}), Web UI http://127.0.0.1:${state.uiPort}`);
+    });
+  server
+    .command('stop')
+    .description('Stop the embedded server')
+    .action(async () => {
+      const store = await Store.open();
+      console.log((await stopServer(store.root)) ? 'Temporal server stopped' : 'Temporal server was not running');
+    });
+  server
+    .command('status')
+    .description('Show which server strata uses and whether it answers')
+    .action(async () => {
+      const store = await Store.open();
+      const s = await serverStatus(store.root);
+      console.log(`address: ${s.target.address} (${s.target.embedded ? 'embedded' : 'TEMPORAL_ADDRESS'})`);
+      console.log(`reachable: ${s.reachable ? 'yes' : 'no'}`);
+      if (s.state) console.log(`embedded server: pid ${s.state.pid}, Web UI http://127.0.0.1:${s.state.uiPort}, db ${s.state.db}`);
+      else if (s.target.embedded) console.log('embedded server: not started by this store');
+      process.exitCode = s.reachable ? 0 : 3;
+    });
+
+  cli
+    .command('import')
+    .description('Create an image from a rootfs tarball (plain, gzip, bzip2, xz or zstd), like docker import')
+    .argument('<file>', 'the tarball, or - for standard input')
+    .argument('[name]', 'NAME[:TAG] for the image')
+    .addOption(new Option('-c, --change <instruction>', 'apply a Dockerfile instruction to the config (repeatable)').argParser(collect).default([]))
+    .action(async (file: string, name: string | undefined, opts: { change: string[] }) => {
+      const store = await Store.open();
+      const tags = name ? [normalizeReference(name)] : [];
+      const src = file === '-' ? process.stdin : createReadStream(path.resolve(file));
+      const { imageId } = await importRootfs(store, src, { tags, changes: opts.change, source: file, sourceDateEpoch: sourceDateEpoch() });
+      console.log(imageId);
+    });
+
+  cli
+    .command('save')
+    .description('Save images to a tar archive that docker load and OCI tools read')
+    .requiredOption('-o, --output <file>', 'write to this file')
+    .argument('<images...>', 'NAME[:TAG] or image ID')
+    .action(async (refs: string[], opts: { output: string }) => {
+      const store = await Store.open();
+      const items = [];
+      for (const ref of refs) {
+        const image = await store.getImage(ref);
+        const isTag = !/^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
+        items.push({ image, tags: isTag ? [normalizeReference(ref)] : [] });
+      }
+      const { size } = await saveImages(store, items, path.resolve(opts.output));
+      console.error(`Saved ${refs.join(', ')} to ${opts.output} (${formatSize(size)})`);
+    });
+
+  cli
+    .command('images')
+    .description('List tagged images in the store')
+    .action(async () => {
+      const store = await Store.open();
+      const rows = [['REPOSITORY', 'TAG', 'IMAGE ID', 'SIZE']];
+      for (const t of await store.listTags()) {
+        const img = await store.loadImage(t.manifest);
+        const [repo, tag] = [t.name.slice(0, t.name.lastIndexOf(':')), t.name.slice(t.name.lastIndexOf(':') + 1)];
+        rows.push([repo, tag, img.configDigest.slice(7, 19), formatSize(img.layers.reduce((n, l) => n + l.size, 0))]);
+      }
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd());
+    });
+
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof UsageError || (err instanceof EngineError && err.userError)) {
+      console.error(`error: ${err.message}`);
+      process.exitCode = 1;
+      return;
+    }
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    process.exitCode = 1;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,41 @@
+// Renders a build's progress like docker's classic builder: `Step N/M : …`, ` ---> id`.
+import type { BuildProgress } from '../workflows/types.js';
+
+export class ProgressPrinter {
+  private nextStep = 1;
+  private headerShown = new Set<number>();
+  private warningsShown = false;
+
+  constructor(private readonly write: (line: string) => void) {}
+
+  /** Prints what is new since the last call, keeping steps in order. */
+  render(p: BuildProgress): void {
+    if (!this.warningsShown && p.warnings.length > 0) {
+      for (const w of p.warnings) this.write(`[Warning] ${w}`);
+      this.warningsShown = true;
+    }
+    const steps = [...p.steps].sort((a, b) => a.number - b.number);
+    for (const s of steps) {
+      if (s.number < this.nextStep) continue;
+      if (s.status === 'pending') break;
+      if (!this.headerShown.has(s.number)) {
+        this.write(`Step ${s.number}/${p.totalSteps} : ${s.text}`);
+        this.headerShown.add(s.number);
+      }
+      if (s.status === 'running') break;
+      if (s.status === 'done' && s.layer) this.write(` ---> ${s.layer}`);
+      this.nextStep = s.number + 1;
+    }
+  }
+}
+
+export function formatSize(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(2).replace(/\.?0+$/, '')}${units[i]}`;
+}

@@ -1,0 +1,109 @@
+// import: a rootfs tar (plain or compressed) becomes a one-layer image, as `docker import`.
+// The blob is kept as it came, next to its unpacked snapshot.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DigestStream, type Digest } from '../digest.js';
+import { DockerfileError, EngineError, UserInputError } from '../errors.js';
+import { extractTar } from '../fsutil/extract.js';
+import { parseDockerfile } from '../dockerfile/parse.js';
+import { commitImage } from '../image/commit.js';
+import {
+  MEDIA_TYPE_LAYER,
+  MEDIA_TYPE_LAYER_GZIP,
+  MEDIA_TYPE_LAYER_ZSTD,
+  type ContainerConfig,
+  type ImageState,
+  type LayerRef,
+} from '../image/types.js';
+import { planDockerfile } from '../plan/planner.js';
+import type { Store } from '../store/store.js';
+import { decompressed, type Compression } from './compression.js';
+
+/** The instructions `docker import --change` accepts. */
+const CHANGE_KINDS = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'LABEL', 'ONBUILD', 'USER', 'VOLUME', 'WORKDIR', 'STOPSIGNAL']);
+
+export interface ImportOptions {
+  tags: string[];
+  /** Dockerfile instructions applied to the config, e.g. `CMD ["sh"]`. */
+  changes: string[];
+  /** What the history comment names as the source (`-` for stdin, or the file name). */
+  source: string;
+  sourceDateEpoch?: number;
+}
+
+export function hostPlatform(): { architecture: string; os: string } {
+  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return { architecture: arch[process.arch] ?? process.arch, os: 'linux' };
+}
+
+/** Folds `--change` lines into a config, with docker's rules for each instruction. */
+export async function configFromChanges(changes: string[]): Promise<ContainerConfig> {
+  if (changes.length === 0) return {};
+  const df = parseDockerfile(['FROM scratch', ...changes].join('\n'), '--change');
+  for (const inst of df.instructions.slice(1)) {
+    if (!CHANGE_KINDS.has(inst.kind)) {
+      throw new DockerfileError({ file: '--change', line: inst.range.startLine - 1 }, `${inst.kind} is not a valid change command`);
+    }
+  }
+  const plan = await planDockerfile(df, {
+    buildArgs: {},
+    resolveImage: () => Promise.reject(new Error('unreachable: FROM scratch')),
+  });
+  let config: ContainerConfig = {};
+  for (const step of plan.stages[0]!.steps) if (step.kind === 'config') config = { ...config, ...step.patch };
+  return config;
+}
+
+const MEDIA_TYPES: Partial<Record<Compression, string>> = { none: MEDIA_TYPE_LAYER, gzip: MEDIA_TYPE_LAYER_GZIP, zstd: MEDIA_TYPE_LAYER_ZSTD };
+
+/** Stores `src` as a layer blob and its unpacked snapshot; returns the layer. */
+export async function importLayer(store: Store, src: Readable, parent?: Digest): Promise<LayerRef> {
+  let blob = await store.putBlobStream(src);
+  // Pass 1: the diff_id is the digest of the whole uncompressed stream.
+  const first = await decompressed(store.openBlob(blob.digest));
+  const hasher = new DigestStream();
+  await pipeline(first.stream, hasher, devNull());
+  const diffId = hasher.digest();
+  let mediaType = MEDIA_TYPES[first.compression];
+  if (!mediaType) {
+    // bzip2 and xz have no OCI media type: keep the uncompressed tar instead.
+    blob = await store.putBlobStream((await decompressed(store.openBlob(blob.digest))).stream, diffId);
+    mediaType = MEDIA_TYPE_LAYER;
+  }
+  // Pass 2: unpack, turning OCI whiteouts into overlay ones so the snapshot is a lowerdir.
+  const staging = await store.makeTempDir('import');
+  try {
+    const diff = path.join(staging, 'diff');
+    await fs.mkdir(diff, { mode: 0o755 });
+    try {
+      await extractTar((await decompressed(store.openBlob(blob.digest))).stream, diff, { whiteouts: 'overlay' });
+    } catch (err) {
+      // Engine errors and system errors (ENOSPC, EIO) pass; a parse error means a bad tar.
+      if (err instanceof EngineError || (err as NodeJS.ErrnoException).code !== undefined) throw err;
+      throw new UserInputError('INVALID_TAR', `import: not a valid tar archive: ${(err as Error).message}`, { cause: err });
+    }
+    const chainId = await store.commitLayer(diff, { diffId, parent, size: hasher.size, blob: { digest: blob.digest, mediaType, size: blob.size } });
+    return { diffId, chainId, size: hasher.size, digest: blob.digest, mediaType, blobSize: blob.size };
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** `docker import`: one layer from `src`, a config from `changes`, tagged. */
+export async function importRootfs(store: Store, src: Readable, opts: ImportOptions): Promise<{ imageId: Digest; manifestDigest: Digest }> {
+  const config = await configFromChanges(opts.changes);
+  const layer = await importLayer(store, src);
+  const state: ImageState = {
+    ...hostPlatform(),
+    config,
+    layers: [layer],
+    history: [{ created_by: '', comment: `Imported from ${opts.source}` }],
+  };
+  return commitImage(store, state, { tags: opts.tags, sourceDateEpoch: opts.sourceDateEpoch });
+}
+
+function devNull(): Writable {
+  return new Writable({ write: (_chunk, _enc, cb) => cb() });
+}

@@ -1,0 +1,57 @@
+// Commit: a build's final state becomes a config blob, a manifest blob and tags.
+import type { Digest } from '../digest.js';
+import { layerDescriptor, type Store } from '../store/store.js';
+import {
+  MEDIA_TYPE_CONFIG,
+  MEDIA_TYPE_MANIFEST,
+  type ImageConfigFile,
+  type ImageManifest,
+  type ImageState,
+} from './types.js';
+
+export interface CommitOptions {
+  tags: string[];
+  /** Seconds since the epoch; every `created` becomes this time, for reproducible IDs. */
+  sourceDateEpoch?: number;
+  /** The time to record when no SOURCE_DATE_EPOCH is set (defaults to now). */
+  now?: Date;
+}
+
+/** Writes config and manifest (idempotent: same state, same digests) and points the tags at it. */
+export async function commitImage(store: Store, state: ImageState, opts: CommitOptions): Promise<{ imageId: Digest; manifestDigest: Digest }> {
+  const created = opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000).toISOString() : (opts.now ?? new Date()).toISOString();
+  const history = state.history.map((h) => ({
+    ...h,
+    created: opts.sourceDateEpoch !== undefined ? created : (h.created ?? created),
+    comment: h.comment ?? 'strata',
+  }));
+  const config: ImageConfigFile = {
+    created,
+    architecture: state.architecture,
+    os: state.os,
+    config: state.config,
+    rootfs: { type: 'layers', diff_ids: state.layers.map((l) => l.diffId) },
+    history,
+  };
+  const configBlob = await store.putBlob(JSON.stringify(config));
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPE_MANIFEST,
+    config: { mediaType: MEDIA_TYPE_CONFIG, digest: configBlob.digest, size: configBlob.size },
+    layers: state.layers.map(layerDescriptor),
+  };
+  const manifestBlob = await store.putBlob(JSON.stringify(manifest));
+  await store.setTags(opts.tags, { mediaType: MEDIA_TYPE_MANIFEST, digest: manifestBlob.digest, size: manifestBlob.size });
+  return { imageId: configBlob.digest, manifestDigest: manifestBlob.digest };
+}
+
+/** The build state an image in the store starts a stage with. */
+export function stateOf(config: ImageConfigFile, layers: ImageState['layers']): ImageState {
+  return {
+    config: config.config ?? {},
+    layers,
+    history: config.history ?? [],
+    architecture: config.architecture,
+    os: config.os,
+  };
+}

@@ -1,0 +1,392 @@
+// The planner: turns a parsed Dockerfile, build args and a target into a BuildPlan. Pure but
+// for `resolveImage`, which pins each FROM image to digests so the plan is reproducible.
+import posixPath from 'node:path/posix';
+import type { Digest } from '../digest.js';
+import { DockerfileError } from '../errors.js';
+import { processWord, processWords } from '../dockerfile/expand.js';
+import type {
+  CommandForm,
+  CopyInstruction,
+  FromInstruction,
+  Instruction,
+  ParsedDockerfile,
+} from '../dockerfile/instructions.js';
+import type { ContainerConfig, HistoryEntry, ImageConfigFile } from '../image/types.js';
+import { DEFAULT_SHELL, envMap, isValidSignal, parsePortSpec, setEnv, withExposedPorts } from './config.js';
+import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, StagePlan, Step } from './types.js';
+
+export interface ResolvedImage {
+  ref: string;
+  manifestDigest: Digest;
+  configDigest: Digest;
+  config: ImageConfigFile;
+}
+
+export interface PlanOptions {
+  buildArgs: Record<string, string>;
+  /** Stage name to build; the last stage when absent. */
+  target?: string;
+  /** Finds an image by reference (local store now, registries later). Throws when absent. */
+  resolveImage: (ref: string) => Promise<ResolvedImage>;
+}
+
+/** The base config of a stage and the plan of its steps, kept while later stages plan. */
+interface PlannedStage {
+  plan: StagePlan;
+  config: ContainerConfig;
+}
+
+interface RawStage {
+  index: number;
+  from: FromInstruction;
+  name?: string;
+  body: Instruction[];
+  /** The FROM word after expanding global ARGs. */
+  baseRef: string;
+}
+
+/**
+ * Plans the build. Every stage is checked for names and FROM references; only the stages
+ * the target needs are planned further, so an unneeded broken stage cannot fail the build
+ * (BuildKit's behaviour; the classic builder builds every stage).
+ */
+export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): Promise<BuildPlan> {
+  const file = df.file;
+  const esc = df.escapeChar;
+  const at = (line: number) => ({ file, line });
+  const usedArgs = new Set<string>();
+
+  // Global ARGs (before the first FROM) are visible to FROM lines only, and to stages
+  // that re-declare them.
+  const globalArgs = new Map<string, string>();
+  let i = 0;
+  for (; i < df.instructions.length && df.instructions[i]!.kind !== 'FROM'; i++) {
+    const inst = df.instructions[i]!;
+    if (inst.kind !== 'ARG') throw new DockerfileError(at(inst.range.startLine), `${inst.kind} cannot come before the first FROM`);
+    for (const a of inst.args) {
+      const value = argValue(a.key, a.value, globalArgs, opts.buildArgs, esc, at(inst.range.startLine));
+      if (value !== undefined) globalArgs.set(a.key, value);
+      if (a.key in opts.buildArgs) usedArgs.add(a.key);
+    }
+  }
+
+  const rawStages: RawStage[] = [];
+  for (; i < df.instructions.length; i++) {
+    const inst = df.instructions[i]!;
+    if (inst.kind === 'FROM') {
+      const baseRef = expandWord(inst.image, globalArgs, esc, at(inst.range.startLine));
+      if (baseRef === '') throw new DockerfileError(at(inst.range.startLine), 'FROM: base name should not be blank');
+      const name = inst.stageName?.toLowerCase();
+      if (name !== undefined) {
+        if (!/^[a-z][a-z0-9-_.]*$/.test(name)) throw new DockerfileError(at(inst.range.startLine), `FROM: invalid stage name ${JSON.stringify(inst.stageName)}`);
+        if (rawStages.some((s) => s.name === name)) throw new DockerfileError(at(inst.range.startLine), `FROM: duplicate stage name ${JSON.stringify(inst.stageName)}`);
+      }
+      for (const f of inst.flags) {
+        throw new DockerfileError(at(inst.range.startLine), `FROM: flag --${f.name} is not supported yet`);
+      }
+      rawStages.push({ index: rawStages.length, from: inst, name, body: [], baseRef });
+    } else {
+      rawStages[rawStages.length - 1]!.body.push(inst);
+    }
+  }
+  if (rawStages.length === 0) throw new DockerfileError(at(1), 'no build stage in current context');
+
+  // Stage graph: a FROM naming an earlier stage depends on it.
+  const stageByName = new Map<string, RawStage>();
+  const deps = new Map<number, number[]>();
+  for (const s of rawStages) {
+    const dep = stageByName.get(s.baseRef.toLowerCase());
+    deps.set(s.index, dep ? [dep.index] : []);
+    if (s.name) stageByName.set(s.name, s);
+  }
+
+  let target = rawStages[rawStages.length - 1]!;
+  if (opts.target !== undefined) {
+    const t = stageByName.get(opts.target.toLowerCase());
+    if (!t) throw new DockerfileError(at(1), `target stage ${JSON.stringify(opts.target)} could not be found`);
+    target = t;
+  }
+  const needed = new Set<number>();
+  const visit = (idx: number) => {
+    if (needed.has(idx)) return;
+    needed.add(idx);
+    for (const d of deps.get(idx) ?? []) visit(d);
+  };
+  visit(target.index);
+
+  const ordered = rawStages.filter((s) => needed.has(s.index));
+  const totalSteps = ordered.reduce((n, s) => n + 1 + s.body.length, 0);
+  const planned = new Map<number, PlannedStage>();
+  let number = 0;
+  for (const raw of ordered) {
+    const { base, config } = await resolveBase(raw, deps.get(raw.index)!, planned, opts, at);
+    const steps: Step[] = [{ kind: 'from', number: ++number, line: raw.from.range.startLine, text: raw.from.text }];
+    const state = new StageState(config, globalArgs, opts.buildArgs, usedArgs, esc);
+    for (const inst of raw.body) {
+      steps.push(planInstruction(inst, state, ++number, at));
+    }
+    planned.set(raw.index, {
+      plan: { index: raw.index, name: raw.name, base, dependsOn: deps.get(raw.index)!, steps },
+      config: state.config,
+    });
+  }
+
+  const warnings: string[] = [];
+  const unused = Object.keys(opts.buildArgs).filter((k) => !usedArgs.has(k));
+  if (unused.length > 0) warnings.push(`One or more build-args [${unused.sort().join(' ')}] were not consumed`);
+  return { stages: ordered.map((s) => planned.get(s.index)!.plan), target: target.index, totalSteps, warnings };
+}
+
+async function resolveBase(
+  raw: RawStage,
+  dependsOn: number[],
+  planned: Map<number, PlannedStage>,
+  opts: PlanOptions,
+  at: (line: number) => { file: string; line: number },
+): Promise<{ base: BaseSpec; config: ContainerConfig }> {
+  if (dependsOn.length > 0) {
+    const parent = planned.get(dependsOn[0]!)!;
+    return { base: { kind: 'stage', stage: parent.plan.index }, config: structuredClone(parent.config) };
+  }
+  if (raw.baseRef.toLowerCase() === 'scratch') return { base: { kind: 'scratch' }, config: {} };
+  let img: ResolvedImage;
+  try {
+    img = await opts.resolveImage(raw.baseRef);
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new DockerfileError(at(raw.from.range.startLine), `FROM ${raw.baseRef}: ${detail}`, { cause: err });
+  }
+  return {
+    base: { kind: 'image', ref: img.ref, manifestDigest: img.manifestDigest, configDigest: img.configDigest },
+    config: structuredClone(img.config.config ?? {}),
+  };
+}
+
+/** What is in scope while a stage's instructions are planned. */
+class StageState {
+  /** ARGs declared in this stage, with their values (undefined: declared without value). */
+  readonly args = new Map<string, string | undefined>();
+  /** CMD set in this stage, so a later ENTRYPOINT keeps it (docker's rule). */
+  cmdSet = false;
+  constructor(
+    public config: ContainerConfig,
+    readonly globalArgs: Map<string, string>,
+    readonly buildArgs: Record<string, string>,
+    readonly usedArgs: Set<string>,
+    readonly esc: string,
+  ) {}
+
+  /** Variables for expansion: stage ARGs, overridden by ENV (ENV wins, as in docker). */
+  vars(): Map<string, string> {
+    const m = new Map<string, string>();
+    for (const [k, v] of this.args) if (v !== undefined) m.set(k, v);
+    for (const [k, v] of envMap(this.config.Env)) m.set(k, v);
+    return m;
+  }
+}
+
+function planInstruction(inst: Instruction, s: StageState, number: number, at: (line: number) => { file: string; line: number }): Step {
+  const where = at(inst.range.startLine);
+  const common = { number, line: inst.range.startLine, text: inst.text };
+  const config = (patch: Partial<ContainerConfig>, createdBy: string): ConfigStep => {
+    s.config = { ...s.config, ...patch };
+    return { kind: 'config', ...common, patch, history: { created_by: createdBy, empty_layer: true } };
+  };
+  const noFlags = () => {
+    const f = inst.flags[0];
+    if (f) throw new DockerfileError(where, `${inst.kind}: unknown flag --${f.name}`);
+  };
+  const word = (w: string) => expandWord(w, s.vars(), s.esc, where);
+
+  switch (inst.kind) {
+    case 'ARG': {
+      noFlags();
+      const shown: string[] = [];
+      for (const a of inst.args) {
+        const value = argValue(a.key, a.value, s.vars(), s.buildArgs, s.esc, where) ?? s.globalArgs.get(a.key);
+        if (a.key in s.buildArgs) s.usedArgs.add(a.key);
+        s.args.set(a.key, value);
+        shown.push(value === undefined ? a.key : `${a.key}=${value}`);
+      }
+      return config({}, `ARG ${shown.join(' ')}`);
+    }
+    case 'ENV': {
+      noFlags();
+      let env = s.config.Env;
+      const shown: string[] = [];
+      for (const p of inst.pairs) {
+        const value = word(p.value ?? '');
+        env = setEnv(env, p.key, value);
+        shown.push(`${p.key}=${value}`);
+      }
+      return config({ Env: env }, `ENV ${shown.join(' ')}`);
+    }
+    case 'LABEL': {
+      noFlags();
+      const labels = { ...(s.config.Labels ?? {}) };
+      const shown: string[] = [];
+      for (const p of inst.pairs) {
+        const key = word(p.key);
+        const value = word(p.value ?? '');
+        labels[key] = value;
+        shown.push(`${key}=${value}`);
+      }
+      return config({ Labels: labels }, `LABEL ${shown.join(' ')}`);
+    }
+    case 'WORKDIR': {
+      noFlags();
+      const dir = posixPath.resolve(s.config.WorkingDir || '/', word(inst.path));
+      return config({ WorkingDir: dir }, `WORKDIR ${dir}`);
+    }
+    case 'USER': {
+      noFlags();
+      const user = word(inst.user);
+      if (user === '') throw new DockerfileError(where, 'USER requires an argument');
+      return config({ User: user }, `USER ${user}`);
+    }
+    case 'CMD': {
+      noFlags();
+      const cmd = commandArgs(inst.command, s.config);
+      s.cmdSet = true;
+      return config({ Cmd: cmd }, `CMD ${JSON.stringify(cmd)}`);
+    }
+    case 'ENTRYPOINT': {
+      noFlags();
+      const entry = commandArgs(inst.command, s.config);
+      // An ENTRYPOINT drops the CMD inherited from the base unless this stage set one.
+      const patch: Partial<ContainerConfig> = { Entrypoint: entry };
+      if (!s.cmdSet) patch.Cmd = null;
+      return config(patch, `ENTRYPOINT ${JSON.stringify(entry)}`);
+    }
+    case 'EXPOSE': {
+      noFlags();
+      const ports: string[] = [];
+      for (const raw of inst.ports) {
+        for (const w of processWordsAt(raw, s.vars(), s.esc, where)) {
+          const p = parsePortSpec(w);
+          if (!p) throw new DockerfileError(where, `EXPOSE: invalid port ${JSON.stringify(w)}`);
+          ports.push(...p);
+        }
+      }
+      return config({ ExposedPorts: withExposedPorts(s.config, ports) }, `EXPOSE ${ports.join(' ')}`);
+    }
+    case 'VOLUME': {
+      noFlags();
+      const vols: Record<string, Record<string, never>> = { ...(s.config.Volumes ?? {}) };
+      const paths = inst.json ? inst.paths.map(word) : inst.paths.flatMap((p) => processWordsAt(p, s.vars(), s.esc, where));
+      for (const p of paths) {
+        if (p.trim() === '') throw new DockerfileError(where, 'VOLUME specified can not be an empty string');
+        vols[p] = {};
+      }
+      return config({ Volumes: vols }, `VOLUME ${JSON.stringify(paths)}`);
+    }
+    case 'SHELL': {
+      noFlags();
+      return config({ Shell: [...inst.shell] }, `SHELL ${JSON.stringify(inst.shell)}`);
+    }
+    case 'STOPSIGNAL': {
+      noFlags();
+      const sig = word(inst.signal);
+      if (!isValidSignal(sig)) throw new DockerfileError(where, `STOPSIGNAL: invalid signal ${JSON.stringify(sig)}`);
+      return config({ StopSignal: sig }, `STOPSIGNAL ${sig}`);
+    }
+    case 'MAINTAINER': {
+      noFlags();
+      // MAINTAINER sets the image's author, outside `config`; the commit reads it from history.
+      return config({}, `MAINTAINER ${inst.name}`);
+    }
+    case 'ONBUILD': {
+      noFlags();
+      const triggers = [...(s.config.OnBuild ?? []), inst.trigger];
+      return config({ OnBuild: triggers }, `ONBUILD ${inst.trigger}`);
+    }
+    case 'HEALTHCHECK':
+      throw new DockerfileError(where, 'HEALTHCHECK is not supported yet');
+    case 'COPY':
+    case 'ADD':
+      return planCopy(inst, s, common, where);
+    case 'RUN':
+      throw new DockerfileError(where, 'RUN is not supported yet');
+    case 'FROM':
+      throw new DockerfileError(where, 'FROM inside a stage'); // parse.ts splits stages at FROM
+  }
+}
+
+function planCopy(
+  inst: CopyInstruction,
+  s: StageState,
+  common: { number: number; line: number; text: string },
+  where: { file: string; line: number },
+): CopyStep {
+  if (inst.kind === 'ADD') throw new DockerfileError(where, 'ADD is not supported yet');
+  if (inst.heredocs.length > 0) throw new DockerfileError(where, `${inst.kind}: heredocs are not supported yet`);
+  let chown: string | undefined;
+  let chmod: number | undefined;
+  for (const f of inst.flags) {
+    if (f.name === 'chown') {
+      chown = expandWord(f.value ?? '', s.vars(), s.esc, where);
+      if (chown === '') throw new DockerfileError(where, `${inst.kind}: --chown requires a value`);
+    } else if (f.name === 'chmod') {
+      const v = f.value ?? '';
+      if (!/^[0-7]{3,4}$/.test(v)) throw new DockerfileError(where, `${inst.kind}: --chmod must be an octal mode, got ${JSON.stringify(v)}`);
+      chmod = parseInt(v, 8);
+    } else {
+      throw new DockerfileError(where, `${inst.kind}: flag --${f.name} is not supported yet`);
+    }
+  }
+  const vars = s.vars();
+  const sources = inst.json ? inst.sources.map((w) => expandWord(w, vars, s.esc, where)) : inst.sources.flatMap((w) => processWordsAt(w, vars, s.esc, where));
+  const destWord = inst.json ? expandWord(inst.dest, vars, s.esc, where) : processWordsAt(inst.dest, vars, s.esc, where).join(' ');
+  if (sources.length === 0 || destWord === '') throw new DockerfileError(where, `${inst.kind} requires at least two arguments`);
+  for (const src of sources) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) throw new DockerfileError(where, `${inst.kind}: source can't be a URL for COPY`);
+  }
+  // docker: a relative destination is under WORKDIR; a trailing `/` (or `.`) keeps meaning "directory".
+  const workdir = s.config.WorkingDir || '/';
+  const wantsDir = destWord.endsWith('/') || destWord === '.' || destWord.endsWith('/.') || destWord === '..' || destWord.endsWith('/..');
+  let dest = posixPath.resolve(workdir, destWord);
+  if (wantsDir && !dest.endsWith('/')) dest += '/';
+  const hasWildcard = sources.some((src) => /[*?[]/.test(src));
+  if ((sources.length > 1 || hasWildcard) && !dest.endsWith('/')) {
+    // With wildcards docker checks after matching; a multi-match into a non-directory fails then.
+    if (sources.length > 1) throw new DockerfileError(where, `When using ${inst.kind} with more than one source file, the destination must be a directory and end with a /`);
+  }
+  const history: HistoryEntry = { created_by: `${inst.kind} ${[...sources, destWord].join(' ')}` };
+  return { kind: 'copy', ...common, instruction: inst.kind, sources, dest, chown, chmod, history };
+}
+
+/** The argv a CMD/ENTRYPOINT runs: exec form as is; shell form through SHELL. */
+function commandArgs(cmd: CommandForm, config: ContainerConfig): string[] {
+  if (cmd.form === 'exec') return [...cmd.args];
+  return [...(config.Shell ?? DEFAULT_SHELL), cmd.text];
+}
+
+/** An ARG's value: --build-arg wins, then the default expanded in scope; undefined when neither. */
+function argValue(
+  key: string,
+  rawDefault: string | undefined,
+  vars: Map<string, string>,
+  buildArgs: Record<string, string>,
+  esc: string,
+  where: { file: string; line: number },
+): string | undefined {
+  if (Object.prototype.hasOwnProperty.call(buildArgs, key)) return buildArgs[key];
+  if (rawDefault === undefined) return undefined;
+  return expandWord(rawDefault, vars, esc, where);
+}
+
+function expandWord(w: string, vars: Map<string, string>, esc: string, where: { file: string; line: number }): string {
+  try {
+    return processWord(w, vars, esc);
+  } catch (err) {
+    throw new DockerfileError(where, `expand ${JSON.stringify(w)}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function processWordsAt(w: string, vars: Map<string, string>, esc: string, where: { file: string; line: number }): string[] {
+  try {
+    return processWords(w, vars, esc);
+  } catch (err) {
+    throw new DockerfileError(where, `expand ${JSON.stringify(w)}: ${(err as Error).message}`, { cause: err });
+  }
+}

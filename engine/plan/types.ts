@@ -1,0 +1,73 @@
+// BuildPlan: what planBuild records in workflow history, and all the workflow needs to run
+// a build. Plain JSON, kept small: no layer bytes, no whole configs per step.
+import type { Digest } from '../digest.js';
+import type { ContainerConfig, HistoryEntry } from '../image/types.js';
+
+/** Where a stage starts. An image base is pinned to digests at planning time. */
+export type BaseSpec =
+  | { kind: 'scratch' }
+  | { kind: 'image'; ref: string; manifestDigest: Digest; configDigest: Digest }
+  | { kind: 'stage'; stage: number };
+
+interface StepCommon {
+  /** 1-based position among all steps of the build, for `Step N/M`. */
+  number: number;
+  /** 1-based line of the instruction in the Dockerfile. */
+  line: number;
+  /** The instruction as written (continuations joined), for `Step N/M : …` and errors. */
+  text: string;
+}
+
+/** FROM: shown in the output; the stage's base is in StagePlan.base. */
+export interface FromStep extends StepCommon {
+  kind: 'from';
+}
+
+/**
+ * A change to the image config only (ENV, LABEL, CMD, …): applied in the workflow, no
+ * activity, one empty_layer history entry. `patch` holds each changed field's new value;
+ * null means "set to null" (as ENTRYPOINT does to an inherited CMD).
+ */
+export interface ConfigStep extends StepCommon {
+  kind: 'config';
+  patch: Partial<ContainerConfig>;
+  history: HistoryEntry;
+}
+
+/** COPY/ADD from the build context into the image: one layer. */
+export interface CopyStep extends StepCommon {
+  kind: 'copy';
+  instruction: 'COPY' | 'ADD';
+  /** Source paths or wildcard patterns, relative to the context root, expanded. */
+  sources: string[];
+  /** Absolute destination in the image (WORKDIR applied); a trailing `/` means a directory. */
+  dest: string;
+  /** `--chown` as written (expanded): `user[:group]`, names resolved against the image. */
+  chown?: string;
+  /** `--chmod` as an octal mode. */
+  chmod?: number;
+  history: HistoryEntry;
+}
+
+export type LayerStep = CopyStep;
+export type Step = FromStep | ConfigStep | CopyStep;
+
+export interface StagePlan {
+  /** Position of the stage in the Dockerfile (0-based), as `COPY --from=0` counts. */
+  index: number;
+  name?: string;
+  base: BaseSpec;
+  /** Indexes of the stages this one needs finished first. */
+  dependsOn: number[];
+  steps: Step[];
+}
+
+export interface BuildPlan {
+  /** Only the stages the target needs, each after the stages it depends on. */
+  stages: StagePlan[];
+  /** Index of the stage whose result is the image. */
+  target: number;
+  totalSteps: number;
+  /** Things the user should hear about, e.g. build args no instruction used. */
+  warnings: string[];
+}

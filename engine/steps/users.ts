@@ -1,0 +1,62 @@
+// User and group names resolved against the image's own /etc/passwd and /etc/group.
+import { promises as fs } from 'node:fs';
+import { UserInputError } from '../errors.js';
+import { resolveInRoot } from '../fsutil/scoped.js';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+async function readDb(rootfs: string, file: string): Promise<string[][]> {
+  try {
+    const host = await resolveInRoot(rootfs, file, { followFinal: true });
+    const text = await fs.readFile(host, 'utf8');
+    return text
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.startsWith('#'))
+      .map((l) => l.split(':'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+export async function readPasswd(rootfs: string): Promise<PasswdEntry[]> {
+  return (await readDb(rootfs, '/etc/passwd')).map((f) => ({ name: f[0] ?? '', uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? '/' }));
+}
+
+/**
+ * `user[:group]` → numeric ids, as docker resolves --chown and USER: numbers are taken as
+ * they are; names must exist in the image. Without a group, a named user brings its
+ * primary group and a numeric uid is also the gid.
+ */
+export async function resolveOwner(rootfs: string, spec: string): Promise<Owner> {
+  const [user = '', group] = spec.split(':', 2);
+  let uid: number;
+  let gid: number | undefined;
+  if (/^\d+$/.test(user)) {
+    uid = Number(user);
+  } else {
+    const entry = (await readPasswd(rootfs)).find((e) => e.name === user);
+    if (!entry) throw new UserInputError('UNKNOWN_USER', `resolve user: unable to find user ${user}: no matching entries in passwd file`);
+    uid = entry.uid;
+    gid = entry.gid;
+  }
+  if (group !== undefined && group !== '') {
+    if (/^\d+$/.test(group)) gid = Number(group);
+    else {
+      const g = (await readDb(rootfs, '/etc/group')).find((f) => f[0] === group);
+      if (!g) throw new UserInputError('UNKNOWN_GROUP', `resolve group: unable to find group ${group}: no matching entries in group file`);
+      gid = Number(g[2]);
+    }
+  }
+  return { uid, gid: gid ?? uid };
+}

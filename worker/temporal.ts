@@ -1,0 +1,194 @@
+// Which Temporal server strata talks to, and the embedded dev server's lifecycle: with
+// TEMPORAL_ADDRESS unset and nothing answering on 127.0.0.1:7233, strata starts
+// `temporal server start-dev` in the background with a SQLite file under $STRATA_HOME and
+// reuses it afterwards.
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, closeSync, promises as fs } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+
+export interface TemporalTarget {
+  address: string;
+  namespace: string;
+  /** True when the address is the embedded server's. */
+  embedded: boolean;
+  /** Web UI base URL, when known. */
+  uiUrl?: string;
+}
+
+export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+
+export function embeddedPort(): number {
+  return Number(process.env.STRATA_TEMPORAL_PORT || 7233);
+}
+
+/** The server the environment names, or the embedded server's address. */
+export function configuredTarget(): TemporalTarget {
+  const namespace = process.env.TEMPORAL_NAMESPACE || 'default';
+  if (process.env.TEMPORAL_ADDRESS) {
+    return { address: process.env.TEMPORAL_ADDRESS, namespace, embedded: false, uiUrl: process.env.STRATA_UI_URL };
+  }
+  const port = embeddedPort();
+  return { address: `127.0.0.1:${port}`, namespace, embedded: true, uiUrl: process.env.STRATA_UI_URL || `http://127.0.0.1:${port + 1000}` };
+}
+
+/** Where `npm run setup` installs the Temporal CLI (go install with GOBIN). */
+export function cachedCliPath(): string {
+  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(cache, 'strata', `temporal-${TEMPORAL_CLI_VERSION}`, 'temporal');
+}
+
+/** TEMPORAL_CLI, else the cached build, else `temporal` on PATH. */
+export function findTemporalCli(): string {
+  if (process.env.TEMPORAL_CLI) return process.env.TEMPORAL_CLI;
+  const cached = cachedCliPath();
+  if (existsSync(cached)) return cached;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const p = path.join(dir, 'temporal');
+    if (dir && existsSync(p)) return p;
+  }
+  throw new Error(`start temporal: the temporal CLI was not found at ${cached} or on PATH; run \`bash scripts/setup.sh\` or set TEMPORAL_CLI`);
+}
+
+export function isListening(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host });
+    sock.setTimeout(1000);
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('timeout', () => {
+      sock.destroy();
+      resolve(false);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+/** True when the server answers and the namespace exists. */
+async function isReady(target: TemporalTarget): Promise<boolean> {
+  let conn: Connection | undefined;
+  try {
+    conn = await Connection.connect({ address: target.address, connectTimeout: 2000 });
+    await conn.workflowService.describeNamespace({ namespace: target.namespace });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await conn?.close();
+  }
+}
+
+interface ServerState {
+  pid: number;
+  port: number;
+  uiPort: number;
+  db: string;
+  log: string;
+}
+
+function serverDir(home: string): string {
+  return path.join(home, 'temporal');
+}
+
+async function readState(home: string): Promise<ServerState | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(path.join(serverDir(home), 'server.json'), 'utf8')) as ServerState;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Returns a ready server: TEMPORAL_ADDRESS's, or the embedded one, started when nothing
+ * answers on its port. Starting takes a few seconds the first time.
+ */
+export async function ensureTemporal(home: string, log: (msg: string) => void = () => undefined): Promise<TemporalTarget> {
+  const target = configuredTarget();
+  if (!target.embedded) return target;
+  const port = embeddedPort();
+  if (await isListening(port)) {
+    if (await waitReady(target, 30_000)) return target;
+    throw new Error(`connect temporal: something listens on 127.0.0.1:${port} but is not a ready Temporal server`);
+  }
+  await startServer(home, log);
+  return target;
+}
+
+/** Starts the embedded dev server in the background (detached: it outlives this process). */
+export async function startServer(home: string, log: (msg: string) => void = () => undefined): Promise<ServerState> {
+  const target = configuredTarget();
+  const port = embeddedPort();
+  const uiPort = port + 1000;
+  const dir = serverDir(home);
+  await fs.mkdir(dir, { recursive: true });
+  const existing = await readState(home);
+  if (existing && alive(existing.pid) && (await isListening(existing.port))) return existing;
+  const cli = findTemporalCli();
+  const db = path.join(dir, 'temporal.db');
+  const logFile = path.join(dir, 'server.log');
+  log(`Starting the embedded Temporal server on 127.0.0.1:${port} (Web UI http://127.0.0.1:${uiPort})`);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(
+    cli,
+    ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--db-filename', db, '--log-level', 'warn'],
+    { detached: true, stdio: ['ignore', fd, fd] },
+  );
+  closeSync(fd);
+  child.unref();
+  const state: ServerState = { pid: child.pid!, port, uiPort, db, log: logFile };
+  await fs.writeFile(path.join(dir, 'server.json'), JSON.stringify(state));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && !exited) {
+    if (await isReady(target)) return state;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  const tail = (await fs.readFile(logFile, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
+  throw new Error(`start temporal: the dev server did not become ready on port ${port}; see ${logFile}:\n${tail}`);
+}
+
+async function waitReady(target: TemporalTarget, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await isReady(target)) return true;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return false;
+}
+
+/** Stops the embedded server this store started. Returns false when none was running. */
+export async function stopServer(home: string): Promise<boolean> {
+  const state = await readState(home);
+  if (!state || !alive(state.pid)) {
+    await fs.rm(path.join(serverDir(home), 'server.json'), { force: true });
+    return false;
+  }
+  process.kill(state.pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (alive(state.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive(state.pid)) process.kill(state.pid, 'SIGKILL');
+  while (alive(state.pid)) await new Promise((r) => setTimeout(r, 50));
+  await fs.rm(path.join(serverDir(home), 'server.json'), { force: true });
+  return true;
+}
+
+export async function serverStatus(home: string): Promise<{ running: boolean; state?: ServerState; target: TemporalTarget; reachable: boolean }> {
+  const target = configuredTarget();
+  const state = await readState(home);
+  const running = !!state && alive(state.pid);
+  return { running, state: running ? state : undefined, target, reachable: await isReady(target) };
+}

@@ -1,0 +1,52 @@
+// The worker: the composition root that gives the activities their store and polls the
+// task queue for workflow and activity tasks.
+import { promises as fs } from 'node:fs';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import type { Store } from '../engine/store/store.js';
+import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
+import type { TemporalTarget } from './temporal.js';
+
+export const DEFAULT_TASK_QUEUE = 'strata';
+
+export function taskQueue(): string {
+  return process.env.STRATA_TASK_QUEUE || DEFAULT_TASK_QUEUE;
+}
+
+let runtimeInstalled = false;
+
+/** Temporal's own logs go to stderr at WARN unless STRATA_LOG_LEVEL says otherwise. */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = (process.env.STRATA_LOG_LEVEL?.toUpperCase() ?? 'WARN') as LogLevel;
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => {
+      process.stderr.write(`[worker ${entry.level}] ${entry.message}${entry.meta && Object.keys(entry.meta).length ? ' ' + JSON.stringify(entry.meta) : ''}\n`);
+    }),
+    telemetryOptions: { logging: { filter: { core: level === 'TRACE' ? 'TRACE' : 'WARN', other: 'ERROR' }, forward: {} } },
+  });
+}
+
+export interface WorkerOptions {
+  target: TemporalTarget;
+  store: Store;
+  taskQueue?: string;
+  identity?: string;
+}
+
+/** Creates a worker ready to run; `worker.run()` polls until `worker.shutdown()`. */
+export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
+  installRuntime();
+  const connection = await NativeConnection.connect({ address: opts.target.address });
+  const bundleReady = await fs.access(BUNDLE_PATH).then(() => true, () => false);
+  const worker = await Worker.create({
+    connection,
+    namespace: opts.target.namespace,
+    taskQueue: opts.taskQueue ?? taskQueue(),
+    identity: opts.identity,
+    ...(bundleReady ? { workflowBundle: { codePath: BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({ store: opts.store }),
+  });
+  return { worker, connection };
+}

@@ -1,0 +1,139 @@
+// buildImage: one Dockerfile build as a durable workflow. Planning and every filesystem step
+// run as activities; config-only steps are applied here, from the recorded plan.
+import { ApplicationFailure, ActivityFailure, defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { ImageState } from '../engine/image/types.js';
+import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
+import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, StepProgress } from './types.js';
+
+export const progressQuery = defineQuery<BuildProgress>('progress');
+
+// User errors are thrown by activities as non-retryable failures; these limits cover the rest.
+const quick = proxyActivities<BuildActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
+});
+const steps = proxyActivities<BuildActivities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
+});
+
+export async function buildImage(req: BuildRequest): Promise<BuildResult> {
+  const progress: BuildProgress = { phase: 'planning', totalSteps: 0, steps: [], warnings: [] };
+  setHandler(progressQuery, () => progress);
+
+  try {
+    const plan = await quick.planBuild({
+      dockerfileDigest: req.dockerfileDigest,
+      dockerfileName: req.dockerfileName,
+      buildArgs: req.buildArgs,
+      target: req.target,
+    });
+    progress.totalSteps = plan.totalSteps;
+    progress.warnings = plan.warnings;
+    progress.phase = 'building';
+    const final = await runStages(plan, req, progress);
+
+    progress.phase = 'committing';
+    const image = await quick.commitImage({ state: final, tags: req.tags, sourceDateEpoch: req.sourceDateEpoch });
+
+    progress.phase = 'saving';
+    const outputs: string[] = [];
+    for (const out of req.outputs) {
+      const saved = await steps.saveImage({ manifestDigest: image.manifestDigest, tags: req.tags, dest: out.dest });
+      outputs.push(saved.dest);
+    }
+    progress.phase = 'done';
+    return { imageId: image.imageId, manifestDigest: image.manifestDigest, tags: req.tags, outputs, warnings: plan.warnings };
+  } catch (err) {
+    progress.phase = 'failed';
+    throw toBuildFailure(err);
+  }
+}
+
+/** Runs the planned stages, each as soon as the stages it needs are done. */
+async function runStages(plan: BuildPlan, req: BuildRequest, progress: BuildProgress): Promise<ImageState> {
+  const results = new Map<number, Promise<ImageState>>();
+  for (const stage of plan.stages) {
+    for (const step of stage.steps) progress.steps.push({ number: step.number, text: step.text, status: 'pending' });
+  }
+  for (const stage of plan.stages) {
+    results.set(stage.index, runStage(stage, results, req, progress));
+  }
+  // Wait for all, so a failing stage is reported even when the target finished first.
+  const settled = await Promise.allSettled(results.values());
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.get(plan.target)!;
+}
+
+async function runStage(
+  stage: StagePlan,
+  results: Map<number, Promise<ImageState>>,
+  req: BuildRequest,
+  progress: BuildProgress,
+): Promise<ImageState> {
+  const track = (n: number): StepProgress => progress.steps.find((s) => s.number === n)!;
+  let state: ImageState;
+  const [fromStep, ...rest] = stage.steps;
+  const from = track(fromStep!.number);
+  from.status = 'running';
+  if (stage.base.kind === 'stage') {
+    state = await results.get(stage.base.stage)!;
+  } else {
+    state = await quick.resolveBase(stage.base);
+  }
+  from.status = 'done';
+  from.layer = state.layers.length > 0 ? shortId(state.layers[state.layers.length - 1]!.chainId) : undefined;
+
+  for (const step of rest) {
+    const p = track(step.number);
+    p.status = 'running';
+    try {
+      switch (step.kind) {
+        case 'config':
+          state = applyConfig(state, step);
+          break;
+        case 'copy': {
+          const r = await steps.copyStep({ parent: state, step, contextDigest: req.contextDigest, sourceDateEpoch: req.sourceDateEpoch });
+          state = { ...state, layers: [...state.layers, r.layer], history: [...state.history, r.history] };
+          p.layer = shortId(r.layer.chainId);
+          break;
+        }
+        case 'from':
+          break;
+      }
+      p.status = 'done';
+    } catch (err) {
+      p.status = 'failed';
+      p.error = failureMessage(err);
+      throw ApplicationFailure.nonRetryable(`Step ${step.number}/${progress.totalSteps} : ${step.text} (line ${step.line}): ${p.error}`, 'StepFailed');
+    }
+  }
+  return state;
+}
+
+function applyConfig(state: ImageState, step: ConfigStep): ImageState {
+  return { ...state, config: { ...state.config, ...step.patch }, history: [...state.history, step.history] };
+}
+
+function shortId(d: string): string {
+  return d.slice('sha256:'.length, 'sha256:'.length + 12);
+}
+
+/** The innermost message: an activity failure wraps the engine's error as its cause. */
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+function toBuildFailure(err: unknown): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ActivityFailure) {
+    const cause = err.cause;
+    if (cause instanceof ApplicationFailure) return ApplicationFailure.nonRetryable(cause.message, cause.type ?? 'BuildFailed');
+    return ApplicationFailure.nonRetryable(failureMessage(err), 'BuildFailed');
+  }
+  return err;
+}

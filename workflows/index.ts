@@ -1,0 +1,2 @@
+// Every workflow the worker registers.
+export { buildImage, progressQuery } from './buildImage.js';
