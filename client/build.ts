@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto'; // CommonJS: no named exports under ESM
 import { normalizeReference } from '../engine/image/reference.js';
 import type { Store } from '../engine/store/store.js';
 import { ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
@@ -60,7 +60,7 @@ export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | 
 
 /** True when some worker polled the queue recently (a dead one stays listed for minutes). */
 export async function hasLiveWorker(client: Client, namespace: string, queue: string): Promise<boolean> {
-  const { TaskQueueType, TaskQueueKind } = temporal.api.enums.v1;
+  const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
   const recentMs = 70_000; // a live poller renews its long poll at least once a minute
   for (const taskQueueType of [TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]) {
     const r = await client.workflowService.describeTaskQueue({

@@ -44,7 +44,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     connection,
     namespace: opts.target.namespace,
     taskQueue: opts.taskQueue ?? taskQueue(),
-    identity: opts.identity,
+    ...(opts.identity ? { identity: opts.identity } : {}), // an explicit undefined is rejected
     ...(bundleReady ? { workflowBundle: { codePath: BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ store: opts.store }),
   });

@@ -3,7 +3,7 @@
 import posixPath from 'node:path/posix';
 import type { Digest } from '../digest.js';
 import { DockerfileError } from '../errors.js';
-import { processWord, processWords } from '../dockerfile/expand.js';
+import { processWord } from '../dockerfile/expand.js';
 import type {
   CommandForm,
   CopyInstruction,
@@ -262,7 +262,8 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
       noFlags();
       const ports: string[] = [];
       for (const raw of inst.ports) {
-        for (const w of processWordsAt(raw, s.vars(), s.esc, where)) {
+        {
+          const w = word(raw);
           const p = parsePortSpec(w);
           if (!p) throw new DockerfileError(where, `EXPOSE: invalid port ${JSON.stringify(w)}`);
           ports.push(...p);
@@ -273,7 +274,7 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
     case 'VOLUME': {
       noFlags();
       const vols: Record<string, Record<string, never>> = { ...(s.config.Volumes ?? {}) };
-      const paths = inst.json ? inst.paths.map(word) : inst.paths.flatMap((p) => processWordsAt(p, s.vars(), s.esc, where));
+      const paths = inst.paths.map(word);
       for (const p of paths) {
         if (p.trim() === '') throw new DockerfileError(where, 'VOLUME specified can not be an empty string');
         vols[p] = {};
@@ -335,8 +336,9 @@ function planCopy(
     }
   }
   const vars = s.vars();
-  const sources = inst.json ? inst.sources.map((w) => expandWord(w, vars, s.esc, where)) : inst.sources.flatMap((w) => processWordsAt(w, vars, s.esc, where));
-  const destWord = inst.json ? expandWord(inst.dest, vars, s.esc, where) : processWordsAt(inst.dest, vars, s.esc, where).join(' ');
+  // docker splits the shell form on blanks (parse.ts did) and expands each word on its own.
+  const sources = inst.sources.map((w) => expandWord(w, vars, s.esc, where));
+  const destWord = expandWord(inst.dest, vars, s.esc, where);
   if (sources.length === 0 || destWord === '') throw new DockerfileError(where, `${inst.kind} requires at least two arguments`);
   for (const src of sources) {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) throw new DockerfileError(where, `${inst.kind}: source can't be a URL for COPY`);
@@ -378,14 +380,6 @@ function argValue(
 function expandWord(w: string, vars: Map<string, string>, esc: string, where: { file: string; line: number }): string {
   try {
     return processWord(w, vars, esc);
-  } catch (err) {
-    throw new DockerfileError(where, `expand ${JSON.stringify(w)}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-function processWordsAt(w: string, vars: Map<string, string>, esc: string, where: { file: string; line: number }): string[] {
-  try {
-    return processWords(w, vars, esc);
   } catch (err) {
     throw new DockerfileError(where, `expand ${JSON.stringify(w)}: ${(err as Error).message}`, { cause: err });
   }

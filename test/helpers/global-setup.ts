@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { REPO_ROOT, STRATA_BIN, strataOk } from './cli.js';
+import globalTeardown from './global-teardown.js';
 
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -27,6 +28,16 @@ async function pickPort(): Promise<number> {
 }
 
 export default async function globalSetup(): Promise<void> {
+  try {
+    await setUp();
+  } catch (err) {
+    // jest skips the teardown when set-up fails: stop what was started here and now.
+    await globalTeardown();
+    throw err;
+  }
+}
+
+async function setUp(): Promise<void> {
   const home = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-test-home-'));
   process.env.STRATA_HOME = home;
   process.env.STRATA_TEMPORAL_PORT = String(await pickPort());
@@ -53,6 +64,8 @@ async function waitForWorker(home: string): Promise<void> {
   while (Date.now() < deadline) {
     const text = await fs.readFile(path.join(home, 'worker.log'), 'utf8').catch(() => '');
     if (text.includes('polling task queue')) return;
+    const worker = (globalThis as { strataWorker?: { exitCode: number | null } }).strataWorker;
+    if (worker && worker.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`the shared test worker did not start; see ${home}/worker.log`);

@@ -9,7 +9,9 @@ export default async function globalTeardown(): Promise<void> {
   if (worker && worker.exitCode === null) {
     const exited = new Promise((r) => worker.once('exit', r));
     worker.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 15_000)))]);
+    clearTimeout(timer);
     if (worker.exitCode === null) worker.kill('SIGKILL');
   }
   await strata(['server', 'stop']);
