@@ -52,9 +52,18 @@ Environment:
       const target = await ensureTemporal(store.root, (m) => console.error(m));
       const { worker, connection } = await createWorker({ target, store });
       console.error(`strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root})`);
-      const stop = () => worker.shutdown();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      // Graceful first: running activities finish or are cancelled. A worker whose server is
+      // gone would wait on its polls forever, so it leaves after a grace period, or at once
+      // on a second signal.
+      let stopping = false;
+      const stop = () => {
+        if (stopping) process.exit(130);
+        stopping = true;
+        worker.shutdown();
+        setTimeout(() => process.exit(1), Number(process.env.STRATA_WORKER_SHUTDOWN_GRACE_MS || 20_000)).unref();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
       await worker.run();
       await connection.close();
     });

@@ -1,0 +1,433 @@
+// The one safe tar extractor: every entry lands inside destDir whatever its name, its link
+// target or the symlinks earlier entries made (paths resolve as if destDir were `/`).
+import { constants as fsc, promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import tarStream from 'tar-stream';
+import type { ExtractEvents, Header } from 'tar-stream';
+import { EngineError, PathEscapeError } from '../errors.js';
+import { cleanRelative, resolveInRoot } from './scoped.js';
+import { makeNodes, writeXattrs, type NodeSpec, type XattrSpec } from './special.js';
+
+export interface ExtractOptions {
+  /**
+   * 'overlay': OCI whiteouts become overlay ones (`.wh.NAME` → 0/0 character device NAME,
+   * `.wh..wh..opq` → trusted.overlay.opaque=y on its directory), for layer snapshots.
+   * 'keep': such names are ordinary files (a build context may hold them).
+   */
+  whiteouts: 'overlay' | 'keep';
+  /** Apply the uid/gid of each entry (default true); otherwise files belong to the caller. */
+  sameOwner?: boolean;
+}
+
+export interface ExtractResult {
+  /** Tar entries read (pax and long-name headers not counted). */
+  entries: number;
+}
+
+/**
+ * Extracts the tar read from `src` into `destDir`, an existing directory that nobody else
+ * writes to while this runs. Names with `..` above the root throw PathEscapeError; absolute
+ * names and symlinks resolve inside destDir. Consumes `src` to its end; on any error stops,
+ * destroys `src` and rethrows, leaving destDir half-written for the caller to remove.
+ */
+export async function extractTar(src: Readable, destDir: string, opts: ExtractOptions): Promise<ExtractResult> {
+  const root = path.resolve(destDir);
+  const extract = tarStream.extract();
+  // Errors surface through the pump and the entry iterator below; these listeners only keep
+  // an 'error' event that fires before those are attached from being thrown as uncaught.
+  src.on('error', noop);
+  extract.on('error', noop);
+  let entries = 0;
+  let pumping: Promise<void> | undefined;
+  try {
+    const st = await fs.lstat(root);
+    if (!st.isDirectory()) throw new EngineError('EXTRACT_DEST_INVALID', `extract tar: ${root} is not a directory`);
+    const job = new Extraction(root, opts.whiteouts, opts.sameOwner ?? true);
+    // Fed by hand rather than src.pipe(): a streamx Writable is not a Node one, and this way
+    // backpressure and errors are explicit.
+    const pump = (async () => {
+      for await (const chunk of src) if (!extract.write(chunk)) await drained(extract);
+      extract.end(undefined);
+    })();
+    pump.catch((err: unknown) => extract.destroy(err as Error));
+    pumping = pump;
+    for await (const entry of extract) {
+      entries++;
+      await job.apply(entry);
+      await drain(entry); // the next header is only parsed once this body is consumed
+    }
+    await pump;
+    await job.finish();
+  } catch (err) {
+    extract.destroy();
+    src.destroy();
+    await pumping?.catch(noop);
+    throw err;
+  } finally {
+    src.off('error', noop);
+  }
+  return { entries };
+}
+
+// tar-stream sets `pax` (the entry's pax records, strings decoded as UTF-8) on headers.
+type TarHeader = Omit<Header, 'pax' | 'type'> & { type: Header['type'] | null; pax?: Record<string, string> | null };
+type Entry = ExtractEvents['entry'][1];
+
+interface PendingNode {
+  spec: NodeSpec;
+  uid: number;
+  gid: number;
+  mtime: number;
+}
+
+const WHITEOUT_PREFIX = '.wh.';
+const WHITEOUT_META_PREFIX = '.wh..wh.';
+const OPAQUE_MARKER = '.wh..wh..opq';
+const XATTR_PAX_PREFIX = 'SCHILY.xattr.';
+const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
+
+/**
+ * The state of one extraction. Device nodes and xattrs need child processes, so they are
+ * queued and made in one batch each at the end; directory times are set last, deepest
+ * first, because creating children changes them. Replacing a path drops what was queued
+ * for it and below it.
+ */
+class Extraction {
+  private readonly nodes = new Map<string, PendingNode>();
+  private readonly xattrs = new Map<string, Map<string, Buffer>>();
+  private readonly dirTimes = new Map<string, number>();
+
+  constructor(
+    private readonly root: string,
+    private readonly whiteouts: 'overlay' | 'keep',
+    private readonly sameOwner: boolean,
+  ) {}
+
+  async apply(entry: Entry): Promise<void> {
+    const h = entry.header as TarHeader;
+    const rel = cleanRelative(h.name);
+    if (rel === undefined) throw new PathEscapeError(`extract tar: entry ${JSON.stringify(h.name)} climbs above the root`);
+    if (rel === '') {
+      // The root's own entry ("./"): destDir is given, its metadata is the caller's.
+      if (h.type === 'directory') return;
+      throw invalid(h, `a ${h.type ?? 'entry of unknown type'} cannot replace the root`);
+    }
+    const slash = rel.lastIndexOf('/');
+    const parentRel = slash < 0 ? '' : rel.slice(0, slash);
+    const base = rel.slice(slash + 1);
+
+    if (this.whiteouts === 'overlay' && base.startsWith(WHITEOUT_PREFIX)) {
+      await this.whiteout(h, parentRel, base);
+      return;
+    }
+
+    const parent = await this.parentDir(h, parentRel);
+    const target = path.join(parent, base);
+    switch (h.type) {
+      case 'directory':
+        await this.directory(h, target);
+        break;
+      case 'file':
+      case 'contiguous-file': // POSIX: readers without contiguous files treat them as regular
+        await this.file(h, target, entry);
+        break;
+      case 'symlink':
+        await this.symlink(h, target);
+        break;
+      case 'link':
+        await this.hardlink(h, target);
+        break;
+      case 'character-device':
+      case 'block-device':
+      case 'fifo':
+        await this.node(h, target);
+        break;
+      default:
+        // docker fails on types it does not know (GNU sparse, multi-volume…) rather than
+        // silently dropping content; so do we.
+        throw new EngineError('TAR_UNSUPPORTED', `extract tar: entry ${JSON.stringify(h.name)}: unsupported entry type`, {
+          userError: true,
+        });
+    }
+    this.queueXattrs(h, target);
+  }
+
+  /** Makes queued nodes, applies queued xattrs, then sets directory times deepest first. */
+  async finish(): Promise<void> {
+    await this.flushNodes();
+    const specs: XattrSpec[] = [];
+    for (const [p, attrs] of this.xattrs) for (const [name, value] of attrs) specs.push({ path: p, name, value });
+    // docker ignores ENOTSUP/EPERM here too (a filesystem without xattrs, user.* on a symlink).
+    await writeXattrs(specs, { ignoreUnsupported: true });
+    const dirs = [...this.dirTimes].sort((a, b) => depth(b[0]) - depth(a[0]));
+    for (const [p, t] of dirs) await fs.lutimes(p, t, t);
+  }
+
+  private async directory(h: TarHeader, target: string): Promise<void> {
+    const kept = await this.prepare(target, true);
+    if (!kept) await fs.mkdir(target, { mode: 0o700 });
+    await this.chown(target, h);
+    await fs.chmod(target, mode(h));
+    this.dirTimes.set(target, mtime(h));
+  }
+
+  private async file(h: TarHeader, target: string, body: Entry): Promise<void> {
+    await this.prepare(target, false);
+    // O_EXCL|O_NOFOLLOW: prepare() removed whatever was there; never write through a link.
+    const fh = await fs.open(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    try {
+      for await (const chunk of body) await writeAll(fh, chunk as Buffer);
+    } finally {
+      await fh.close();
+    }
+    await this.finishInode(h, target);
+  }
+
+  private async symlink(h: TarHeader, target: string): Promise<void> {
+    if (!h.linkname) throw invalid(h, 'symlink without a target');
+    await this.prepare(target, false);
+    // The target is stored as written: it is only ever followed by resolveInRoot (here) or
+    // inside the container, both scoped to the root.
+    await fs.symlink(h.linkname, target);
+    await this.chown(target, h);
+    const t = mtime(h);
+    await fs.lutimes(target, t, t);
+  }
+
+  private async hardlink(h: TarHeader, target: string): Promise<void> {
+    const linkRel = cleanRelative(h.linkname ?? '');
+    if (linkRel === undefined) {
+      throw new PathEscapeError(`extract tar: hardlink ${JSON.stringify(h.name)} → ${JSON.stringify(h.linkname)} climbs above the root`);
+    }
+    if (linkRel === '') throw invalid(h, 'hardlink to the root');
+    // Intermediate symlinks resolve inside the root; a symlink as the last component is
+    // linked itself (link(2) does not follow it), like docker.
+    const source = await resolveInRoot(this.root, linkRel);
+    if (this.nodes.has(source)) await this.flushNodes();
+    let st;
+    try {
+      st = await fs.lstat(source);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw invalid(h, `hardlink target ${JSON.stringify(h.linkname)} is missing`);
+      throw err;
+    }
+    if (st.isDirectory()) throw invalid(h, `hardlink target ${JSON.stringify(h.linkname)} is a directory`);
+    if (source === target) throw invalid(h, 'hardlink to itself');
+    await this.prepare(target, false);
+    try {
+      await fs.link(source, target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw invalid(h, `hardlink target ${JSON.stringify(h.linkname)} was replaced by this entry`);
+      throw err;
+    }
+    // Like docker, the link entry's metadata is applied to the shared inode, except mode on
+    // a symlink: chmod would follow it, possibly out of the root.
+    await this.chown(target, h);
+    if (!st.isSymbolicLink()) await fs.chmod(target, mode(h));
+    const t = mtime(h);
+    await fs.lutimes(target, t, t);
+  }
+
+  private async node(h: TarHeader, target: string): Promise<void> {
+    await this.prepare(target, false);
+    const type = h.type === 'fifo' ? 'fifo' : h.type === 'block-device' ? 'block' : 'char';
+    this.nodes.set(target, {
+      spec: { path: target, type, major: h.devmajor ?? 0, minor: h.devminor ?? 0, mode: mode(h) },
+      ...this.owner(h),
+      mtime: mtime(h),
+    });
+  }
+
+  private async whiteout(h: TarHeader, parentRel: string, base: string): Promise<void> {
+    if (base === OPAQUE_MARKER) {
+      const dir = await this.parentDir(h, parentRel);
+      this.setXattr(dir, 'trusted.overlay.opaque', Buffer.from('y'));
+      return;
+    }
+    // Other `.wh..wh.` names are AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs) that means
+    // nothing to overlay; docker drops them as well.
+    if (base.startsWith(WHITEOUT_META_PREFIX)) return;
+    const name = base.slice(WHITEOUT_PREFIX.length);
+    if (name === '..') throw new PathEscapeError(`extract tar: whiteout ${JSON.stringify(h.name)} names a parent directory`);
+    if (name === '' || name === '.') throw invalid(h, 'whiteout without a name');
+    const dir = await this.parentDir(h, parentRel);
+    const target = path.join(dir, name);
+    await this.prepare(target, false);
+    // The overlay whiteout: a 0/0 character device, mode 0, owned like the tar entry.
+    this.nodes.set(target, {
+      spec: { path: target, type: 'char', major: 0, minor: 0, mode: 0 },
+      ...this.owner(h),
+      mtime: mtime(h),
+    });
+  }
+
+  /** Resolves (symlinks scoped to the root) and creates the directory an entry goes into. */
+  private async parentDir(h: TarHeader, parentRel: string): Promise<string> {
+    const dir = await resolveInRoot(this.root, parentRel, { followFinal: true });
+    if (this.nodes.size > 0) {
+      for (let p = dir; p !== this.root && p.length > this.root.length; p = path.dirname(p)) {
+        if (this.nodes.has(p)) throw invalid(h, `parent ${path.relative(this.root, p)} is not a directory`);
+      }
+    }
+    try {
+      await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTDIR') throw invalid(h, `parent ${path.relative(this.root, dir)} is not a directory`);
+      throw err;
+    }
+    return dir;
+  }
+
+  /**
+   * Clears the way for a new entry at `target`: whatever is there goes, unless it is a
+   * directory and so is the entry. Returns true when an existing directory is kept.
+   */
+  private async prepare(target: string, isDir: boolean): Promise<boolean> {
+    let st;
+    try {
+      st = await fs.lstat(target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (st?.isDirectory() && isDir) return true;
+    if (st !== undefined) await fs.rm(target, { recursive: true, force: true }); // never follows links
+    if (st !== undefined || this.nodes.has(target)) this.forget(target);
+    return false;
+  }
+
+  /** Drops everything queued for `p` and below it: that part of the tree was replaced. */
+  private forget(p: string): void {
+    const under = p + '/';
+    for (const map of [this.nodes, this.xattrs, this.dirTimes] as Map<string, unknown>[]) {
+      for (const k of map.keys()) if (k === p || k.startsWith(under)) map.delete(k);
+    }
+  }
+
+  private async flushNodes(): Promise<void> {
+    if (this.nodes.size === 0) return;
+    const batch = [...this.nodes.values()];
+    this.nodes.clear();
+    await makeNodes(batch.map((n) => n.spec));
+    for (const n of batch) {
+      if (this.sameOwner) await fs.lchown(n.spec.path, n.uid, n.gid);
+      await fs.chmod(n.spec.path, n.spec.mode); // after chown, which may clear setuid/setgid
+      await fs.lutimes(n.spec.path, n.mtime, n.mtime);
+    }
+  }
+
+  /** Owner, then mode (chown clears setuid/setgid), then times, for a file or hardlink. */
+  private async finishInode(h: TarHeader, target: string): Promise<void> {
+    await this.chown(target, h);
+    await fs.chmod(target, mode(h));
+    const t = mtime(h);
+    await fs.lutimes(target, t, t);
+  }
+
+  private async chown(target: string, h: TarHeader): Promise<void> {
+    if (!this.sameOwner) return;
+    const { uid, gid } = this.owner(h);
+    await fs.lchown(target, uid, gid);
+  }
+
+  private owner(h: TarHeader): { uid: number; gid: number } {
+    // tar-stream does not apply pax uid/gid (ids too large for the header fields).
+    return { uid: paxInt(h, 'uid') ?? h.uid ?? 0, gid: paxInt(h, 'gid') ?? h.gid ?? 0 };
+  }
+
+  private queueXattrs(h: TarHeader, target: string): void {
+    if (!h.pax) return;
+    for (const [key, value] of Object.entries(h.pax)) {
+      if (!key.startsWith(XATTR_PAX_PREFIX)) continue;
+      const name = key.slice(XATTR_PAX_PREFIX.length);
+      // Overlay metadata comes only from whiteout conversion; a layer must not be able to
+      // plant redirects, origins or opaque flags of its own.
+      if (name === '' || name.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+      // tar-stream decodes pax values as UTF-8: a binary value arrives with U+FFFD in place
+      // of its bytes. Applying that would silently corrupt e.g. a file capability.
+      if (value.includes('\uFFFD')) {
+        const detail = `xattr ${name} has a binary value that cannot be decoded`;
+        throw new EngineError('TAR_UNSUPPORTED', `extract tar: entry ${JSON.stringify(h.name)}: ${detail}`, { userError: true });
+      }
+      this.setXattr(target, name, Buffer.from(value, 'utf8'));
+    }
+  }
+
+  private setXattr(target: string, name: string, value: Buffer): void {
+    let attrs = this.xattrs.get(target);
+    if (!attrs) this.xattrs.set(target, (attrs = new Map()));
+    attrs.set(name, value);
+  }
+}
+
+function invalid(h: TarHeader, detail: string): EngineError {
+  return new EngineError('TAR_INVALID', `extract tar: entry ${JSON.stringify(h.name)}: ${detail}`, { userError: true });
+}
+
+function mode(h: TarHeader): number {
+  return (h.mode ?? 0) & 0o7777;
+}
+
+/** Seconds since the epoch; a pax mtime (fractional or beyond the header field) wins. */
+function mtime(h: TarHeader): number {
+  const pax = h.pax?.mtime;
+  if (pax !== undefined) {
+    const t = Number(pax);
+    if (Number.isFinite(t)) return t;
+  }
+  return h.mtime ? h.mtime.getTime() / 1000 : 0;
+}
+
+function paxInt(h: TarHeader, key: string): number | undefined {
+  const v = h.pax?.[key];
+  if (v === undefined || !/^\d+$/.test(v)) return undefined;
+  return Number(v);
+}
+
+function depth(p: string): number {
+  let n = 0;
+  for (let i = p.indexOf('/'); i >= 0; i = p.indexOf('/', i + 1)) n++;
+  return n;
+}
+
+async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+    off += bytesWritten;
+  }
+}
+
+function drained(w: ReturnType<typeof tarStream.extract>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (w.destroyed || w.destroying) {
+      reject(new EngineError('EXTRACT_ABORTED', 'extract tar: tar parser closed while reading'));
+      return;
+    }
+    const cleanup = () => {
+      w.off('drain', onDrain);
+      w.off('close', onClose);
+    };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new EngineError('EXTRACT_ABORTED', 'extract tar: tar parser closed while reading'));
+    };
+    w.on('drain', onDrain);
+    w.on('close', onClose);
+  });
+}
+
+function noop(): void {}
+
+async function drain(entry: Entry): Promise<void> {
+  for await (const _ of entry) {
+    // discard
+  }
+}
