@@ -20,10 +20,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages, from the lock file.
+# npm packages, from the lock file. Not `npm ci`: npm 11 with this registry writes locks
+# without other platforms' optional packages, and `npm ci` then refuses its own lock.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "Installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 # The Temporal CLI v1.5.1 (newer tags carry a replace directive go install refuses).
