@@ -12,7 +12,10 @@ import { planDockerfile } from '../engine/plan/planner.js';
 import type { BaseSpec } from '../engine/plan/types.js';
 import { executeCopy } from '../engine/steps/copy.js';
 import type { Store } from '../engine/store/store.js';
-import type { BuildActivities, CommitInput, CopyInput, PlanInput, SaveInput } from '../workflows/types.js';
+import { executeRun } from '../engine/steps/run.js';
+import { executeWorkdir } from '../engine/steps/workdir.js';
+import { stepLogPath } from '../engine/store/logs.js';
+import type { BuildActivities, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
 
 export interface ActivityDeps {
   store: Store;
@@ -45,10 +48,37 @@ export function createActivities({ store }: ActivityDeps): BuildActivities {
       guarded(
         async () => {
           const contextDir = await ensureContext(store, input.contextDigest);
-          return executeCopy(store, { parent: input.parent, step: input.step, contextDir, sourceDateEpoch: input.sourceDateEpoch });
+          return executeCopy(store, { parentTop: input.parentTop, step: input.step, contextDir, sourceDateEpoch: input.sourceDateEpoch });
         },
         { heartbeat: true },
       ),
+
+    runStep: (input: RunInput) => {
+      const ctx = Context.current();
+      const output = new OutputBeat(input.step.number);
+      // Heartbeats carry the newest output (clients stream it from the pending activity's
+      // details, from any machine) and bring cancellation to the running container.
+      const timer = setInterval(() => ctx.heartbeat(output.take()), RUN_HEARTBEAT_MS);
+      ctx.heartbeat(output.take());
+      return guarded(() =>
+        executeRun(store, {
+          parentTop: input.parentTop,
+          step: input.step,
+          network: input.network,
+          sourceDateEpoch: input.sourceDateEpoch,
+          timeoutMs: input.stepTimeoutMs,
+          logFile: stepLogPath(store.root, ctx.info.workflowExecution?.workflowId ?? 'standalone', input.step.number),
+          onOutput: (chunk) => output.push(chunk),
+          signal: ctx.cancellationSignal,
+        }).catch((err: unknown) => {
+          // A cancelled step reports Temporal's cancellation, not an engine error.
+          if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
+          throw err;
+        }),
+      ).finally(() => clearInterval(timer));
+    },
+
+    workdirStep: (input: WorkdirInput) => guarded(() => executeWorkdir(store, input), { heartbeat: true }),
 
     commitImage: (input: CommitInput) => guarded(() => commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch })),
 
@@ -66,6 +96,35 @@ export function createActivities({ store }: ActivityDeps): BuildActivities {
 
 /** How often a long activity tells Temporal it is alive. */
 const HEARTBEAT_MS = 10_000;
+/** RUN heartbeats often: they carry its output to clients and its cancellation to us. */
+const RUN_HEARTBEAT_MS = 1_000;
+/** The most output one heartbeat carries; a client that falls behind is told to see the log. */
+const BEAT_BYTES = 64 * 1024;
+
+/** Output not yet sent in a heartbeat. */
+class OutputBeat {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private offset = 0;
+  constructor(private readonly step: number) {}
+  push(chunk: Buffer): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+  }
+  take(): RunHeartbeat {
+    let buf = Buffer.concat(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    const start = this.offset;
+    this.offset += buf.length;
+    let skipped = 0;
+    if (buf.length > BEAT_BYTES) {
+      skipped = buf.length - BEAT_BYTES;
+      buf = buf.subarray(skipped);
+    }
+    return { step: this.step, offset: start + skipped, text: buf.toString('utf8') };
+  }
+}
 
 async function guarded<T>(fn: () => Promise<T>, opts: { heartbeat?: boolean } = {}): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,15 +1,16 @@
 // `strata build`: pack the context into the store, start buildImage, follow its progress.
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import proto from '@temporalio/proto'; // CommonJS: no named exports under ESM
 import { normalizeReference } from '../engine/image/reference.js';
+import { stepLogPath } from '../engine/store/logs.js';
 import type { Store } from '../engine/store/store.js';
 import { ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
 import type { buildImage } from '../workflows/buildImage.js';
-import type { BuildProgress, BuildRequest, OutputSpec } from '../workflows/types.js';
+import type { BuildProgress, BuildRequest, OutputSpec, RunHeartbeat } from '../workflows/types.js';
 import { makeFilter, packContext, readDockerignore } from './context.js';
 import { ProgressPrinter, formatSize } from './progress.js';
 
@@ -19,6 +20,18 @@ export interface BuildOptions {
   buildArg: string[];
   target?: string;
   output?: string;
+  network?: string;
+  stepTimeout?: string;
+}
+
+/** `90`, `90s`, `5m`, `1h30m` → milliseconds. */
+export function parseDuration(s: string): number {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/.exec(s.trim());
+  if (!m || s.trim() === '') throw new UsageError(`invalid duration ${JSON.stringify(s)} (use e.g. 90s, 5m, 1h)`);
+  const [, h = '0', min = '0', sec = '0'] = m;
+  const ms = ((Number(h) * 60 + Number(min)) * 60 + Number(sec)) * 1000;
+  if (ms <= 0) throw new UsageError(`invalid duration ${JSON.stringify(s)}: must be positive`);
+  return ms;
 }
 
 export class UsageError extends Error {}
@@ -56,6 +69,12 @@ export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | 
   if (v === undefined || v === '') return undefined;
   if (!/^\d+$/.test(v)) throw new UsageError(`SOURCE_DATE_EPOCH must be a whole number of seconds, got ${JSON.stringify(v)}`);
   return Number(v);
+}
+
+function parseNetwork(v: string | undefined): 'host' | 'none' | undefined {
+  if (v === undefined || v === 'default') return undefined;
+  if (v === 'host' || v === 'none') return v;
+  throw new UsageError(`--network: expected default, host or none, got ${JSON.stringify(v)}`);
 }
 
 /** True when some worker polled the queue recently (a dead one stays listed for minutes). */
@@ -102,6 +121,8 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
     tags,
     outputs: opts.output ? [parseOutput(opts.output)] : [],
     sourceDateEpoch: sourceDateEpoch(),
+    network: parseNetwork(opts.network),
+    stepTimeoutMs: opts.stepTimeout ? parseDuration(opts.stepTimeout) : undefined,
   };
 
   const filter = makeFilter(await readDockerignore(contextDir, opts.file ? dockerfilePath : undefined));
@@ -115,19 +136,21 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
   const queue = taskQueue();
   let local: Awaited<ReturnType<typeof createWorker>> | undefined;
   let localRun: Promise<void> | undefined;
+  // No worker polling: run one in this process for the length of the build.
+  const startLocalWorker = async () => {
+    if (local) return;
+    local = await createWorker({ target, store, taskQueue: queue, identity: `strata-build@${process.pid}`, logLevel: 'ERROR' });
+    localRun = local.worker.run();
+  };
   try {
-    if (!(await hasLiveWorker(client, target.namespace, queue))) {
-      // No worker is polling: run one in this process for the length of the build.
-      local = await createWorker({ target, store, taskQueue: queue, identity: `strata-build@${process.pid}` });
-      localRun = local.worker.run();
-    }
+    if (!(await hasLiveWorker(client, target.namespace, queue))) await startLocalWorker();
     const workflowId = `build-${randomBytes(6).toString('hex')}`;
     const handle = await client.workflow.start<typeof buildImage>('buildImage', {
       taskQueue: queue,
       workflowId,
       args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
     });
-    return await follow(handle, target, out, err);
+    return await follow(store.root, client, handle, target, out, err, startLocalWorker);
   } finally {
     if (local) {
       local.worker.shutdown();
@@ -140,8 +163,32 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
 
 type BuildHandle = Awaited<ReturnType<Client['workflow']['start']>>;
 
-async function follow(handle: BuildHandle, target: TemporalTarget, out: (l: string) => void, err: (l: string) => void): Promise<number> {
-  const printer = new ProgressPrinter(out);
+/** The build's progress, or undefined when no worker answers within 2 s. */
+async function queryProgress(handle: BuildHandle): Promise<BuildProgress | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 2000)));
+  try {
+    return await Promise.race([handle.query<BuildProgress>('progress').catch(() => undefined), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A build no worker answers for this long gets one in this process. */
+const UNANSWERED_MS = 5_000;
+
+async function follow(
+  storeRoot: string,
+  client: Client,
+  handle: BuildHandle,
+  target: TemporalTarget,
+  out: (l: string) => void,
+  err: (l: string) => void,
+  startLocalWorker: () => Promise<void>,
+): Promise<number> {
+  let lastAnswer = Date.now();
+  const stream = new OutputStreamer(client, handle.workflowId, (text) => process.stdout.write(text));
+  const printer = new ProgressPrinter(out, (step) => stream.flushFromLog(storeRoot, step));
   let cancelled = false;
   const onSigint = () => {
     if (cancelled) process.exit(130);
@@ -156,8 +203,18 @@ async function follow(handle: BuildHandle, target: TemporalTarget, out: (l: stri
   try {
     while (!settled) {
       await Promise.race([result, new Promise((r) => setTimeout(r, 250))]).catch(() => undefined);
-      const p = await handle.query<BuildProgress>('progress').catch(() => undefined);
-      if (p) printer.render(p);
+      const p = await queryProgress(handle);
+      if (!p && Date.now() - lastAnswer > UNANSWERED_MS) {
+        // The worker that seemed alive (a recent poller) is gone: do the work here.
+        await startLocalWorker();
+        lastAnswer = Date.now();
+      }
+      if (p) {
+        lastAnswer = Date.now();
+        printer.render(p);
+        const running = p.steps.find((s) => s.status === 'running' && s.number === printer.current());
+        if (running) await stream.poll(running.number);
+      }
     }
     try {
       const r = await result;
@@ -179,5 +236,54 @@ async function follow(handle: BuildHandle, target: TemporalTarget, out: (l: stri
     }
   } finally {
     process.off('SIGINT', onSigint);
+  }
+}
+
+/**
+ * Streams a running RUN step's output: it arrives in the pending activity's heartbeat
+ * details, which any client can read through Temporal, wherever the worker runs.
+ */
+class OutputStreamer {
+  private printed = new Map<number, number>();
+  constructor(
+    private readonly client: Client,
+    private readonly workflowId: string,
+    private readonly write: (text: string) => void,
+  ) {}
+
+  /** Prints what the step's log holds beyond what was streamed (same-machine stores only). */
+  flushFromLog(storeRoot: string, step: number): void {
+    let buf: Buffer;
+    try {
+      buf = readFileSync(stepLogPath(storeRoot, this.workflowId, step));
+    } catch {
+      return;
+    }
+    const done = this.printed.get(step) ?? 0;
+    if (buf.length > done) {
+      const text = buf.subarray(done).toString('utf8');
+      this.write(text.endsWith('\n') ? text : text + '\n');
+    }
+    this.printed.set(step, buf.length);
+  }
+
+  async poll(step: number): Promise<void> {
+    const desc = await this.client.workflowService
+      .describeWorkflowExecution({ namespace: this.client.options.namespace, execution: { workflowId: this.workflowId } })
+      .catch(() => undefined);
+    const converter = this.client.options.loadedDataConverter.payloadConverter;
+    for (const a of desc?.pendingActivities ?? []) {
+      const payload = a.heartbeatDetails?.payloads?.[0];
+      if (!payload) continue;
+      const beat = converter.fromPayload<RunHeartbeat>(payload);
+      if (beat.step !== step) continue;
+      const done = this.printed.get(step) ?? 0;
+      const end = beat.offset + Buffer.byteLength(beat.text);
+      if (end <= done) continue;
+      if (beat.offset > done) this.write(`[… ${beat.offset - done} bytes of output skipped; see strata logs]\n`);
+      const text = beat.offset >= done ? beat.text : Buffer.from(beat.text).subarray(done - beat.offset).toString('utf8');
+      this.write(text);
+      this.printed.set(step, end);
+    }
   }
 }

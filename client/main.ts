@@ -1,5 +1,5 @@
 // The `strata` command line.
-import { createReadStream } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { importRootfs } from '../engine/archive/import.js';
@@ -7,6 +7,7 @@ import { saveImages } from '../engine/archive/save.js';
 import { EngineError } from '../engine/errors.js';
 import { normalizeReference } from '../engine/image/reference.js';
 import { Store } from '../engine/store/store.js';
+import { buildLogDir } from '../engine/store/logs.js';
 import { ensureTemporal, serverStatus, startServer, stopServer, configuredTarget } from '../worker/temporal.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
 import { runBuild, sourceDateEpoch, UsageError } from './build.js';
@@ -40,6 +41,8 @@ Environment:
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage and what it needs')
     .option('--output <spec>', 'also save the image: type=docker,dest=FILE')
+    .option('--network <mode>', 'network for RUN steps: default (the host\'s), host or none')
+    .option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m')
     .action(async (context: string, opts) => {
       process.exitCode = await runBuild(await Store.open(), context, opts);
     });
@@ -96,6 +99,25 @@ Environment:
       if (s.state) console.log(`embedded server: pid ${s.state.pid}, Web UI http://127.0.0.1:${s.state.uiPort}, db ${s.state.db}`);
       else if (s.target.embedded) console.log('embedded server: not started by this store');
       process.exitCode = s.reachable ? 0 : 3;
+    });
+
+  cli
+    .command('logs')
+    .description("Print a build's RUN output, kept whole in the store")
+    .argument('<build>', 'the build ID (the workflow ID, e.g. build-0123abcd…)')
+    .option('--step <n>', 'only this step', (v) => Number(v))
+    .action(async (build: string, opts: { step?: number }) => {
+      const store = await Store.open();
+      const dir = buildLogDir(store.root, build);
+      const files = (await fs.readdir(dir).catch(() => [] as string[]))
+        .map((f) => ({ f, n: Number(/^step-(\d+)\.log$/.exec(f)?.[1]) }))
+        .filter((x) => !Number.isNaN(x.n) && (opts.step === undefined || x.n === opts.step))
+        .sort((a, b) => a.n - b.n);
+      if (files.length === 0) throw new UsageError(`logs: no output kept for ${build}${opts.step !== undefined ? ` step ${opts.step}` : ''} in ${store.root}`);
+      for (const { f, n } of files) {
+        if (opts.step === undefined) process.stdout.write(`--- step ${n} ---\n`);
+        process.stdout.write(await fs.readFile(path.join(dir, f)));
+      }
     });
 
   cli

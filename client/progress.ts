@@ -6,7 +6,16 @@ export class ProgressPrinter {
   private headerShown = new Set<number>();
   private warningsShown = false;
 
-  constructor(private readonly write: (line: string) => void) {}
+  constructor(
+    private readonly write: (line: string) => void,
+    /** Called when a step ends, before its ` ---> id` line: prints the rest of its output. */
+    private readonly onStepEnd: (step: number) => void = () => undefined,
+  ) {}
+
+  /** The step whose output is being shown: the first one not yet finished. */
+  current(): number {
+    return this.nextStep;
+  }
 
   /** Prints what is new since the last call, keeping steps in order. */
   render(p: BuildProgress): void {
@@ -23,6 +32,7 @@ export class ProgressPrinter {
         this.headerShown.add(s.number);
       }
       if (s.status === 'running') break;
+      this.onStepEnd(s.number);
       if (s.status === 'done' && s.layer) this.write(` ---> ${s.layer}`);
       this.nextStep = s.number + 1;
     }

@@ -15,11 +15,19 @@ export function taskQueue(): string {
 
 let runtimeInstalled = false;
 
+/**
+ * A worker serves many builds: one stray rejected promise must not take them all down.
+ * It is logged with its stack (a bug to fix), and the worker goes on.
+ */
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(`[worker ERROR] unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
+});
+
 /** Temporal's own logs go to stderr at WARN unless STRATA_LOG_LEVEL says otherwise. */
-function installRuntime(): void {
+function installRuntime(defaultLevel: LogLevel): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  const level = (process.env.STRATA_LOG_LEVEL?.toUpperCase() ?? 'WARN') as LogLevel;
+  const level = (process.env.STRATA_LOG_LEVEL?.toUpperCase() ?? defaultLevel) as LogLevel;
   Runtime.install({
     logger: new DefaultLogger(level, (entry) => {
       process.stderr.write(`[worker ${entry.level}] ${entry.message}${entry.meta && Object.keys(entry.meta).length ? ' ' + JSON.stringify(entry.meta) : ''}\n`);
@@ -33,11 +41,13 @@ export interface WorkerOptions {
   store: Store;
   taskQueue?: string;
   identity?: string;
+  /** WARN for `strata worker`; a build's in-process worker says only ERRORs (the CLI reports failures). */
+  logLevel?: LogLevel;
 }
 
 /** Creates a worker ready to run; `worker.run()` polls until `worker.shutdown()`. */
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
-  installRuntime();
+  installRuntime(opts.logLevel ?? 'WARN');
   const connection = await NativeConnection.connect({ address: opts.target.address });
   const bundleReady = await fs.access(BUNDLE_PATH).then(() => true, () => false);
   const worker = await Worker.create({
@@ -47,6 +57,9 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     ...(opts.identity ? { identity: opts.identity } : {}), // an explicit undefined is rejected
     ...(bundleReady ? { workflowBundle: { codePath: BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ store: opts.store }),
+    // RUN output reaches clients through heartbeat details: send them at least every second.
+    maxHeartbeatThrottleInterval: '1 second',
+    defaultHeartbeatThrottleInterval: '1 second',
   });
   return { worker, connection };
 }

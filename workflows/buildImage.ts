@@ -1,9 +1,17 @@
 // buildImage: one Dockerfile build as a durable workflow. Planning and every filesystem step
 // run as activities; config-only steps are applied here, from the recorded plan.
-import { ApplicationFailure, ActivityFailure, defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+} from '@temporalio/workflow';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
-import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, StepProgress } from './types.js';
+import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, LayerResult, StepProgress } from './types.js';
 
 export const progressQuery = defineQuery<BuildProgress>('progress');
 
@@ -17,6 +25,14 @@ const steps = proxyActivities<BuildActivities>({
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
 });
+// RUN heartbeats every second; a lost worker is noticed within the heartbeat timeout, and a
+// cancelled build waits until the container is killed and its mount gone.
+const RUN_OPTIONS = {
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+} as const;
+const DEFAULT_RUN_TIMEOUT_MS = 24 * 3600_000;
 
 export async function buildImage(req: BuildRequest): Promise<BuildResult> {
   const progress: BuildProgress = { phase: 'planning', totalSteps: 0, steps: [], warnings: [] };
@@ -47,6 +63,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
     return { imageId: image.imageId, manifestDigest: image.manifestDigest, tags: req.tags, outputs, warnings: plan.warnings };
   } catch (err) {
     progress.phase = 'failed';
+    if (isCancellation(err)) throw err; // the build ends as cancelled, not failed
     throw toBuildFailure(err);
   }
 }
@@ -86,25 +103,42 @@ async function runStage(
   from.status = 'done';
   from.layer = state.layers.length > 0 ? shortId(state.layers[state.layers.length - 1]!.chainId) : undefined;
 
+  const run = proxyActivities<BuildActivities>({
+    ...RUN_OPTIONS,
+    // The activity enforces --step-timeout itself (a clear error); this only bounds a hang.
+    startToCloseTimeout: (req.stepTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS) + 5 * 60_000,
+  });
   for (const step of rest) {
     const p = track(step.number);
     p.status = 'running';
+    const parentTop = state.layers[state.layers.length - 1]?.chainId;
+    const sourceDateEpoch = req.sourceDateEpoch;
     try {
+      let r: LayerResult | undefined;
       switch (step.kind) {
         case 'config':
           state = applyConfig(state, step);
           break;
-        case 'copy': {
-          const r = await steps.copyStep({ parent: state, step, contextDigest: req.contextDigest, sourceDateEpoch: req.sourceDateEpoch });
-          state = { ...state, layers: [...state.layers, r.layer], history: [...state.history, r.history] };
-          p.layer = shortId(r.layer.chainId);
+        case 'copy':
+          r = await steps.copyStep({ parentTop, step, contextDigest: req.contextDigest, sourceDateEpoch });
           break;
-        }
+        case 'run':
+          r = await run.runStep({ parentTop, step, network: req.network ?? 'host', sourceDateEpoch, stepTimeoutMs: req.stepTimeoutMs });
+          break;
+        case 'workdir':
+          state = { ...state, config: { ...state.config, ...step.patch } };
+          r = await steps.workdirStep({ parentTop, step, sourceDateEpoch });
+          break;
         case 'from':
           break;
       }
+      if (r) {
+        state = { ...state, layers: r.layer ? [...state.layers, r.layer] : state.layers, history: [...state.history, r.history] };
+        if (r.layer) p.layer = shortId(r.layer.chainId);
+      }
       p.status = 'done';
     } catch (err) {
+      if (isCancellation(err)) throw err;
       p.status = 'failed';
       p.error = failureMessage(err);
       throw ApplicationFailure.nonRetryable(`Step ${step.number}/${progress.totalSteps} : ${step.text} (line ${step.line}): ${p.error}`, 'StepFailed');

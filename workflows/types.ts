@@ -2,7 +2,7 @@
 // contracts it calls. Types only, shared by client, worker and activities.
 import type { Digest } from '../engine/digest.js';
 import type { HistoryEntry, ImageState, LayerRef } from '../engine/image/types.js';
-import type { BaseSpec, BuildPlan, CopyStep } from '../engine/plan/types.js';
+import type { BaseSpec, BuildPlan, CopyStep, RunStep, WorkdirStep } from '../engine/plan/types.js';
 
 export interface OutputSpec {
   /** `docker`: a tar for `docker load` (OCI layout + docker's manifest.json). */
@@ -24,6 +24,10 @@ export interface BuildRequest {
   outputs: OutputSpec[];
   /** SOURCE_DATE_EPOCH: clamps mtimes and sets `created`, for reproducible image IDs. */
   sourceDateEpoch?: number;
+  /** RUN's network when the step sets none (`strata build --network`). Default host. */
+  network?: 'host' | 'none';
+  /** Bound on one RUN step (`--step-timeout`), in milliseconds. */
+  stepTimeoutMs?: number;
 }
 
 export interface BuildResult {
@@ -62,15 +66,39 @@ export interface PlanInput {
 }
 
 export interface CopyInput {
-  parent: ImageState;
+  /** chainID of the parent's top layer (the activity walks the chain in the store). */
+  parentTop?: Digest;
   step: CopyStep;
   contextDigest: Digest;
   sourceDateEpoch?: number;
 }
 
+export interface RunInput {
+  parentTop?: Digest;
+  step: RunStep;
+  network: 'host' | 'none';
+  sourceDateEpoch?: number;
+  stepTimeoutMs?: number;
+}
+
+export interface WorkdirInput {
+  parentTop?: Digest;
+  step: WorkdirStep;
+  sourceDateEpoch?: number;
+}
+
+/** A step's layer (absent when the step changed nothing) and its history entry. */
 export interface LayerResult {
-  layer: LayerRef;
+  layer?: LayerRef;
   history: HistoryEntry;
+}
+
+/** What a running RUN step heartbeats: the newest output, for clients to stream. */
+export interface RunHeartbeat {
+  step: number;
+  /** Byte offset of `text` in the step's whole output. */
+  offset: number;
+  text: string;
 }
 
 export interface CommitInput {
@@ -94,6 +122,8 @@ export interface BuildActivities {
   planBuild(input: PlanInput): Promise<BuildPlan>;
   resolveBase(base: BaseSpec & { kind: 'image' | 'scratch' }): Promise<ImageState>;
   copyStep(input: CopyInput): Promise<LayerResult>;
+  runStep(input: RunInput): Promise<LayerResult>;
+  workdirStep(input: WorkdirInput): Promise<LayerResult>;
   commitImage(input: CommitInput): Promise<CommitResult>;
   saveImage(input: SaveInput): Promise<{ dest: string; size: number }>;
 }

@@ -10,10 +10,11 @@ import type {
   FromInstruction,
   Instruction,
   ParsedDockerfile,
+  RunInstruction,
 } from '../dockerfile/instructions.js';
 import type { ContainerConfig, HistoryEntry, ImageConfigFile } from '../image/types.js';
 import { DEFAULT_SHELL, envMap, isValidSignal, parsePortSpec, setEnv, withExposedPorts } from './config.js';
-import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, StagePlan, Step } from './types.js';
+import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, RunStep, StagePlan, Step } from './types.js';
 
 export interface ResolvedImage {
   ref: string;
@@ -236,7 +237,8 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
     case 'WORKDIR': {
       noFlags();
       const dir = posixPath.resolve(s.config.WorkingDir || '/', word(inst.path));
-      return config({ WorkingDir: dir }, `WORKDIR ${dir}`);
+      s.config = { ...s.config, WorkingDir: dir };
+      return { kind: 'workdir', ...common, path: dir, patch: { WorkingDir: dir }, history: { created_by: `WORKDIR ${dir}` } };
     }
     case 'USER': {
       noFlags();
@@ -307,7 +309,7 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
     case 'ADD':
       return planCopy(inst, s, common, where);
     case 'RUN':
-      throw new DockerfileError(where, 'RUN is not supported yet');
+      return planRun(inst, s, common, where);
     case 'FROM':
       throw new DockerfileError(where, 'FROM inside a stage'); // parse.ts splits stages at FROM
   }
@@ -355,6 +357,31 @@ function planCopy(
   }
   const history: HistoryEntry = { created_by: `${inst.kind} ${[...sources, destWord].join(' ')}` };
   return { kind: 'copy', ...common, instruction: inst.kind, sources, dest, chown, chmod, history };
+}
+
+function planRun(inst: RunInstruction, s: StageState, common: { number: number; line: number; text: string }, where: { file: string; line: number }): RunStep {
+  if (inst.heredocs.length > 0) throw new DockerfileError(where, 'RUN: heredocs are not supported yet');
+  let network: RunStep['network'];
+  for (const f of inst.flags) {
+    if (f.name !== 'network') throw new DockerfileError(where, `RUN: flag --${f.name} is not supported yet`);
+    if (f.value === 'none' || f.value === 'host') network = f.value;
+    else if (f.value !== 'default') throw new DockerfileError(where, `RUN: --network must be default, none or host, got ${JSON.stringify(f.value ?? '')}`);
+  }
+  const args = commandArgs(inst.command, s.config);
+  // Build args reach RUN's environment (docker's rule) but ENV of the same name wins.
+  const env = [...(s.config.Env ?? [])];
+  const envKeys = envMap(s.config.Env);
+  for (const [k, v] of s.args) if (v !== undefined && !envKeys.has(k)) env.push(`${k}=${v}`);
+  return {
+    kind: 'run',
+    ...common,
+    args,
+    env,
+    user: s.config.User || undefined,
+    workdir: s.config.WorkingDir || '/',
+    network,
+    history: { created_by: `RUN ${args.join(' ')}` },
+  };
 }
 
 /** The argv a CMD/ENTRYPOINT runs: exec form as is; shell form through SHELL. */

@@ -49,8 +49,31 @@ export interface CopyStep extends StepCommon {
   history: HistoryEntry;
 }
 
-export type LayerStep = CopyStep;
-export type Step = FromStep | ConfigStep | CopyStep;
+/** RUN: a process in the image, its filesystem changes become a layer. */
+export interface RunStep extends StepCommon {
+  kind: 'run';
+  /** The argv: exec form as written, shell form through SHELL. */
+  args: string[];
+  /** The image's Env plus the build args in scope (ENV wins): RUN's only, never the config's. */
+  env: string[];
+  /** USER at this point (name or uid, with `:group`), resolved against the rootfs at run time. */
+  user?: string;
+  workdir: string;
+  /** `RUN --network=…`; the build's setting when absent. */
+  network?: 'host' | 'none';
+  history: HistoryEntry;
+}
+
+/** WORKDIR: sets the config and creates the directory when missing (a layer, as docker does). */
+export interface WorkdirStep extends StepCommon {
+  kind: 'workdir';
+  path: string;
+  patch: Partial<ContainerConfig>;
+  history: HistoryEntry;
+}
+
+export type LayerStep = CopyStep | RunStep | WorkdirStep;
+export type Step = FromStep | ConfigStep | CopyStep | RunStep | WorkdirStep;
 
 export interface StagePlan {
   /** Position of the stage in the Dockerfile (0-based), as `COPY --from=0` counts. */

@@ -6,8 +6,8 @@ import path from 'node:path';
 import posixPath from 'node:path/posix';
 import { UserInputError } from '../errors.js';
 import { cleanRelative, resolveInRoot } from '../fsutil/scoped.js';
-import type { HistoryEntry, ImageState, LayerRef } from '../image/types.js';
-import { commitSnapshot } from '../layer/commit.js';
+import type { Digest } from '../digest.js';
+import { commitStep, type StepResult } from '../layer/commit.js';
 import type { CopyStep } from '../plan/types.js';
 import { mountOverlay } from '../runtime/overlay.js';
 import type { Store } from '../store/store.js';
@@ -15,7 +15,8 @@ import { resolveOwner, type Owner } from './users.js';
 import { matchSources } from './wildcard.js';
 
 export interface CopySpec {
-  parent: ImageState;
+  /** chainID of the parent's top layer; undefined for an empty parent (scratch). */
+  parentTop?: Digest;
   step: CopyStep;
   /** The unpacked build context. */
   contextDir: string;
@@ -23,24 +24,17 @@ export interface CopySpec {
 }
 
 /** Runs one COPY step and commits its layer. Idempotent: the same inputs give the same layer. */
-export async function executeCopy(store: Store, spec: CopySpec): Promise<{ layer: LayerRef; history: HistoryEntry }> {
-  const { step, parent } = spec;
+export async function executeCopy(store: Store, spec: CopySpec): Promise<StepResult> {
+  const { step } = spec;
   const staging = await store.makeTempDir('copy');
   try {
-    const mount = await mountOverlay(
-      store,
-      parent.layers.map((l) => l.chainId),
-      staging,
-    );
+    const mount = await mountOverlay(store, await store.chainOf(spec.parentTop), staging);
     try {
       await copyInto(mount.merged, spec);
     } finally {
       await mount.unmount();
     }
-    const top = parent.layers[parent.layers.length - 1]?.chainId;
-    const layer = await commitSnapshot(store, mount.upper, top, spec.sourceDateEpoch);
-    const created = spec.sourceDateEpoch !== undefined ? new Date(spec.sourceDateEpoch * 1000).toISOString() : new Date().toISOString();
-    return { layer, history: { ...step.history, created } };
+    return await commitStep(store, mount.upper, spec.parentTop, step.history, spec.sourceDateEpoch);
   } finally {
     await fs.rm(staging, { recursive: true, force: true });
   }

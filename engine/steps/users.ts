@@ -60,3 +60,37 @@ export async function resolveOwner(rootfs: string, spec: string): Promise<Owner>
   }
   return { uid, gid: gid ?? uid };
 }
+
+export interface ExecUser extends Owner {
+  additionalGids: number[];
+  home: string;
+}
+
+/**
+ * USER as a process runs it (docker's rules, which differ from --chown's): a named user
+ * brings its primary group and its memberships in /etc/group; a uid missing from passwd
+ * runs with gid 0; `user:group` sets the group and drops the memberships.
+ */
+export async function resolveExecUser(rootfs: string, spec: string | undefined): Promise<ExecUser> {
+  const [user = '', group] = (spec || 'root').split(':', 2);
+  const passwd = await readPasswd(rootfs);
+  const entry = /^\d+$/.test(user) ? passwd.find((e) => e.uid === Number(user)) : passwd.find((e) => e.name === user);
+  if (!entry && !/^\d+$/.test(user)) {
+    throw new UserInputError('UNKNOWN_USER', `resolve user: unable to find user ${user}: no matching entries in passwd file`);
+  }
+  const uid = entry ? entry.uid : Number(user);
+  let gid = entry ? entry.gid : 0;
+  const groups = await readDb(rootfs, '/etc/group');
+  let additionalGids: number[] = [];
+  if (group !== undefined && group !== '') {
+    if (/^\d+$/.test(group)) gid = Number(group);
+    else {
+      const g = groups.find((f) => f[0] === group);
+      if (!g) throw new UserInputError('UNKNOWN_GROUP', `resolve group: unable to find group ${group}: no matching entries in group file`);
+      gid = Number(g[2]);
+    }
+  } else if (entry) {
+    additionalGids = groups.filter((f) => (f[3] ?? '').split(',').includes(entry.name)).map((f) => Number(f[2])).filter((g) => g !== gid);
+  }
+  return { uid, gid, additionalGids, home: entry?.home || '/' };
+}

@@ -164,6 +164,13 @@ export class Store {
     }
   }
 
+  /** The chain ending at `top`, bottom layer first, from the parent links in meta.json. */
+  async chainOf(top: Digest | undefined): Promise<Digest[]> {
+    const chain: Digest[] = [];
+    for (let cur = top; cur; cur = (await this.readLayerMeta(cur)).parent) chain.push(cur);
+    return chain.reverse();
+  }
+
   /** The path, relative to the store root, of the short link to a layer's diff/. */
   shortLink(chain: Digest): string {
     return path.join('l', digestHex(chain).slice(0, SHORT_ID_LENGTH));
@@ -183,20 +190,36 @@ export class Store {
       return chain;
     }
     const staging = await this.makeTempDir('layer');
+    let torn: string | undefined;
     try {
       await fs.rename(stagedDiff, path.join(staging, 'diff'));
       await writeFileAtomic(path.join(staging, 'meta.json'), JSON.stringify({ ...meta, chainId: chain }, null, 1));
-      await fs.rm(final, { recursive: true, force: true }); // a dir without meta.json is a torn commit
-      try {
-        await fs.rename(staging, final);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
-        // Another build committed the same layer first: theirs is equal by construction.
+      // Never delete `final` before renaming: a concurrent commit of the same layer may have
+      // just stored it, and its caller may already be using it.
+      const renamed = async (): Promise<boolean> => {
+        try {
+          await fs.rename(staging, final);
+          return true;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
+          return false;
+        }
+      };
+      // When the rename finds a directory with meta.json, another build committed the same
+      // layer first: theirs is equal by construction. Without meta.json it is a torn commit:
+      // move it aside (atomically) and try once more.
+      if (!(await renamed()) && !(await this.hasLayer(chain))) {
+        torn = await this.makeTempDir('torn');
+        await fs.rename(final, path.join(torn, 'layer')).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+        await renamed();
       }
       await syncDir(path.dirname(final));
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
+      if (torn) await fs.rm(torn, { recursive: true, force: true });
     }
     await this.ensureShortLink(chain);
     return chain;

@@ -1,0 +1,141 @@
+// RUN: the command runs with runc on an overlay of the parent chain; the upperdir, less the
+// mountpoints runc had to create, is committed as the layer.
+import { createWriteStream, promises as fs, type Stats } from 'node:fs';
+import path from 'node:path';
+import type { Digest } from '../digest.js';
+import { EngineError, UserInputError } from '../errors.js';
+import { resolveInRoot } from '../fsutil/scoped.js';
+import { commitStep, type StepResult } from '../layer/commit.js';
+import type { RunStep } from '../plan/types.js';
+import { mountOverlay } from '../runtime/overlay.js';
+import { RUNTIME_MOUNTPOINTS, runContainer } from '../runtime/runc.js';
+import type { Store } from '../store/store.js';
+import { resolveExecUser } from './users.js';
+
+/** docker's PATH for images that set none. */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** How much of the end of the output a failure message quotes. */
+const TAIL_LINES = 10;
+
+export interface RunStepSpec {
+  parentTop?: Digest;
+  step: RunStep;
+  /** The build's network; the step's own `--network` wins. */
+  network: 'host' | 'none';
+  sourceDateEpoch?: number;
+  timeoutMs?: number;
+  /** The whole output is written here. */
+  logFile: string;
+  onOutput?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+/** The command exited non-zero: a user error, never retried. */
+export class RunFailedError extends UserInputError {
+  constructor(
+    readonly exitCode: number,
+    readonly tail: string,
+    message: string,
+  ) {
+    super('RUN_FAILED', message);
+  }
+}
+
+export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepResult> {
+  const { step } = spec;
+  const staging = await store.makeTempDir('run');
+  try {
+    const mount = await mountOverlay(store, await store.chainOf(spec.parentTop), staging);
+    let result;
+    const tail = new OutputTail();
+    const before = new Map<string, Stats | undefined>();
+    try {
+      for (const p of [...RUNTIME_MOUNTPOINTS, '/etc']) before.set(p, await fs.lstat(path.join(mount.merged, p)).catch(() => undefined));
+      const user = await resolveExecUser(mount.merged, step.user);
+      const cwd = step.workdir || '/';
+      // docker creates a missing working directory when the step runs; it is part of the layer.
+      await fs.mkdir(await resolveInRoot(mount.merged, cwd, { followFinal: true }), { recursive: true, mode: 0o755 });
+      const env = withDefaults(step.env, user.home);
+      await fs.mkdir(path.dirname(spec.logFile), { recursive: true });
+      const log = createWriteStream(spec.logFile);
+      try {
+        result = await runContainer({
+          rootfs: mount.merged,
+          bundleDir: path.join(staging, 'bundle'),
+          process: { args: step.args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+          network: step.network ?? spec.network,
+          signal: spec.signal,
+          timeoutMs: spec.timeoutMs,
+          onOutput: (chunk) => {
+            log.write(chunk);
+            tail.push(chunk);
+            spec.onOutput?.(chunk);
+          },
+        });
+      } finally {
+        await new Promise<void>((resolve) => log.end(resolve));
+      }
+    } finally {
+      await mount.unmount();
+    }
+    if (result.cancelled) throw new EngineError('CANCELLED', 'run step: cancelled');
+    const shown = step.args.join(' ');
+    if (result.timedOut) {
+      throw new UserInputError('STEP_TIMEOUT', `process "${shown}" was killed after the step timeout of ${Math.round((spec.timeoutMs ?? 0) / 1000)}s${tail.format()}`);
+    }
+    if (result.exitCode !== 0) {
+      throw new RunFailedError(result.exitCode, tail.text(), `process "${shown}" did not complete successfully: exit code: ${result.exitCode}${tail.format()}`);
+    }
+    await dropCreatedMountpoints(mount.upper, before);
+    return await commitStep(store, mount.upper, spec.parentTop, step.history, spec.sourceDateEpoch);
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true });
+  }
+}
+
+function withDefaults(env: string[], home: string): string[] {
+  const out = [...env];
+  const has = (k: string) => out.some((e) => e.startsWith(`${k}=`));
+  if (!has('PATH')) out.unshift(`PATH=${DEFAULT_PATH}`);
+  if (!has('HOME')) out.push(`HOME=${home}`);
+  return out;
+}
+
+/**
+ * runc creates /proc, /etc/hosts, … when the image lacks them, so it can mount over them.
+ * Those are not the step's changes: remove them from the upperdir (when still empty), and a
+ * parent that only holds them and kept its owner and mode.
+ */
+async function dropCreatedMountpoints(upper: string, before: Map<string, Stats | undefined>): Promise<void> {
+  for (const p of RUNTIME_MOUNTPOINTS) {
+    if (before.get(p)) continue;
+    const host = path.join(upper, p);
+    const st = await fs.lstat(host).catch(() => undefined);
+    if (!st) continue;
+    if (st.isFile() && st.size === 0) await fs.rm(host);
+    else if (st.isDirectory() && (await fs.readdir(host)).length === 0) await fs.rmdir(host);
+  }
+  const etc = before.get('/etc');
+  const upperEtc = path.join(upper, 'etc');
+  const now = await fs.lstat(upperEtc).catch(() => undefined);
+  if (now?.isDirectory() && (await fs.readdir(upperEtc)).length === 0) {
+    const unchanged = !etc || (etc.isDirectory() && (etc.mode & 0o7777) === (now.mode & 0o7777) && etc.uid === now.uid && etc.gid === now.gid);
+    if (unchanged) await fs.rmdir(upperEtc);
+  }
+}
+
+/** Keeps the last lines of the output for error messages. */
+class OutputTail {
+  private buf = '';
+  push(chunk: Buffer): void {
+    this.buf = (this.buf + chunk.toString('utf8')).slice(-8192);
+  }
+  text(): string {
+    return this.buf.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1).slice(-TAIL_LINES).join('\n');
+  }
+  format(): string {
+    const t = this.text();
+    return t ? `\n--- last lines of output ---\n${t}` : '';
+  }
+}

@@ -1,0 +1,11 @@
+// Where a build's step output is kept whole: $STRATA_HOME/logs/<build ID>/step-<N>.log.
+import path from 'node:path';
+
+export function buildLogDir(root: string, buildId: string): string {
+  if (!/^[\w.-]+$/.test(buildId)) throw new Error(`build log: invalid build ID ${JSON.stringify(buildId)}`);
+  return path.join(root, 'logs', buildId);
+}
+
+export function stepLogPath(root: string, buildId: string, step: number): string {
+  return path.join(buildLogDir(root, buildId), `step-${step}.log`);
+}
