@@ -1,0 +1,107 @@
+// RUN through runc on overlayfs, checked as a user would: the image under docker, the
+// layer tars' whiteouts, the config, errors, and reproducible image IDs.
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { strata, strataOk } from '../helpers/cli.js';
+import { dockerInspect, dockerLoad, dockerRmi, dockerRun, uniqueName } from '../helpers/docker.js';
+
+const dirs: string[] = [];
+const images: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+  if (images.length) await dockerRmi(...images);
+});
+
+async function context(dockerfile: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-run-'));
+  dirs.push(dir);
+  await fs.writeFile(path.join(dir, 'Dockerfile'), dockerfile);
+  return dir;
+}
+
+/** Entry names of each layer tar in a saved archive, bottom layer first. */
+async function layerListings(archive: string): Promise<string[][]> {
+  const manifest = JSON.parse((await execa('tar', ['-xOf', archive, 'manifest.json'])).stdout) as { Layers: string[] }[];
+  const out: string[][] = [];
+  for (const layer of manifest[0]!.Layers) {
+    const r = await execa('sh', ['-c', `tar -xOf "$1" "$2" | tar -t`, 'sh', archive, layer]);
+    out.push(r.stdout.split('\n').filter(Boolean));
+  }
+  return out;
+}
+
+test('RUN steps that create, change, chmod and delete give docker the filesystem they describe, with whiteouts', async () => {
+  const name = uniqueName();
+  images.push(name);
+  const ctx = await context(
+    [
+      'FROM busybox',
+      'RUN mkdir -p /data/sub && echo one > /data/a && echo two > /data/b && echo x > /data/sub/old && ln -s a /data/link',
+      'RUN rm /data/a && chmod 600 /data/b && echo more >> /data/b',
+      'RUN rm -rf /data/sub && mkdir /data/sub && echo new > /data/sub/fresh',
+      'CMD ["sh", "-c", "cd /data && find . | sort && stat -c \'%A %n\' b && readlink link && cat b sub/fresh"]',
+      '',
+    ].join('\n'),
+  );
+  const tar = path.join(ctx, 'out.tar');
+  await strataOk(['build', '-t', name, '--output', `type=docker,dest=${tar}`, ctx]);
+  await dockerLoad(tar);
+  expect(await dockerRun(name)).toBe(['.', './b', './link', './sub', './sub/fresh', '-rw------- b', 'a', 'two', 'more', 'new'].join('\n'));
+
+  const layers = await layerListings(tar);
+  expect(layers).toHaveLength(4); // busybox + three RUNs
+  expect(layers[2]).toContain('data/.wh.a'); // deleted file
+  expect(layers[3]).toEqual(expect.arrayContaining(['data/sub/', 'data/sub/.wh..wh..opq', 'data/sub/fresh'])); // removed and recreated
+  // runc's mountpoints are not the step's changes
+  for (const l of layers.slice(1)) expect(l.filter((e) => /^(etc\/hosts|etc\/resolv\.conf|proc\/|sys\/|dev\/)/.test(e))).toEqual([]);
+});
+
+test('USER changes what id -u prints in a later RUN; ENV and ARG reach RUN; ARG stays out of the config', async () => {
+  const name = uniqueName();
+  images.push(name);
+  const ctx = await context(
+    [
+      'FROM busybox',
+      'ARG FLAVOUR=vanilla',
+      'ENV COLOUR=blue',
+      "RUN echo 'app:x:1234:1234:app:/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1234:' >> /etc/group && mkdir -p /home/app && chown 1234:1234 /home/app",
+      'RUN echo "flavour=$FLAVOUR colour=$COLOUR" > /seen',
+      'USER app',
+      'RUN id -u > /home/app/uid && id -g >> /home/app/uid && echo "home=$HOME" >> /home/app/uid',
+      'CMD ["sh", "-c", "cat /seen /home/app/uid"]',
+      '',
+    ].join('\n'),
+  );
+  const tar = path.join(ctx, 'out.tar');
+  await strataOk(['build', '-t', name, '--build-arg', 'FLAVOUR=mint', '--output', `type=docker,dest=${tar}`, ctx]);
+  await dockerLoad(tar);
+  expect(await dockerRun(name)).toBe('flavour=mint colour=blue\n1234\n1234\nhome=/home/app');
+  const env = (await dockerInspect(name)).Config.Env ?? [];
+  expect(env).toContain('COLOUR=blue');
+  expect(env.some((e) => e.startsWith('FLAVOUR='))).toBe(false);
+});
+
+test('a RUN exiting 3 fails the build naming the step, the line and the exit code', async () => {
+  const ctx = await context('FROM busybox\nRUN echo before\nRUN echo about to fail; exit 3\nRUN echo never\n');
+  const r = await strata(['build', ctx]);
+  expect(r.exitCode).toBe(1);
+  expect(r.stdout).toContain('about to fail');
+  expect(r.stderr).toContain('Step 3/4 : RUN echo about to fail; exit 3 (line 3)');
+  expect(r.stderr).toContain('exit code: 3');
+  expect(r.stdout).not.toContain('Step 4/4');
+});
+
+test('with SOURCE_DATE_EPOCH the same Dockerfile gives the same image ID twice', async () => {
+  const ctx = await context('FROM busybox\nRUN echo hello > /greeting && mkdir /d && touch /d/f\nENV X=1\n');
+  await fs.writeFile(path.join(ctx, 'f'), 'file\n');
+  await fs.appendFile(path.join(ctx, 'Dockerfile'), 'COPY f /f\n');
+  const env = { SOURCE_DATE_EPOCH: '1700000000' };
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await strataOk(['build', ctx], { env });
+    ids.push(/Successfully built ([0-9a-f]{12})/.exec(r.stdout)![1]!);
+  }
+  expect(ids[0]).toBe(ids[1]);
+});
