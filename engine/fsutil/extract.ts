@@ -1,5 +1,6 @@
 // The one safe tar extractor: every entry lands inside destDir whatever its name, its link
 // target or the symlinks earlier entries made (paths resolve as if destDir were `/`).
+import { drained } from './drain.js';
 import { constants as fsc, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -48,7 +49,7 @@ export async function extractTar(src: Readable, destDir: string, opts: ExtractOp
     // Fed by hand rather than src.pipe(): a streamx Writable is not a Node one, and this way
     // backpressure and errors are explicit.
     const pump = (async () => {
-      for await (const chunk of src) if (!extract.write(chunk)) await drained(extract);
+      for await (const chunk of src) if (!extract.write(chunk)) await drained(extract, () => new EngineError('EXTRACT_ABORTED', 'extract tar: tar parser closed while reading'));
       extract.end(undefined);
     })();
     pump.catch((err: unknown) => extract.destroy(err as Error));
@@ -401,28 +402,6 @@ async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
   }
 }
 
-function drained(w: ReturnType<typeof tarStream.extract>): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (w.destroyed || w.destroying) {
-      reject(new EngineError('EXTRACT_ABORTED', 'extract tar: tar parser closed while reading'));
-      return;
-    }
-    const cleanup = () => {
-      w.off('drain', onDrain);
-      w.off('close', onClose);
-    };
-    const onDrain = () => {
-      cleanup();
-      resolve();
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new EngineError('EXTRACT_ABORTED', 'extract tar: tar parser closed while reading'));
-    };
-    w.on('drain', onDrain);
-    w.on('close', onClose);
-  });
-}
 
 function noop(): void {}
 

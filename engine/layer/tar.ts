@@ -2,6 +2,7 @@
 // becomes an uncompressed OCI layer tar, the same bytes for the same tree and options, so a
 // layer's diff_id can be recomputed from its snapshot at save and push time.
 // Format: https://github.com/opencontainers/image-spec/blob/main/layer.md
+import { drained } from '../fsutil/drain.js';
 import { isUtf8 } from 'node:buffer';
 import { constants as fsc, promises as fs, type BigIntStats } from 'node:fs';
 import path from 'node:path';
@@ -322,7 +323,7 @@ async function addFileEntry(pack: Pack, header: PackHeader, host: string): Promi
     const fh = await fs.open(host, fsc.O_RDONLY | fsc.O_NOFOLLOW);
     const file = fh.createReadStream({ start: 0, end: size - 1, highWaterMark: 1 << 20 }); // closes fh when done
     for await (const chunk of file) {
-      if (!sink.write(chunk)) await drained(sink);
+      if (!sink.write(chunk)) await drained(sink, () => new EngineError('LAYER_TAR_FAILED', 'write layer tar: tar stream closed while writing'));
     }
     sink.end(undefined);
   } catch (err) {
@@ -337,28 +338,5 @@ async function addFileEntry(pack: Pack, header: PackHeader, host: string): Promi
   }
 }
 
-function drained(w: Sink): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    // A sink destroyed along with the pack has already emitted 'close'.
-    if (w.destroyed || w.destroying) {
-      reject(new EngineError('LAYER_TAR_FAILED', 'write layer tar: tar stream closed while writing'));
-      return;
-    }
-    const cleanup = () => {
-      w.off('drain', onDrain);
-      w.off('close', onClose);
-    };
-    const onDrain = () => {
-      cleanup();
-      resolve();
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new EngineError('LAYER_TAR_FAILED', 'write layer tar: tar stream closed while writing'));
-    };
-    w.on('drain', onDrain);
-    w.on('close', onClose);
-  });
-}
 
 function noop(): void {}
