@@ -273,10 +273,17 @@ class OutputStreamer {
       .catch(() => undefined);
     const converter = this.client.options.loadedDataConverter.payloadConverter;
     for (const a of desc?.pendingActivities ?? []) {
+      // Only RUN heartbeats carry output; other steps heartbeat with no details.
+      if (a.activityType?.name !== 'runStep') continue;
       const payload = a.heartbeatDetails?.payloads?.[0];
       if (!payload) continue;
-      const beat = converter.fromPayload<RunHeartbeat>(payload);
-      if (beat.step !== step) continue;
+      let beat: RunHeartbeat | undefined;
+      try {
+        beat = converter.fromPayload<RunHeartbeat>(payload);
+      } catch {
+        continue; // streaming is a convenience: it never fails the build's client
+      }
+      if (!beat || typeof beat.text !== 'string' || typeof beat.offset !== 'number' || beat.step !== step) continue;
       const done = this.printed.get(step) ?? 0;
       const end = beat.offset + Buffer.byteLength(beat.text);
       if (end <= done) continue;
