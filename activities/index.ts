@@ -104,17 +104,14 @@ const BEAT_BYTES = 64 * 1024;
 /** Output not yet sent in a heartbeat. */
 class OutputBeat {
   private pending: Buffer[] = [];
-  private pendingBytes = 0;
   private offset = 0;
   constructor(private readonly step: number) {}
   push(chunk: Buffer): void {
     this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
   }
   take(): RunHeartbeat {
     let buf = Buffer.concat(this.pending);
     this.pending = [];
-    this.pendingBytes = 0;
     const start = this.offset;
     this.offset += buf.length;
     let skipped = 0;

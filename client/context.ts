@@ -71,10 +71,10 @@ async function walk(root: string, rel: string, filter: ContextFilter, pack: tarS
       } else {
         // An excluded directory may still hold re-included files (`!dir/keep`): look, and
         // add the directory only if something under it is kept.
-        const kept: { header: EntryHeader }[] = [];
+        const kept: Collected[] = [];
         if (await collect(root, childRel, filter, kept)) {
           await entry(pack, { name: `${childRel}/`, type: 'directory', ...meta(st) });
-          for (const k of kept) await entryFromCollected(root, pack, k.header);
+          for (const k of kept) await addCollected(root, pack, k);
           wroteAny = true;
         }
       }
@@ -94,7 +94,12 @@ async function walk(root: string, rel: string, filter: ContextFilter, pack: tarS
 }
 
 /** Finds what survives the filter under an excluded directory, as headers in tar order. */
-async function collect(root: string, rel: string, filter: ContextFilter, out: { header: EntryHeader }[]): Promise<boolean> {
+interface Collected {
+  header: EntryHeader;
+  st: Stats;
+}
+
+async function collect(root: string, rel: string, filter: ContextFilter, out: Collected[]): Promise<boolean> {
   const names = (await fs.readdir(path.join(root, rel))).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   let kept = false;
   for (const name of names) {
@@ -103,21 +108,21 @@ async function collect(root: string, rel: string, filter: ContextFilter, out: { 
     const excluded = filter.excluded(childRel);
     if (st.isDirectory()) {
       const mark = out.length;
-      out.push({ header: { name: `${childRel}/`, type: 'directory', ...meta(st) } });
+      out.push({ header: { name: `${childRel}/`, type: 'directory', ...meta(st) }, st });
       const inner = await collect(root, childRel, filter, out);
       if (!inner && excluded) out.splice(mark, 1);
       kept ||= inner || !excluded;
     } else if (!excluded && (st.isFile() || st.isSymbolicLink())) {
-      out.push({ header: { name: childRel, type: st.isFile() ? 'file' : 'symlink', ...meta(st) } });
+      out.push({ header: { name: childRel, type: st.isFile() ? 'file' : 'symlink', ...meta(st) }, st });
       kept = true;
     }
   }
   return kept;
 }
 
-async function entryFromCollected(root: string, pack: tarStream.Pack, header: EntryHeader): Promise<void> {
+async function addCollected(root: string, pack: tarStream.Pack, { header, st }: Collected): Promise<void> {
   const host = path.join(root, header.name.replace(/\/$/, ''));
-  if (header.type === 'file') return fileEntry(pack, header.name, host, await fs.lstat(host));
+  if (header.type === 'file') return fileEntry(pack, header.name, host, st);
   if (header.type === 'symlink') return entry(pack, { ...header, linkname: await fs.readlink(host) });
   return entry(pack, header);
 }

@@ -2,8 +2,7 @@
 // The blob is kept as it came, next to its unpacked snapshot.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Writable, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { DigestStream, type Digest } from '../digest.js';
 import { DockerfileError, EngineError, UserInputError } from '../errors.js';
 import { extractTar } from '../fsutil/extract.js';
@@ -61,28 +60,29 @@ const MEDIA_TYPES: Partial<Record<Compression, string>> = { none: MEDIA_TYPE_LAY
 /** Stores `src` as a layer blob and its unpacked snapshot; returns the layer. */
 export async function importLayer(store: Store, src: Readable, parent?: Digest): Promise<LayerRef> {
   let blob = await store.putBlobStream(src);
-  // Pass 1: the diff_id is the digest of the whole uncompressed stream.
-  const first = await decompressed(store.openBlob(blob.digest));
-  const hasher = new DigestStream();
-  await pipeline(first.stream, hasher, devNull());
-  const diffId = hasher.digest();
-  let mediaType = MEDIA_TYPES[first.compression];
-  if (!mediaType) {
-    // bzip2 and xz have no OCI media type: keep the uncompressed tar instead.
-    blob = await store.putBlobStream((await decompressed(store.openBlob(blob.digest))).stream, diffId);
-    mediaType = MEDIA_TYPE_LAYER;
-  }
-  // Pass 2: unpack, turning OCI whiteouts into overlay ones so the snapshot is a lowerdir.
   const staging = await store.makeTempDir('import');
   try {
     const diff = path.join(staging, 'diff');
     await fs.mkdir(diff, { mode: 0o755 });
+    // One pass: the extractor reads its input to the end, so the diff_id (the digest of the
+    // whole uncompressed stream) is hashed on the way. OCI whiteouts become overlay ones, so
+    // the snapshot works as a lowerdir.
+    const { compression, stream } = await decompressed(store.openBlob(blob.digest));
+    const hasher = new DigestStream();
+    stream.on('error', (e) => hasher.destroy(e));
     try {
-      await extractTar((await decompressed(store.openBlob(blob.digest))).stream, diff, { whiteouts: 'overlay' });
+      await extractTar(stream.pipe(hasher), diff, { whiteouts: 'overlay' });
     } catch (err) {
       // Engine errors and system errors (ENOSPC, EIO) pass; a parse error means a bad tar.
       if (err instanceof EngineError || (err as NodeJS.ErrnoException).code !== undefined) throw err;
       throw new UserInputError('INVALID_TAR', `import: not a valid tar archive: ${(err as Error).message}`, { cause: err });
+    }
+    const diffId = hasher.digest();
+    let mediaType = MEDIA_TYPES[compression];
+    if (!mediaType) {
+      // bzip2 and xz have no OCI media type: keep the uncompressed tar instead.
+      blob = await store.putBlobStream((await decompressed(store.openBlob(blob.digest))).stream, diffId);
+      mediaType = MEDIA_TYPE_LAYER;
     }
     const chainId = await store.commitLayer(diff, { diffId, parent, size: hasher.size, blob: { digest: blob.digest, mediaType, size: blob.size } });
     return { diffId, chainId, size: hasher.size, digest: blob.digest, mediaType, blobSize: blob.size };
@@ -102,8 +102,4 @@ export async function importRootfs(store: Store, src: Readable, opts: ImportOpti
     history: [{ created_by: '', comment: `Imported from ${opts.source}` }],
   };
   return commitImage(store, state, { tags: opts.tags, sourceDateEpoch: opts.sourceDateEpoch });
-}
-
-function devNull(): Writable {
-  return new Writable({ write: (_chunk, _enc, cb) => cb() });
 }

@@ -43,8 +43,7 @@ const ARCHIVE_MTIME = new Date(0);
 export async function saveImages(store: Store, items: SaveItem[], dest: string): Promise<{ size: number }> {
   const tmp = tempName(path.dirname(path.resolve(dest)), 'save');
   const pack = tarStream.pack();
-  const counter = new DigestStream();
-  const written = pipeline(pack, counter, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+  const written = pipeline(pack, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
   try {
     await addEntry(pack, { name: 'blobs/', type: 'directory', mode: 0o755 });
     await addEntry(pack, { name: 'blobs/sha256/', type: 'directory', mode: 0o755 });
@@ -100,9 +99,10 @@ export async function saveImages(store: Store, items: SaveItem[], dest: string):
     pack.finalize();
     await written;
     const fh = await fs.open(tmp, 'r');
+    const { size } = await fh.stat();
     await fh.sync().finally(() => fh.close());
     await fs.rename(tmp, dest);
-    return { size: counter.size };
+    return { size };
   } catch (err) {
     pack.destroy();
     await written.catch(() => undefined);

@@ -1,5 +1,6 @@
 // Commit: a build's final state becomes a config blob, a manifest blob and tags.
 import type { Digest } from '../digest.js';
+import { createdAt } from '../layer/commit.js';
 import { layerDescriptor, type Store } from '../store/store.js';
 import {
   MEDIA_TYPE_CONFIG,
@@ -19,7 +20,7 @@ export interface CommitOptions {
 
 /** Writes config and manifest (idempotent: same state, same digests) and points the tags at it. */
 export async function commitImage(store: Store, state: ImageState, opts: CommitOptions): Promise<{ imageId: Digest; manifestDigest: Digest }> {
-  const created = opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000).toISOString() : (opts.now ?? new Date()).toISOString();
+  const created = createdAt(opts.sourceDateEpoch, opts.now);
   const history = state.history.map((h) => ({
     ...h,
     created: opts.sourceDateEpoch !== undefined ? created : (h.created ?? created),

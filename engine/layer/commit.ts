@@ -15,8 +15,7 @@ export async function commitSnapshot(
 ): Promise<LayerRef> {
   const { diffId, size } = await hashLayerTar(upper, { sourceDateEpoch });
   const chainId = await store.commitLayer(upper, { diffId, parent, size, sourceDateEpoch });
-  const meta = await store.readLayerMeta(chainId);
-  return { diffId, chainId, size: meta.size, digest: diffId, mediaType: MEDIA_TYPE_LAYER, blobSize: meta.size };
+  return { diffId, chainId, size, digest: diffId, mediaType: MEDIA_TYPE_LAYER, blobSize: size };
 }
 
 /** What a filesystem step gives the build: its layer (none when nothing changed) and history. */
@@ -36,8 +35,13 @@ export async function commitStep(
   history: HistoryEntry,
   sourceDateEpoch?: number,
 ): Promise<StepResult> {
-  const created = sourceDateEpoch !== undefined ? new Date(sourceDateEpoch * 1000).toISOString() : new Date().toISOString();
+  const created = createdAt(sourceDateEpoch);
   if ((await fs.readdir(upper)).length === 0) return { history: { ...history, created, empty_layer: true } };
   const layer = await commitSnapshot(store, upper, parent, sourceDateEpoch);
   return { layer, history: { ...history, created } };
+}
+
+/** A history/config `created` time: SOURCE_DATE_EPOCH when set (reproducible), else `now`. */
+export function createdAt(sourceDateEpoch: number | undefined, now: Date = new Date()): string {
+  return sourceDateEpoch !== undefined ? new Date(sourceDateEpoch * 1000).toISOString() : now.toISOString();
 }

@@ -350,10 +350,9 @@ function planCopy(
   const wantsDir = destWord.endsWith('/') || destWord === '.' || destWord.endsWith('/.') || destWord === '..' || destWord.endsWith('/..');
   let dest = posixPath.resolve(workdir, destWord);
   if (wantsDir && !dest.endsWith('/')) dest += '/';
-  const hasWildcard = sources.some((src) => /[*?[]/.test(src));
-  if ((sources.length > 1 || hasWildcard) && !dest.endsWith('/')) {
-    // With wildcards docker checks after matching; a multi-match into a non-directory fails then.
-    if (sources.length > 1) throw new DockerfileError(where, `When using ${inst.kind} with more than one source file, the destination must be a directory and end with a /`);
+  // A wildcard matching several files into a non-directory is caught at copy time, after matching.
+  if (sources.length > 1 && !dest.endsWith('/')) {
+    throw new DockerfileError(where, `When using ${inst.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
   const history: HistoryEntry = { created_by: `${inst.kind} ${[...sources, destWord].join(' ')}` };
   return { kind: 'copy', ...common, instruction: inst.kind, sources, dest, chown, chmod, history };

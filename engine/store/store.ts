@@ -281,8 +281,8 @@ export class Store {
     const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
     if (/^[0-9a-f]{12,64}$/.test(hex)) {
       for (const t of tags) {
-        const img = await this.loadImage(t.manifest);
-        if (digestHex(img.configDigest).startsWith(hex)) return img;
+        const manifest = await this.readJsonBlob<ImageManifest>(t.manifest);
+        if (digestHex(asDigest(manifest.config.digest)).startsWith(hex)) return this.loadImage(t.manifest);
       }
       if (ref.startsWith('sha256:')) return undefined;
     }
