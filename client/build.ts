@@ -150,6 +150,8 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
       workflowId,
       args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
     });
+    // The ID is what `strata logs` and the Web UI know the build by.
+    out(`Build ID: ${workflowId}`);
     return await follow(store.root, client, handle, target, out, err, startLocalWorker);
   } finally {
     if (local) {

@@ -105,3 +105,19 @@ test('with SOURCE_DATE_EPOCH the same Dockerfile gives the same image ID twice',
   }
   expect(ids[0]).toBe(ids[1]);
 });
+
+test('a chain of 200 RUN steps builds: every step mounts all the layers beneath it', async () => {
+  const lines = ['FROM busybox'];
+  for (let i = 1; i <= 200; i++) lines.push(`RUN echo ${i} >> /chain`);
+  // Runs on a 201-layer overlay; exits non-zero (failing the build) unless every layer is seen.
+  lines.push('RUN test "$(wc -l < /chain)" = 200 && test "$(head -1 /chain)" = 1 && test "$(tail -1 /chain)" = 200');
+  const ctx = await context(lines.join('\n') + '\n');
+  const tar = path.join(ctx, 'out.tar');
+  const r = await strataOk(['build', '--output', `type=docker,dest=${tar}`, ctx]);
+  expect(r.stdout).toContain('Step 202/202');
+  const manifest = JSON.parse((await execa('tar', ['-xOf', tar, 'manifest.json'])).stdout) as { Layers: string[] }[];
+  expect(manifest[0]!.Layers).toHaveLength(201);
+  // The top layer holds the whole file, not only the last line.
+  const top = await execa('sh', ['-c', 'tar -xOf "$1" "$2" | tar -xO chain', 'sh', tar, manifest[0]!.Layers[200]!]);
+  expect(top.stdout.split('\n')).toEqual(Array.from({ length: 200 }, (_, i) => String(i + 1)));
+});
