@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { strata, strataOk } from '../helpers/cli.js';
+import { STRATA_BIN, strata, strataOk } from '../helpers/cli.js';
 import { dockerInspect, dockerLoad, dockerRmi, dockerRun, uniqueName } from '../helpers/docker.js';
 
 const dirs: string[] = [];
@@ -120,4 +120,50 @@ test('a chain of 200 RUN steps builds: every step mounts all the layers beneath 
   // The top layer holds the whole file, not only the last line.
   const top = await execa('sh', ['-c', 'tar -xOf "$1" "$2" | tar -xO chain', 'sh', tar, manifest[0]!.Layers[200]!]);
   expect(top.stdout.split('\n')).toEqual(Array.from({ length: 200 }, (_, i) => String(i + 1)));
+});
+
+test('output streams to strata build while the step runs, and strata logs keeps it whole', async () => {
+  const ctx = await context('FROM busybox\nRUN echo first-line && sleep 6 && seq 1 3000 && echo last-line\n');
+  const cli = execa('node', [STRATA_BIN, 'build', ctx], { reject: false });
+  let stdout = '';
+  let secondSeenWithFirst: boolean | undefined;
+  cli.stdout!.on('data', (c: Buffer) => {
+    stdout += c.toString();
+    // Whole lines only: the step's own header line quotes both words.
+    if (secondSeenWithFirst === undefined && /^first-line$/m.test(stdout)) secondSeenWithFirst = /^last-line$/m.test(stdout);
+  });
+  const r = await cli;
+  expect(r.exitCode).toBe(0);
+  // The first line arrived while the step was still sleeping, not with the rest at the end.
+  expect(secondSeenWithFirst).toBe(false);
+  expect(stdout).toMatch(/^last-line$/m);
+
+  const id = /Build ID: (\S+)/.exec(stdout)![1]!;
+  const log = await strataOk(['logs', id, '--step', '2']);
+  expect(log.stdout.split('\n').filter(Boolean)).toEqual(['first-line', ...Array.from({ length: 3000 }, (_, i) => String(i + 1)), 'last-line']);
+});
+
+test('RUN --network=none sees only loopback; the default is the host network', async () => {
+  const ctx = await context(
+    [
+      'FROM busybox',
+      // /proc/net/dev: two header lines, then one line per interface.
+      'RUN --network=none test "$(tail -n +3 /proc/net/dev | wc -l)" = 1 && grep -q "lo:" /proc/net/dev',
+      'RUN test "$(tail -n +3 /proc/net/dev | wc -l)" -gt 1',
+      '',
+    ].join('\n'),
+  );
+  await strataOk(['build', ctx]);
+  const none = await strata(['build', '--network', 'none', ctx]);
+  expect(none.exitCode).toBe(1);
+  expect(none.stderr).toContain('Step 3/3');
+});
+
+test('--step-timeout kills a step that runs too long and names it', async () => {
+  const ctx = await context('FROM busybox\nRUN echo going to sleep && sleep 60\n');
+  const r = await strata(['build', '--step-timeout', '2s', ctx]);
+  expect(r.exitCode).toBe(1);
+  expect(r.stderr).toContain('Step 2/2 : RUN echo going to sleep && sleep 60 (line 2)');
+  expect(r.stderr).toContain('step timeout of 2s');
+  expect(r.stderr).toContain('going to sleep');
 });
