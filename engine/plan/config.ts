@@ -2,6 +2,9 @@
 import type { ContainerConfig } from '../image/types.js';
 
 /** docker's default shell for the shell form when the image sets none. */
+/** docker's PATH for images that set none. */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 export const DEFAULT_SHELL = ['/bin/sh', '-c'];
 
 /** Env with `key` set: replaced in place when present (docker keeps the order), else appended. */

@@ -13,7 +13,7 @@ import type {
   RunInstruction,
 } from '../dockerfile/instructions.js';
 import type { ContainerConfig, HistoryEntry, ImageConfigFile } from '../image/types.js';
-import { DEFAULT_SHELL, envMap, isValidSignal, parsePortSpec, setEnv, withExposedPorts } from './config.js';
+import { DEFAULT_PATH, DEFAULT_SHELL, envMap, isValidSignal, parsePortSpec, setEnv, withExposedPorts } from './config.js';
 import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, RunStep, StagePlan, Step } from './types.js';
 
 export interface ResolvedImage {
@@ -121,6 +121,9 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
   let number = 0;
   for (const raw of ordered) {
     const { base, config } = await resolveBase(raw, deps.get(raw.index)!, planned, opts, at);
+    // BuildKit gives every stage a PATH when its base has none (the classic builder only once
+    // a RUN or ENV commits the config), so RUN finds its programs and the image records it.
+    if (!envMap(config.Env).has('PATH')) config.Env = [`PATH=${DEFAULT_PATH}`, ...(config.Env ?? [])];
     const steps: Step[] = [{ kind: 'from', number: ++number, line: raw.from.range.startLine, text: raw.from.text }];
     const state = new StageState(config, globalArgs, opts.buildArgs, usedArgs, esc);
     for (const inst of raw.body) {

@@ -6,14 +6,12 @@ import type { Digest } from '../digest.js';
 import { EngineError, UserInputError } from '../errors.js';
 import { resolveInRoot } from '../fsutil/scoped.js';
 import { commitStep, type StepResult } from '../layer/commit.js';
+import { DEFAULT_PATH } from '../plan/config.js';
 import type { RunStep } from '../plan/types.js';
 import { mountOverlay } from '../runtime/overlay.js';
 import { RUNTIME_MOUNTPOINTS, runContainer } from '../runtime/runc.js';
 import type { Store } from '../store/store.js';
 import { resolveExecUser } from './users.js';
-
-/** docker's PATH for images that set none. */
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** How much of the end of the output a failure message quotes. */
 const TAIL_LINES = 10;

@@ -66,14 +66,69 @@ export async function strataBuildIntoDocker(context: string, args: string[] = []
 }
 
 /**
- * The busybox rootfs the test environment imported into strata as `busybox:latest`, imported
- * into docker under a unique name, so both builders start from the same bytes without
- * touching a `busybox` image the machine's docker may have.
+ * The base image of differential Dockerfiles: the test busybox rootfs, imported by the
+ * global set-up under this name into both strata's store and docker.
  */
-export async function dockerBusyboxBase(): Promise<{ name: string; remove(): Promise<void> }> {
-  const tar = process.env.STRATA_TEST_BUSYBOX_TAR;
-  if (!tar) throw new Error('STRATA_TEST_BUSYBOX_TAR is not set (run through the jest global set-up)');
-  const name = `${uniqueName('strata-base')}:latest`;
-  await docker(['import', '--change', 'CMD ["sh"]', tar, name]);
-  return { name, remove: () => dockerRmi(name) };
+export const DIFF_BASE = 'strata-test-busybox:latest';
+
+/** The image config fields a user relies on, as `docker image inspect` shows them. */
+export const COMPARED_CONFIG_FIELDS = [
+  'Env',
+  'Cmd',
+  'Entrypoint',
+  'WorkingDir',
+  'User',
+  'ExposedPorts',
+  'Volumes',
+  'Labels',
+  'StopSignal',
+  'Healthcheck',
+  'Shell',
+  'OnBuild',
+] as const;
+
+export async function comparedConfig(image: string): Promise<Record<string, unknown>> {
+  const config = (JSON.parse(await docker(['image', 'inspect', '--format', '{{json .Config}}', image])) ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  // docker shows an unset field as null, [] or {} depending on how the image was made.
+  const empty = (v: unknown) => v === undefined || v === null || v === '' || (typeof v === 'object' && Object.keys(v as object).length === 0);
+  for (const f of COMPARED_CONFIG_FIELDS) out[f] = empty(config[f]) ? null : config[f];
+  return out;
+}
+
+/** `docker history` rows, oldest first: what created each, and whether it added a layer. */
+export async function historyRows(image: string): Promise<{ createdBy: string; layer: boolean }[]> {
+  const out = await docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}\t{{.Size}}', image]);
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [createdBy = '', size = ''] = l.split('\t');
+      return { createdBy, layer: size !== '0B' };
+    })
+    .reverse();
+}
+
+/**
+ * A classic-builder history text in the form strata (like BuildKit) writes: the instruction
+ * as written after expansion, RUN with its argv. A deliberate difference, listed in
+ * docs/compatibility.md; everything else in the row must match.
+ */
+export function normalizeClassicHistory(createdBy: string): string {
+  const nop = /^\/bin\/sh -c #\(nop\)\s+(.*)$/s.exec(createdBy);
+  if (nop) {
+    const text = nop[1]!.trimEnd();
+    // COPY/ADD: the classic builder names the content by hash ("file:…", "dir:…", "multi:…").
+    const copy = /^(COPY|ADD) (?:--chown=\S+ )?(?:file|dir|multi):[0-9a-f]+ in (.*)$/s.exec(text);
+    if (copy) return `${copy[1]} … ${copy[2]!.trim()}`;
+    return text;
+  }
+  return `RUN ${createdBy}`;
+}
+
+/** strata's own history text, with COPY/ADD sources folded as normalizeClassicHistory does. */
+export function normalizeStrataHistory(createdBy: string, workdir = '/'): string {
+  const copy = /^(COPY|ADD) (?:--\S+ )*(.*) (\S+)$/s.exec(createdBy);
+  if (copy) return `${copy[1]} … ${copy[3]!.startsWith('/') ? copy[3] : `${workdir.replace(/\/$/, '')}/${copy[3]}`}`;
+  return createdBy;
 }

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { REPO_ROOT, STRATA_BIN, strataOk } from './cli.js';
+import { DIFF_BASE } from './differential.js';
 import globalTeardown from './global-teardown.js';
 
 async function portFree(port: number): Promise<boolean> {
@@ -50,6 +51,10 @@ async function setUp(): Promise<void> {
   await execa('bash', [path.join(REPO_ROOT, 'scripts', 'busybox-rootfs.sh'), rootfs]);
   await strataOk(['import', '--change', 'CMD ["sh"]', rootfs, 'busybox:latest']);
   process.env.STRATA_TEST_BUSYBOX_TAR = rootfs;
+  // The differential suites' base: the same bytes under the same name in strata and in
+  // docker, so one Dockerfile serves both builders. Removed from docker by the teardown.
+  await strataOk(['import', '--change', 'CMD ["sh"]', rootfs, DIFF_BASE]);
+  await execa('docker', ['import', '--change', 'CMD ["sh"]', rootfs, DIFF_BASE]);
 
   const log = await fs.open(path.join(home, 'worker.log'), 'a');
   const worker = spawn('node', [STRATA_BIN, 'worker'], { stdio: ['ignore', log.fd, log.fd], env: process.env });

@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { execa } from 'execa';
 import { strata } from './cli.js';
+import { DIFF_BASE } from './differential.js';
 
 export default async function globalTeardown(): Promise<void> {
   const worker = (globalThis as { strataWorker?: ChildProcess }).strataWorker;
@@ -15,6 +16,7 @@ export default async function globalTeardown(): Promise<void> {
     if (worker.exitCode === null) worker.kill('SIGKILL');
   }
   await strata(['server', 'stop']);
+  await execa('docker', ['rmi', '-f', DIFF_BASE], { reject: false });
   const home = process.env.STRATA_HOME;
   if (home && home.includes('strata-test-home-')) {
     // A failed test may leave an overlay mounted under the store: unmount before removing.
