@@ -100,6 +100,7 @@ async function runStage(
   } else {
     state = await quick.resolveBase(stage.base);
   }
+  if (fromStep!.kind === 'from' && fromStep!.patch) state = { ...state, config: { ...state.config, ...fromStep!.patch } };
   from.status = 'done';
   from.layer = state.layers.length > 0 ? shortId(state.layers[state.layers.length - 1]!.chainId) : undefined;
 

@@ -14,7 +14,7 @@ import type {
 } from '../dockerfile/instructions.js';
 import type { ContainerConfig, HistoryEntry, ImageConfigFile } from '../image/types.js';
 import { DEFAULT_PATH, DEFAULT_SHELL, envMap, isValidSignal, parsePortSpec, setEnv, withExposedPorts } from './config.js';
-import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, RunStep, StagePlan, Step } from './types.js';
+import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, FromStep, RunStep, StagePlan, Step } from './types.js';
 
 export interface ResolvedImage {
   ref: string;
@@ -121,10 +121,14 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
   let number = 0;
   for (const raw of ordered) {
     const { base, config } = await resolveBase(raw, deps.get(raw.index)!, planned, opts, at);
-    // BuildKit gives every stage a PATH when its base has none (the classic builder only once
-    // a RUN or ENV commits the config), so RUN finds its programs and the image records it.
-    if (!envMap(config.Env).has('PATH')) config.Env = [`PATH=${DEFAULT_PATH}`, ...(config.Env ?? [])];
-    const steps: Step[] = [{ kind: 'from', number: ++number, line: raw.from.range.startLine, text: raw.from.text }];
+    const from: FromStep = { kind: 'from', number: ++number, line: raw.from.range.startLine, text: raw.from.text };
+    // Both builders give the image docker's PATH when its base has none, so RUN finds its
+    // programs and the image records it (BuildKit at FROM, the classic builder at commit).
+    if (!envMap(config.Env).has('PATH')) {
+      config.Env = [`PATH=${DEFAULT_PATH}`, ...(config.Env ?? [])];
+      from.patch = { Env: config.Env };
+    }
+    const steps: Step[] = [from];
     const state = new StageState(config, globalArgs, opts.buildArgs, usedArgs, esc);
     for (const inst of raw.body) {
       steps.push(planInstruction(inst, state, ++number, at));
@@ -253,7 +257,7 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
       noFlags();
       const cmd = commandArgs(inst.command, s.config);
       s.cmdSet = true;
-      return config({ Cmd: cmd }, `CMD ${JSON.stringify(cmd)}`);
+      return config({ Cmd: cmd }, `CMD ${goQuotedList(cmd)}`);
     }
     case 'ENTRYPOINT': {
       noFlags();
@@ -261,7 +265,7 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
       // An ENTRYPOINT drops the CMD inherited from the base unless this stage set one.
       const patch: Partial<ContainerConfig> = { Entrypoint: entry };
       if (!s.cmdSet) patch.Cmd = null;
-      return config(patch, `ENTRYPOINT ${JSON.stringify(entry)}`);
+      return config(patch, `ENTRYPOINT ${goQuotedList(entry)}`);
     }
     case 'EXPOSE': {
       noFlags();
@@ -274,7 +278,7 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
           ports.push(...p);
         }
       }
-      return config({ ExposedPorts: withExposedPorts(s.config, ports) }, `EXPOSE ${ports.join(' ')}`);
+      return config({ ExposedPorts: withExposedPorts(s.config, ports) }, `EXPOSE ${goList(ports)}`);
     }
     case 'VOLUME': {
       noFlags();
@@ -284,11 +288,11 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
         if (p.trim() === '') throw new DockerfileError(where, 'VOLUME specified can not be an empty string');
         vols[p] = {};
       }
-      return config({ Volumes: vols }, `VOLUME ${JSON.stringify(paths)}`);
+      return config({ Volumes: vols }, `VOLUME ${goList(paths)}`);
     }
     case 'SHELL': {
       noFlags();
-      return config({ Shell: [...inst.shell] }, `SHELL ${JSON.stringify(inst.shell)}`);
+      return config({ Shell: [...inst.shell] }, `SHELL ${goList(inst.shell)}`);
     }
     case 'STOPSIGNAL': {
       noFlags();
@@ -382,8 +386,27 @@ function planRun(inst: RunInstruction, s: StageState, common: { number: number; 
     user: s.config.User || undefined,
     workdir: s.config.WorkingDir || '/',
     network,
-    history: { created_by: `RUN ${args.join(' ')}` },
+    history: { created_by: `RUN ${runArgsPrefix(s)}${args.join(' ')}` },
   };
+}
+
+/**
+ * Both builders record the build args a RUN saw, `|N K=V …` before the command, sorted, so
+ * a changed build arg shows (and, in their caches, invalidates the step).
+ */
+function runArgsPrefix(s: StageState): string {
+  const envKeys = envMap(s.config.Env);
+  const seen = [...s.args].filter(([k, v]) => v !== undefined && !envKeys.has(k)).map(([k, v]) => `${k}=${v}`);
+  return seen.length ? `|${seen.length} ${seen.sort().join(' ')} ` : '';
+}
+
+// History texts are Go's fmt output in both builders: `%v` of a []string (`[a b]`) for SHELL,
+// VOLUME and EXPOSE, `%q` (`["a" "b"]`) for CMD and ENTRYPOINT.
+function goList(words: string[]): string {
+  return `[${words.join(' ')}]`;
+}
+function goQuotedList(words: string[]): string {
+  return `[${words.map((w) => JSON.stringify(w)).join(' ')}]`;
 }
 
 /** The argv a CMD/ENTRYPOINT runs: exec form as is; shell form through SHELL. */

@@ -21,6 +21,8 @@ interface StepCommon {
 /** FROM: shown in the output; the stage's base is in StagePlan.base. */
 export interface FromStep extends StepCommon {
   kind: 'from';
+  /** Config the stage starts with on top of its base's (docker's default PATH). */
+  patch?: Partial<ContainerConfig>;
 }
 
 /**

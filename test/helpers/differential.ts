@@ -115,20 +115,37 @@ export async function historyRows(image: string): Promise<{ createdBy: string; l
  * docs/compatibility.md; everything else in the row must match.
  */
 export function normalizeClassicHistory(createdBy: string): string {
-  const nop = /^\/bin\/sh -c #\(nop\)\s+(.*)$/s.exec(createdBy);
+  if (createdBy === '') return ''; // an imported base
+  // Config steps are "<SHELL> #(nop) <INSTRUCTION>", with the SHELL in force at the time.
+  const nop = /^.*? #\(nop\)\s+(.*)$/s.exec(createdBy);
   if (nop) {
     const text = nop[1]!.trimEnd();
+    // The classic builder lists EXPOSE's words as written, sorted; BuildKit the ports with protocols.
+    const arg = /^ARG (.*)$/s.exec(text);
+    if (arg) return argKeys(arg[1]!);
+    const expose = /^EXPOSE (.*)$/s.exec(text);
+    if (expose) return `EXPOSE [${expose[1]!.split(' ').map((p) => (p.includes('/') ? p : `${p}/tcp`)).join(' ')}]`;
     // COPY/ADD: the classic builder names the content by hash ("file:…", "dir:…", "multi:…").
-    const copy = /^(COPY|ADD) (?:--chown=\S+ )?(?:file|dir|multi):[0-9a-f]+ in (.*)$/s.exec(text);
-    if (copy) return `${copy[1]} … ${copy[2]!.trim()}`;
+    // (and writes `--chown=X` straight before that name, without a blank).
+    const copy = /^(COPY|ADD) (?:--chown=(\S*?))?(?:file|dir|multi):[0-9a-f]+ in (.*)$/s.exec(text);
+    if (copy) return `${copy[1]}${copy[2] ? ` --chown=${copy[2]}` : ''} … ${copy[3]!.trim()}`;
     return text;
   }
   return `RUN ${createdBy}`;
 }
 
 /** strata's own history text, with COPY/ADD sources folded as normalizeClassicHistory does. */
-export function normalizeStrataHistory(createdBy: string, workdir = '/'): string {
-  const copy = /^(COPY|ADD) (?:--\S+ )*(.*) (\S+)$/s.exec(createdBy);
-  if (copy) return `${copy[1]} … ${copy[3]!.startsWith('/') ? copy[3] : `${workdir.replace(/\/$/, '')}/${copy[3]}`}`;
+export function normalizeStrataHistory(createdBy: string): string {
+  const expose = /^EXPOSE \[(.*)\]$/s.exec(createdBy);
+  if (expose) return `EXPOSE [${expose[1]!.split(' ').sort().join(' ')}]`;
+  const arg = /^ARG (.*)$/s.exec(createdBy);
+  if (arg) return argKeys(arg[1]!);
+  const copy = /^(COPY|ADD)((?: --\S+)*) (.*) (\S+)$/s.exec(createdBy);
+  if (copy) return `${copy[1]}${copy[2]} … ${copy[4]}`;
   return createdBy;
+}
+
+/** An ARG row reduced to its names: the classic builder shows defaults, BuildKit values. */
+function argKeys(args: string): string {
+  return `ARG ${args.split(' ').map((a) => a.split('=')[0]).join(' ')}`;
 }

@@ -450,7 +450,7 @@ const goldens: Golden[] = [
     dockerfile: ['ARG STAGE=base', 'FROM scratch AS base', 'FROM $STAGE'].join('\n'),
     want: {
       stages: [
-        stage(0, { kind: 'scratch' }, [from(1, 2, 'FROM scratch AS base')], { name: 'base' }),
+        stage(0, { kind: 'scratch' }, [{ ...from(1, 2, 'FROM scratch AS base'), patch: { Env: [PATH] } }], { name: 'base' }),
         stage(1, { kind: 'stage', stage: 0 }, [from(2, 3, 'FROM $STAGE')], { dependsOn: [0] }),
       ],
       target: 1,
@@ -595,8 +595,6 @@ const historyAgrees: HistoryRow[] = [
   { name: 'WORKDIR a/../b', lines: ['WORKDIR a/../b'], createdBy: 'WORKDIR /b' },
   // BuildKit appends its own " # buildkit" marker to layer steps; strata writes the rest alike.
   { name: 'RUN echo hi (no build args in scope)', lines: ['RUN echo hi'], createdBy: 'RUN /bin/sh -c echo hi' },
-];
-const historyDiffers: HistoryRow[] = [
   // runCommandString: the build args in scope come first as `|N k=v…` (both builders).
   { name: 'RUN echo hi with ARG V=x in scope', lines: ['ARG V=x', 'RUN echo hi'], createdBy: 'RUN |1 V=x /bin/sh -c echo hi' },
   { name: 'CMD ["nginx", "-g", "daemon off;"]', lines: ['CMD ["nginx", "-g", "daemon off;"]'], createdBy: 'CMD ["nginx" "-g" "daemon off;"]' },
@@ -605,6 +603,8 @@ const historyDiffers: HistoryRow[] = [
   { name: 'SHELL ["/bin/bash", "-c"]', lines: ['SHELL ["/bin/bash", "-c"]'], createdBy: 'SHELL [/bin/bash -c]' },
   { name: 'VOLUME /data /x', lines: ['VOLUME /data /x'], createdBy: 'VOLUME [/data /x]' },
   { name: 'EXPOSE 80 53/udp', lines: ['EXPOSE 80 53/udp'], createdBy: 'EXPOSE [80/tcp 53/udp]' },
+];
+const historyDiffers: HistoryRow[] = [
   {
     name: 'COPY --chown=app --chmod=755 a /b',
     lines: ['COPY --chown=app --chmod=755 a /b'],
