@@ -8,11 +8,15 @@ import type {
   CommandForm,
   CopyInstruction,
   FromInstruction,
+  HealthcheckInstruction,
   Instruction,
   ParsedDockerfile,
   RunInstruction,
 } from '../dockerfile/instructions.js';
-import type { ContainerConfig, HistoryEntry, ImageConfigFile } from '../image/types.js';
+import type { ContainerConfig, HealthConfig, HistoryEntry, ImageConfigFile } from '../image/types.js';
+// History texts are Go's fmt output in both builders: `%v` of a []string (`[a b]`) for SHELL,
+// VOLUME and EXPOSE, `%q` (`["a" "b"]`) for CMD and ENTRYPOINT.
+import { formatGoDuration, goList, goQuoteRune, goQuotedList, parseGoDuration } from './gofmt.js';
 import { DEFAULT_PATH, DEFAULT_SHELL, envMap, isValidSignal, parsePortSpec, setEnv, withExposedPorts } from './config.js';
 import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, FromStep, RunStep, StagePlan, Step } from './types.js';
 
@@ -311,7 +315,7 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
       return config({ OnBuild: triggers }, `ONBUILD ${inst.trigger}`);
     }
     case 'HEALTHCHECK':
-      throw new DockerfileError(where, 'HEALTHCHECK is not supported yet');
+      return planHealthcheck(inst, where, config);
     case 'COPY':
     case 'ADD':
       return planCopy(inst, s, common, where);
@@ -320,6 +324,47 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
     case 'FROM':
       throw new DockerfileError(where, 'FROM inside a stage'); // parse.ts splits stages at FROM
   }
+}
+
+const HEALTHCHECK_DURATIONS = { interval: 'Interval', timeout: 'Timeout', 'start-period': 'StartPeriod', 'start-interval': 'StartInterval' } as const;
+
+function planHealthcheck(
+  inst: HealthcheckInstruction,
+  where: { file: string; line: number },
+  config: (patch: Partial<ContainerConfig>, createdBy: string) => ConfigStep,
+): ConfigStep {
+  if (!inst.command) {
+    if (inst.flags.length) throw new DockerfileError(where, 'HEALTHCHECK NONE takes no flags');
+    const health: HealthConfig = { Test: ['NONE'] };
+    return config({ Healthcheck: health }, `HEALTHCHECK ${healthHistory(health)}`);
+  }
+  const health: HealthConfig = {
+    Test: inst.command.form === 'exec' ? ['CMD', ...inst.command.args] : ['CMD-SHELL', inst.command.text],
+  };
+  for (const f of inst.flags) {
+    const value = f.value ?? '';
+    if (f.name === 'retries') {
+      if (!/^-?\d+$/.test(value)) throw new DockerfileError(where, `HEALTHCHECK: --retries must be a whole number, got ${JSON.stringify(value)}`);
+      const n = Number(value);
+      if (n < 0) throw new DockerfileError(where, '--retries cannot be negative');
+      if (n > 0) health.Retries = n;
+      continue;
+    }
+    const field = HEALTHCHECK_DURATIONS[f.name as keyof typeof HEALTHCHECK_DURATIONS];
+    if (!field) throw new DockerfileError(where, `HEALTHCHECK: unknown flag --${f.name}`);
+    const ns = parseGoDuration(value);
+    if (ns === undefined) throw new DockerfileError(where, `HEALTHCHECK: --${f.name}: invalid duration ${JSON.stringify(value)} (use e.g. 30s, 1m30s, 500ms)`);
+    // docker: 0 means "the default"; anything else below a millisecond is refused.
+    if (ns !== 0 && ns < 1e6) throw new DockerfileError(where, `HEALTHCHECK: --${f.name} cannot be less than 1ms`);
+    if (ns !== 0) health[field] = ns;
+  }
+  return config({ Healthcheck: health }, `HEALTHCHECK ${healthHistory(health)}`);
+}
+
+/** `%q` of docker's HealthConfig, as both builders write it: `&{["CMD" "x"] "30s" "0s" "0s" "0s" '\x03'}`. */
+function healthHistory(h: HealthConfig): string {
+  const d = (ns: number | undefined) => JSON.stringify(formatGoDuration(ns ?? 0));
+  return `&{${goQuotedList(h.Test ?? [])} ${d(h.Interval)} ${d(h.Timeout)} ${d(h.StartPeriod)} ${d(h.StartInterval)} ${goQuoteRune(h.Retries ?? 0)}}`;
 }
 
 function planCopy(
@@ -400,14 +445,6 @@ function runArgsPrefix(s: StageState): string {
   return seen.length ? `|${seen.length} ${seen.sort().join(' ')} ` : '';
 }
 
-// History texts are Go's fmt output in both builders: `%v` of a []string (`[a b]`) for SHELL,
-// VOLUME and EXPOSE, `%q` (`["a" "b"]`) for CMD and ENTRYPOINT.
-function goList(words: string[]): string {
-  return `[${words.join(' ')}]`;
-}
-function goQuotedList(words: string[]): string {
-  return `[${words.map((w) => JSON.stringify(w)).join(' ')}]`;
-}
 
 /** The argv a CMD/ENTRYPOINT runs: exec form as is; shell form through SHELL. */
 function commandArgs(cmd: CommandForm, config: ContainerConfig): string[] {

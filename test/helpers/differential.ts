@@ -140,6 +140,9 @@ export function normalizeStrataHistory(createdBy: string): string {
   if (expose) return `EXPOSE [${expose[1]!.split(' ').sort().join(' ')}]`;
   const arg = /^ARG (.*)$/s.exec(createdBy);
   if (arg) return argKeys(arg[1]!);
+  // dockerd 20.10's HealthConfig predates StartInterval: one duration fewer in its row.
+  const health = /^(HEALTHCHECK &\{\[.*\](?: "[^"]*"){3}) "[^"]*"( '.*'\})$/s.exec(createdBy);
+  if (health) return `${health[1]}${health[2]}`;
   const copy = /^(COPY|ADD)((?: --\S+)*) (.*) (\S+)$/s.exec(createdBy);
   if (copy) return `${copy[1]}${copy[2]} … ${copy[4]}`;
   return createdBy;

@@ -527,6 +527,10 @@ interface ErrorRow extends Input {
 }
 
 const errors: ErrorRow[] = [
+  { name: 'HEALTHCHECK --interval=5 CMD true (no unit)', dockerfile: 'FROM busybox\nHEALTHCHECK --interval=5 CMD true\n', line: 2, message: 'invalid duration "5"' },
+  { name: 'HEALTHCHECK --timeout=10us CMD true', dockerfile: 'FROM busybox\nHEALTHCHECK --timeout=10us CMD true\n', line: 2, message: 'less than 1ms' },
+  { name: 'HEALTHCHECK --retries=-1 CMD true', dockerfile: 'FROM busybox\nHEALTHCHECK --retries=-1 CMD true\n', line: 2, message: 'cannot be negative' },
+  { name: 'HEALTHCHECK --bogus=1 CMD true', dockerfile: 'FROM busybox\nHEALTHCHECK --bogus=1 CMD true\n', line: 2, message: 'unknown flag --bogus' },
   { name: 'RUN --mount=type=cache,target=/x make', dockerfile: 'FROM busybox\nENV A=1\nRUN --mount=type=cache,target=/x make\n', line: 3, message: '--mount' },
   { name: 'RUN --network=bogus true', dockerfile: 'FROM busybox\nRUN --network=bogus true\n', line: 2, message: '--network' },
   {
