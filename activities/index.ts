@@ -2,7 +2,7 @@
 // user errors (EngineError.userError) into non-retryable failures. The worker composes them.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { saveImages } from '../engine/archive/save.js';
-import { hostPlatform } from '../engine/archive/import.js';
+import { hostPlatform } from '../engine/image/platform.js';
 import { ensureContext } from '../engine/context/unpack.js';
 import { parseDockerfile } from '../engine/dockerfile/parse.js';
 import { EngineError } from '../engine/errors.js';

@@ -1,5 +1,6 @@
 // import: a rootfs tar (plain or compressed) becomes a one-layer image, as `docker import`.
 // The blob is kept as it came, next to its unpacked snapshot.
+import { hostPlatform } from '../image/platform.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -30,11 +31,6 @@ export interface ImportOptions {
   /** What the history comment names as the source (`-` for stdin, or the file name). */
   source: string;
   sourceDateEpoch?: number;
-}
-
-export function hostPlatform(): { architecture: string; os: string } {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return { architecture: arch[process.arch] ?? process.arch, os: 'linux' };
 }
 
 /** Folds `--change` lines into a config, with docker's rules for each instruction. */

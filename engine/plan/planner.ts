@@ -3,7 +3,9 @@
 import posixPath from 'node:path/posix';
 import type { Digest } from '../digest.js';
 import { DockerfileError } from '../errors.js';
-import { processWord } from '../dockerfile/expand.js';
+import { processWord, processWords } from '../dockerfile/expand.js';
+import { formatPlatform, hostPlatform, platformArgs, type Platform } from '../image/platform.js';
+import { parseDockerfile } from '../dockerfile/parse.js';
 import type {
   CommandForm,
   CopyInstruction,
@@ -31,6 +33,8 @@ export interface PlanOptions {
   buildArgs: Record<string, string>;
   /** Stage name to build; the last stage when absent. */
   target?: string;
+  /** The platform built for (and on); the host's by default. */
+  platform?: Platform;
   /** Finds an image by reference (local store now, registries later). Throws when absent. */
   resolveImage: (ref: string) => Promise<ResolvedImage>;
 }
@@ -60,10 +64,11 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
   const esc = df.escapeChar;
   const at = (line: number) => ({ file, line });
   const usedArgs = new Set<string>();
+  const platform = opts.platform ?? hostPlatform();
 
   // Global ARGs (before the first FROM) are visible to FROM lines only, and to stages
   // that re-declare them.
-  const globalArgs = new Map<string, string>();
+  const globalArgs = new Map<string, string>(Object.entries(platformArgs(platform)));
   let i = 0;
   for (; i < df.instructions.length && df.instructions[i]!.kind !== 'FROM'; i++) {
     const inst = df.instructions[i]!;
@@ -87,7 +92,12 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
         if (rawStages.some((s) => s.name === name)) throw new DockerfileError(at(inst.range.startLine), `FROM: duplicate stage name ${JSON.stringify(inst.stageName)}`);
       }
       for (const f of inst.flags) {
-        throw new DockerfileError(at(inst.range.startLine), `FROM: flag --${f.name} is not supported yet`);
+        if (f.name !== 'platform') throw new DockerfileError(at(inst.range.startLine), `FROM: unknown flag --${f.name}`);
+        const wanted = expandWord(f.value ?? '', globalArgs, esc, at(inst.range.startLine));
+        // No emulation here: a stage for another platform could not run its RUN steps.
+        if (normalizePlatform(wanted) !== formatPlatform(platform)) {
+          throw new DockerfileError(at(inst.range.startLine), `FROM --platform=${wanted}: strata builds for ${formatPlatform(platform)} only`);
+        }
       }
       rawStages.push({ index: rawStages.length, from: inst, name, body: [], baseRef });
     } else {
@@ -120,7 +130,6 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
   visit(target.index);
 
   const ordered = rawStages.filter((s) => needed.has(s.index));
-  const totalSteps = ordered.reduce((n, s) => n + 1 + s.body.length, 0);
   const planned = new Map<number, PlannedStage>();
   let number = 0;
   for (const raw of ordered) {
@@ -132,9 +141,16 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
       config.Env = [`PATH=${DEFAULT_PATH}`, ...(config.Env ?? [])];
       from.patch = { Env: config.Env };
     }
+    // The base's ONBUILD triggers run first, as if written after FROM; the new image does not
+    // inherit them (both builders).
+    const triggers = triggerInstructions(config.OnBuild ?? [], raw, file);
+    if (config.OnBuild?.length) {
+      config.OnBuild = null;
+      from.patch = { ...from.patch, OnBuild: null };
+    }
     const steps: Step[] = [from];
     const state = new StageState(config, globalArgs, opts.buildArgs, usedArgs, esc);
-    for (const inst of raw.body) {
+    for (const inst of [...triggers, ...raw.body]) {
       steps.push(planInstruction(inst, state, ++number, at));
     }
     planned.set(raw.index, {
@@ -144,9 +160,31 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
   }
 
   const warnings: string[] = [];
-  const unused = Object.keys(opts.buildArgs).filter((k) => !usedArgs.has(k));
+  const unused = Object.keys(opts.buildArgs).filter((k) => !usedArgs.has(k) && !PROXY_ARGS.has(k));
   if (unused.length > 0) warnings.push(`One or more build-args [${unused.sort().join(' ')}] were not consumed`);
-  return { stages: ordered.map((s) => planned.get(s.index)!.plan), target: target.index, totalSteps, warnings };
+  return { stages: ordered.map((s) => planned.get(s.index)!.plan), target: target.index, totalSteps: number, warnings };
+}
+
+/** `linux/x86_64` and `Linux/AMD64` are linux/amd64, as containerd's platform parser has it. */
+function normalizePlatform(text: string): string {
+  const [os = '', arch = '', variant] = text.toLowerCase().split('/');
+  const aliases: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', i386: '386' };
+  return [os, aliases[arch] ?? arch, variant].filter(Boolean).join('/');
+}
+
+/** A base's ONBUILD triggers as instructions, placed at the stage's FROM line. */
+function triggerInstructions(triggers: string[], raw: RawStage, file: string): Instruction[] {
+  const line = raw.from.range.startLine;
+  return triggers.flatMap((t) => {
+    let parsed: ParsedDockerfile;
+    try {
+      // The parser wants a stage to put the line in.
+      parsed = parseDockerfile(`FROM scratch\n${t}`, file);
+    } catch (err) {
+      throw new DockerfileError({ file, line }, `ONBUILD trigger ${JSON.stringify(t)} of ${raw.baseRef}: ${(err as Error).message}`, { cause: err });
+    }
+    return parsed.instructions.slice(1).map((inst) => ({ ...inst, range: { startLine: line, endLine: line } }));
+  });
 }
 
 async function resolveBase(
@@ -173,6 +211,9 @@ async function resolveBase(
     config: structuredClone(img.config.config ?? {}),
   };
 }
+
+/** docker's predefined build args: usable without ARG, never recorded, never "unused". */
+const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
 
 /** What is in scope while a stage's instructions are planned. */
 class StageState {
@@ -275,8 +316,8 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
       noFlags();
       const ports: string[] = [];
       for (const raw of inst.ports) {
-        {
-          const w = word(raw);
+        // An expanded word may hold several ports (`EXPOSE $PORTS`): BuildKit splits them.
+        for (const w of expandWords(raw, s.vars(), s.esc, where)) {
           const p = parsePortSpec(w);
           if (!p) throw new DockerfileError(where, `EXPOSE: invalid port ${JSON.stringify(w)}`);
           ports.push(...p);
@@ -423,6 +464,10 @@ function planRun(inst: RunInstruction, s: StageState, common: { number: number; 
   const env = [...(s.config.Env ?? [])];
   const envKeys = envMap(s.config.Env);
   for (const [k, v] of s.args) if (v !== undefined && !envKeys.has(k)) env.push(`${k}=${v}`);
+  // The proxy args reach RUN without an ARG, and stay out of the history and the image.
+  for (const [k, v] of Object.entries(s.buildArgs)) {
+    if (PROXY_ARGS.has(k) && !s.args.has(k) && !envKeys.has(k)) env.push(`${k}=${v}`);
+  }
   return {
     kind: 'run',
     ...common,
@@ -441,7 +486,7 @@ function planRun(inst: RunInstruction, s: StageState, common: { number: number; 
  */
 function runArgsPrefix(s: StageState): string {
   const envKeys = envMap(s.config.Env);
-  const seen = [...s.args].filter(([k, v]) => v !== undefined && !envKeys.has(k)).map(([k, v]) => `${k}=${v}`);
+  const seen = [...s.args].filter(([k, v]) => v !== undefined && !envKeys.has(k) && !PROXY_ARGS.has(k)).map(([k, v]) => `${k}=${v}`);
   return seen.length ? `|${seen.length} ${seen.sort().join(' ')} ` : '';
 }
 
@@ -469,6 +514,14 @@ function argValue(
 function expandWord(w: string, vars: Map<string, string>, esc: string, where: { file: string; line: number }): string {
   try {
     return processWord(w, vars, esc);
+  } catch (err) {
+    throw new DockerfileError(where, `expand ${JSON.stringify(w)}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function expandWords(w: string, vars: Map<string, string>, esc: string, where: { file: string; line: number }): string[] {
+  try {
+    return processWords(w, vars, esc);
   } catch (err) {
     throw new DockerfileError(where, `expand ${JSON.stringify(w)}: ${(err as Error).message}`, { cause: err });
   }

@@ -648,14 +648,35 @@ describe('differs from docker', () => {
   });
 
   // BuildKit splits EXPOSE words after expansion (shlex.ProcessWords, convert_expose.go).
-  test.failing('EXPOSE $PORTS with ENV PORTS="80 443" exposes two ports', async () => {
+  test('EXPOSE $PORTS with ENV PORTS="80 443" exposes two ports', async () => {
     const got = await plan({ dockerfile: 'FROM busybox\nENV PORTS="80 443"\nEXPOSE $PORTS\n' });
     expect(got.stages[0]!.steps[2]).toMatchObject({ patch: { ExposedPorts: { '80/tcp': {}, '443/tcp': {} } } });
   });
 
   // docker never warns about its predefined proxy args (builtinAllowedBuildArgs).
-  test.failing('--build-arg HTTP_PROXY=… unused: no warning', async () => {
+  test('--build-arg HTTP_PROXY=… unused: no warning', async () => {
     const got = await plan({ dockerfile: 'FROM busybox\n', buildArgs: { HTTP_PROXY: 'http://proxy:3128' } });
     expect(got.warnings).toEqual([]);
+  });
+});
+
+describe('platform', () => {
+  test('FROM --platform=$BUILDPLATFORM and ARG TARGETARCH in a stage give the host platform', async () => {
+    const got = await plan({ dockerfile: 'FROM --platform=$BUILDPLATFORM busybox\nARG TARGETARCH\nRUN echo $TARGETARCH\n' });
+    const run = got.stages[0]!.steps[2]!;
+    expect(run).toMatchObject({ kind: 'run', env: expect.arrayContaining([`TARGETARCH=${process.arch === 'x64' ? 'amd64' : process.arch}`]) });
+  });
+  test('TARGETOS is not in a stage that does not declare it', async () => {
+    const got = await plan({ dockerfile: 'FROM busybox\nRUN echo $TARGETOS\n' });
+    expect((got.stages[0]!.steps[1] as { env: string[] }).env.some((e) => e.startsWith('TARGETOS='))).toBe(false);
+  });
+  test('FROM --platform for another architecture is a clear error', async () => {
+    await expect(plan({ dockerfile: 'FROM --platform=linux/s390x busybox\n' })).rejects.toThrow('strata builds for linux/');
+  });
+  test('the proxy args reach RUN without ARG and stay out of its history', async () => {
+    const got = await plan({ dockerfile: 'FROM busybox\nRUN true\n', buildArgs: { HTTP_PROXY: 'http://proxy:3128' } });
+    const run = got.stages[0]!.steps[1] as { env: string[]; history: { created_by: string } };
+    expect(run.env).toContain('HTTP_PROXY=http://proxy:3128');
+    expect(run.history.created_by).toBe('RUN /bin/sh -c true');
   });
 });
