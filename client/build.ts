@@ -36,6 +36,12 @@ export function parseDuration(s: string): number {
 
 export class UsageError extends Error {}
 
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
 /** `K=V` sets; a bare `K` takes the value from the environment, or is skipped (docker). */
 export function parseBuildArgs(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};
@@ -103,10 +109,14 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
   const contextDir = path.resolve(contextArg);
   const st = await fs.stat(contextDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`build: context ${contextArg} is not a directory`);
-  const dockerfilePath = opts.file ? path.resolve(opts.file) : path.join(contextDir, 'Dockerfile');
-  const dockerfileText = await fs.readFile(dockerfilePath).catch((e: NodeJS.ErrnoException) => {
-    throw new UsageError(`build: cannot read Dockerfile ${dockerfilePath}: ${e.code ?? e.message}`);
-  });
+  // `-f -` reads the Dockerfile from stdin, as docker does; it is then named plain `Dockerfile`.
+  const fromStdin = opts.file === '-';
+  const dockerfilePath = fromStdin ? path.join(contextDir, 'Dockerfile') : opts.file ? path.resolve(opts.file) : path.join(contextDir, 'Dockerfile');
+  const dockerfileText = fromStdin
+    ? await readStdin()
+    : await fs.readFile(dockerfilePath).catch((e: NodeJS.ErrnoException) => {
+        throw new UsageError(`build: cannot read Dockerfile ${dockerfilePath}: ${e.code ?? e.message}`);
+      });
   const tags = opts.tag.map((t) => {
     try {
       return normalizeReference(t);
@@ -125,7 +135,7 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
     stepTimeoutMs: opts.stepTimeout ? parseDuration(opts.stepTimeout) : undefined,
   };
 
-  const filter = makeFilter(await readDockerignore(contextDir, opts.file ? dockerfilePath : undefined));
+  const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
   const context = await store.putBlobStream(packContext(contextDir, filter));
   const dockerfile = await store.putBlob(dockerfileText);
   out(`Sending build context to strata  ${formatSize(context.size)}`);

@@ -36,7 +36,7 @@ Environment:
     .command('build')
     .description('Build an image from a Dockerfile and a context directory')
     .argument('<context>', 'the build context directory')
-    .option('-f, --file <file>', 'the Dockerfile (default: CONTEXT/Dockerfile)')
+    .option('-f, --file <file>', 'the Dockerfile, anywhere, or - for stdin (default: CONTEXT/Dockerfile)')
     .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect, [])
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage and what it needs')

@@ -159,3 +159,26 @@ describe('strata build with no worker polling', () => {
     expect(r.stdout).toContain(`Successfully tagged ${name}:latest`);
   });
 });
+
+describe('where the Dockerfile comes from', () => {
+  test('-f - reads it from stdin; -f may point outside the context, with its NAME.dockerignore', async () => {
+    const ctx = await makeContext({ 'kept.txt': 'kept\n', 'secret.txt': 'secret\n' });
+    const elsewhere = await makeContext({
+      'app.Dockerfile': 'FROM busybox\nCOPY . /ctx/\nCMD ["ls", "/ctx"]\n',
+      'app.Dockerfile.dockerignore': 'secret.txt\n',
+    });
+    const a = uniqueName();
+    const b = uniqueName();
+    track(ctx, a, b);
+    track(elsewhere);
+    const tarA = path.join(elsewhere, 'a.tar');
+    await strataOk(['build', '-f', '-', '-t', a, '--output', `type=docker,dest=${tarA}`, ctx], { input: 'FROM busybox\nCOPY kept.txt /\nCMD ["cat", "/kept.txt"]\n' });
+    await dockerLoad(tarA);
+    expect(await dockerRun(a)).toBe('kept');
+
+    const tarB = path.join(elsewhere, 'b.tar');
+    await strataOk(['build', '-f', path.join(elsewhere, 'app.Dockerfile'), '-t', b, '--output', `type=docker,dest=${tarB}`, ctx]);
+    await dockerLoad(tarB);
+    expect((await dockerRun(b)).split('\n')).toEqual(['kept.txt']);
+  });
+});
