@@ -104,7 +104,7 @@ async function copyInto(rootfs: string, spec: CopySpec, items: CopyItem[]): Prom
   for (const item of items) {
     if (item.kind === 'download') {
       const target = destIsDir ? posixPath.join(step.dest, item.name) : step.dest;
-      await ensureDir(ctx, posixPath.dirname(target));
+      await ensureDir(ctx, posixPath.dirname(target), undefined, true);
       // docker gives a downloaded file mode 0600 and the server's Last-Modified time.
       const st = await fs.stat(item.file);
       const mtime = item.mtime ?? st.mtimeMs / 1000;
@@ -131,7 +131,7 @@ async function copyInto(rootfs: string, spec: CopySpec, items: CopyItem[]): Prom
       await copyTree(ctx, srcHost, step.dest);
     } else {
       const target = destIsDir ? posixPath.join(step.dest, posixPath.basename(rel)) : step.dest;
-      await ensureDir(ctx, posixPath.dirname(target));
+      await ensureDir(ctx, posixPath.dirname(target), undefined, true);
       await copyEntry(ctx, srcHost, target, st);
     }
   }
@@ -153,8 +153,10 @@ interface CopyContext {
 /**
  * Makes sure the directory `imagePath` exists in the rootfs: missing parents are created
  * root-owned 0755 (as docker does); `like`, when given, gives the last one its mode/times.
+ * `ownCreated`: the new directories get --chown's owner, as docker's builder does for the
+ * parents of a file it copies (not for a directory's or an archive's).
  */
-async function ensureDir(ctx: CopyContext, imagePath: string, like?: import('node:fs').Stats): Promise<string> {
+async function ensureDir(ctx: CopyContext, imagePath: string, like?: import('node:fs').Stats, ownCreated = false): Promise<string> {
   const host = await resolveInRoot(ctx.rootfs, imagePath, { followFinal: true });
   if (await isDir(host)) return host;
   const rel = path.relative(ctx.rootfs, host);
@@ -170,6 +172,7 @@ async function ensureDir(ctx: CopyContext, imagePath: string, like?: import('nod
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       await fs.mkdir(cur, { mode: 0o755 });
       await fs.chmod(cur, 0o755);
+      if (ownCreated) await fs.lchown(cur, ctx.owner.uid, ctx.owner.gid);
     }
   }
   if (like) {
