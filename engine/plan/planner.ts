@@ -364,6 +364,10 @@ function planCopy(
     }
     const source = classifyAddSource(src);
     if (!source) throw new DockerfileError(where, `ADD: unsupported source URL ${JSON.stringify(src)} (http, https and git sources only)`);
+    // git would read a ref or remote starting with `-` as an option (--upload-pack runs a command).
+    if (source.kind === 'git' && (source.remote.startsWith('-') || source.ref?.startsWith('-'))) {
+      throw new DockerfileError(where, `ADD: invalid git source ${JSON.stringify(src)}`);
+    }
     if (checksum !== undefined && source.kind !== 'http') {
       throw new DockerfileError(where, `ADD: --checksum is only supported for http(s) sources, not ${JSON.stringify(src)}`);
     }

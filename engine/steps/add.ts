@@ -78,6 +78,8 @@ export async function cloneGit(source: AddSource & { kind: 'git' }, dir: string,
     if (r.exitCode !== 0) throw gitError(source, args, r.stderr);
     return r.stdout;
   };
+  // The planner refused these; a plan from elsewhere must not turn a ref into a git option.
+  if (source.ref?.startsWith('-')) throw new UserInputError('ADD_GIT_FAILED', `ADD failed: invalid git ref ${source.ref}`);
   await fs.mkdir(dir);
   await git(['init', '-q']);
   await git(['remote', 'add', 'origin', source.remote]);

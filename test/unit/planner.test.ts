@@ -548,6 +548,7 @@ const errors: ErrorRow[] = [
     message: '--checksum is only supported for http(s) sources',
   },
   { name: 'ADD ftp://h/x /x (unsupported scheme)', dockerfile: 'FROM busybox\nADD ftp://h/x /x\n', line: 2, message: 'unsupported source URL "ftp://h/x"' },
+  { name: 'ADD https://h/r.git#--upload-pack=x /x (a ref git would take as an option)', dockerfile: 'FROM busybox\nADD https://h/r.git#--upload-pack=x /x\n', line: 2, message: 'invalid git source' },
   { name: 'COPY https://h/x /x', dockerfile: 'FROM busybox\nCOPY https://h/x /x\n', line: 2, message: "source can't be a URL for COPY" },
   { name: 'EXPOSE abc', dockerfile: 'FROM busybox\nEXPOSE abc\n', line: 2, message: 'invalid port "abc"' },
   { name: 'EXPOSE 80/xyz', dockerfile: 'FROM busybox\n\nEXPOSE 80/xyz\n', line: 3, message: 'invalid port "80/xyz"' },
