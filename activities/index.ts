@@ -19,9 +19,11 @@ import type { BuildActivities, CommitInput, CopyInput, PlanInput, RunHeartbeat, 
 
 export interface ActivityDeps {
   store: Store;
+  /** ADD may clone file:// git repositories from this worker's disk (tests, local mirrors). */
+  allowFileGit?: boolean;
 }
 
-export function createActivities({ store }: ActivityDeps): BuildActivities {
+export function createActivities({ store, allowFileGit }: ActivityDeps): BuildActivities {
   return {
     planBuild: (input: PlanInput) =>
       guarded(async () => {
@@ -48,7 +50,7 @@ export function createActivities({ store }: ActivityDeps): BuildActivities {
       guarded(
         async () => {
           const contextDir = await ensureContext(store, input.contextDigest);
-          return executeCopy(store, { parentTop: input.parentTop, step: input.step, contextDir, sourceDateEpoch: input.sourceDateEpoch });
+          return executeCopy(store, { parentTop: input.parentTop, step: input.step, contextDir, sourceDateEpoch: input.sourceDateEpoch, allowFileGit });
         },
         { heartbeat: true },
       ),

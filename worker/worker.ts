@@ -56,7 +56,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     taskQueue: opts.taskQueue ?? taskQueue(),
     ...(opts.identity ? { identity: opts.identity } : {}), // an explicit undefined is rejected
     ...(bundleReady ? { workflowBundle: { codePath: BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ store: opts.store }),
+    activities: createActivities({ store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1' }),
     // RUN output reaches clients through heartbeat details: send them at least every second.
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',

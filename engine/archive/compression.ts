@@ -56,8 +56,15 @@ function throughProgram(src: Readable, program: string): Readable {
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.on('error', (e) => out.destroy(new UserInputError('DECOMPRESS_FAILED', `decompress: cannot run ${program}: ${e.message}`)));
-  child.on('close', (code) => {
-    if (code !== 0) out.destroy(new UserInputError('DECOMPRESS_FAILED', `decompress: ${program} failed: ${stderr.trim()}`));
+  let exited = false;
+  child.on('close', (code, signal) => {
+    exited = true;
+    if (code !== 0 && !out.destroyed) out.destroy(new UserInputError('DECOMPRESS_FAILED', `decompress: ${program} failed: ${stderr.trim() || signal}`));
+  });
+  // A reader that stops early (a format sniff, a failed extraction) would leave the child
+  // blocked on a full pipe: stop it.
+  out.on('close', () => {
+    if (!exited && !out.readableEnded) child.kill();
   });
   src.on('error', (e) => child.stdin.destroy(e));
   child.stdin.on('error', () => undefined); // the child's own exit status reports the failure

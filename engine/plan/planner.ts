@@ -6,6 +6,7 @@ import { DockerfileError } from '../errors.js';
 import { processWord, processWords } from '../dockerfile/expand.js';
 import { formatPlatform, hostPlatform, platformArgs, type Platform } from '../image/platform.js';
 import { parseDockerfile } from '../dockerfile/parse.js';
+import { classifyAddSource } from './addSource.js';
 import type {
   CommandForm,
   CopyInstruction,
@@ -414,10 +415,11 @@ function planCopy(
   common: { number: number; line: number; text: string },
   where: { file: string; line: number },
 ): CopyStep {
-  if (inst.kind === 'ADD') throw new DockerfileError(where, 'ADD is not supported yet');
   if (inst.heredocs.length > 0) throw new DockerfileError(where, `${inst.kind}: heredocs are not supported yet`);
   let chown: string | undefined;
   let chmod: number | undefined;
+  let checksum: string | undefined;
+  let keepGitDir: boolean | undefined;
   for (const f of inst.flags) {
     if (f.name === 'chown') {
       chown = expandWord(f.value ?? '', s.vars(), s.esc, where);
@@ -426,6 +428,16 @@ function planCopy(
       const v = f.value ?? '';
       if (!/^[0-7]{3,4}$/.test(v)) throw new DockerfileError(where, `${inst.kind}: --chmod must be an octal mode, got ${JSON.stringify(v)}`);
       chmod = parseInt(v, 8);
+    } else if (inst.kind === 'ADD' && f.name === 'checksum') {
+      checksum = expandWord(f.value ?? '', s.vars(), s.esc, where);
+      if (!/^sha(256:[0-9a-f]{64}|384:[0-9a-f]{96}|512:[0-9a-f]{128})$/.test(checksum)) {
+        throw new DockerfileError(where, `ADD: --checksum must be sha256:, sha384: or sha512: and the hex digest, got ${JSON.stringify(checksum)}`);
+      }
+    } else if (inst.kind === 'ADD' && f.name === 'keep-git-dir') {
+      if (f.value !== undefined && f.value !== 'true' && f.value !== 'false') {
+        throw new DockerfileError(where, `ADD: --keep-git-dir must be true or false, got ${JSON.stringify(f.value)}`);
+      }
+      keepGitDir = f.value !== 'false';
     } else {
       throw new DockerfileError(where, `${inst.kind}: flag --${f.name} is not supported yet`);
     }
@@ -436,7 +448,19 @@ function planCopy(
   const destWord = expandWord(inst.dest, vars, s.esc, where);
   if (sources.length === 0 || destWord === '') throw new DockerfileError(where, `${inst.kind} requires at least two arguments`);
   for (const src of sources) {
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) throw new DockerfileError(where, `${inst.kind}: source can't be a URL for COPY`);
+    if (inst.kind === 'COPY') {
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) throw new DockerfileError(where, `${inst.kind}: source can't be a URL for COPY`);
+      continue;
+    }
+    const source = classifyAddSource(src);
+    if (!source) throw new DockerfileError(where, `ADD: unsupported source URL ${JSON.stringify(src)} (http, https and git sources only)`);
+    // git would read a ref or remote starting with `-` as an option (--upload-pack runs a command).
+    if (source.kind === 'git' && (source.remote.startsWith('-') || source.ref?.startsWith('-'))) {
+      throw new DockerfileError(where, `ADD: invalid git source ${JSON.stringify(src)}`);
+    }
+    if (checksum !== undefined && source.kind !== 'http') {
+      throw new DockerfileError(where, `ADD: --checksum is only supported for http(s) sources, not ${JSON.stringify(src)}`);
+    }
   }
   // docker: a relative destination is under WORKDIR; a trailing `/` (or `.`) keeps meaning "directory".
   const workdir = s.config.WorkingDir || '/';
@@ -448,7 +472,7 @@ function planCopy(
     throw new DockerfileError(where, `When using ${inst.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
   const history: HistoryEntry = { created_by: `${inst.kind} ${[...sources, destWord].join(' ')}` };
-  return { kind: 'copy', ...common, instruction: inst.kind, sources, dest, chown, chmod, history };
+  return { kind: 'copy', ...common, instruction: inst.kind, sources, dest, chown, chmod, checksum, keepGitDir, history };
 }
 
 function planRun(inst: RunInstruction, s: StageState, common: { number: number; line: number; text: string }, where: { file: string; line: number }): RunStep {

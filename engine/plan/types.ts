@@ -36,7 +36,7 @@ export interface ConfigStep extends StepCommon {
   history: HistoryEntry;
 }
 
-/** COPY/ADD from the build context into the image: one layer. */
+/** COPY/ADD from the build context (ADD also from URLs and git, see addSource.ts): one layer. */
 export interface CopyStep extends StepCommon {
   kind: 'copy';
   instruction: 'COPY' | 'ADD';
@@ -48,6 +48,10 @@ export interface CopyStep extends StepCommon {
   chown?: string;
   /** `--chmod` as an octal mode. */
   chmod?: number;
+  /** ADD `--checksum`: `sha256:<hex>` (or sha384/sha512) every downloaded file must match. */
+  checksum?: string;
+  /** ADD `--keep-git-dir`: a git source keeps its `.git` directory. */
+  keepGitDir?: boolean;
   history: HistoryEntry;
 }
 

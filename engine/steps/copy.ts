@@ -1,16 +1,19 @@
-// COPY from the build context: matched sources are written into an overlay of the parent
-// image, and the upperdir is committed as the layer. docker's rules for sources and
-// destinations (https://docs.docker.com/reference/dockerfile/#copy), noted where they bite.
+// COPY and ADD: matched sources are written into an overlay of the parent image, and the
+// upperdir is committed as the layer. docker's rules for sources and destinations
+// (https://docs.docker.com/reference/dockerfile/#copy), noted where they bite; what ADD
+// does beyond COPY (archives, URLs, git) is in add.ts.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import posixPath from 'node:path/posix';
 import { UserInputError } from '../errors.js';
+import { classifyAddSource, downloadName } from '../plan/addSource.js';
 import { cleanRelative, resolveInRoot } from '../fsutil/scoped.js';
 import type { Digest } from '../digest.js';
 import { commitStep, type StepResult } from '../layer/commit.js';
 import type { CopyStep } from '../plan/types.js';
 import { mountOverlay } from '../runtime/overlay.js';
 import type { Store } from '../store/store.js';
+import { cloneGit, downloadUrl, extractArchive, isTarArchive } from './add.js';
 import { resolveOwner, type Owner } from './users.js';
 import { matchSources } from './wildcard.js';
 
@@ -21,16 +24,27 @@ export interface CopySpec {
   /** The unpacked build context. */
   contextDir: string;
   sourceDateEpoch?: number;
+  /** ADD may clone file:// git repositories, i.e. read the worker's own disk. */
+  allowFileGit?: boolean;
 }
+
+/** One thing to write, in the order of the sources. */
+type CopyItem =
+  | { kind: 'context'; rel: string }
+  | { kind: 'download'; file: string; name: string; mtime?: number }
+  /** A git checkout: its contents go into the destination directory. */
+  | { kind: 'tree'; dir: string };
 
 /** Runs one COPY step and commits its layer. Idempotent: the same inputs give the same layer. */
 export async function executeCopy(store: Store, spec: CopySpec): Promise<StepResult> {
   const { step } = spec;
   const staging = await store.makeTempDir('copy');
   try {
+    // Downloads and clones finish before the mount: a failed one leaves nothing behind.
+    const items = await gatherSources(spec, path.join(staging, 'fetched'));
     const mount = await mountOverlay(store, await store.chainOf(spec.parentTop), staging);
     try {
-      await copyInto(mount.merged, spec);
+      await copyInto(mount.merged, spec, items);
     } finally {
       await mount.unmount();
     }
@@ -40,39 +54,84 @@ export async function executeCopy(store: Store, spec: CopySpec): Promise<StepRes
   }
 }
 
-async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
+/** Matches context sources and, for ADD, downloads URLs and clones repositories into `fetchDir`. */
+async function gatherSources(spec: CopySpec, fetchDir: string): Promise<CopyItem[]> {
   const { step, contextDir } = spec;
-  const owner: Owner = step.chown ? await resolveOwner(rootfs, step.chown) : { uid: 0, gid: 0 };
-  const matches: string[] = [];
+  const items: CopyItem[] = [];
   for (const src of step.sources) {
-    const found = await matchSources(contextDir, src);
+    const source = step.instruction === 'ADD' ? classifyAddSource(src) : { kind: 'local' as const, path: src };
+    if (!source) throw new UserInputError('ADD_SOURCE_INVALID', `ADD failed: unsupported source URL ${src}`);
+    if (source.kind === 'http') {
+      await fs.mkdir(fetchDir, { recursive: true });
+      const file = path.join(fetchDir, `download-${items.length}`);
+      const got = await downloadUrl(source.url, file, step.checksum);
+      items.push({ kind: 'download', file, name: downloadName(source.url), mtime: got.mtime });
+      continue;
+    }
+    if (source.kind === 'git') {
+      if (source.local && !spec.allowFileGit) {
+        throw new UserInputError('ADD_GIT_FILE_DENIED', `ADD failed: ${src} reads the worker's disk; the worker allows file:// git sources only with STRATA_ALLOW_FILE_GIT=1`);
+      }
+      await fs.mkdir(fetchDir, { recursive: true });
+      const dir = await cloneGit(source, path.join(fetchDir, `git-${items.length}`), step.keepGitDir ?? false);
+      items.push({ kind: 'tree', dir });
+      continue;
+    }
+    const found = await matchSources(contextDir, source.path);
     if (found.length === 0) {
       if (/[*?[]/.test(src)) continue; // docker: a wildcard may match nothing, as long as something is copied
       throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: file not found in build context or excluded by .dockerignore: ${src}`);
     }
-    matches.push(...found);
+    for (const rel of found) items.push({ kind: 'context', rel });
   }
-  if (matches.length === 0) throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: no source files were specified`);
+  if (items.length === 0) throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: no source files were specified`);
+  return items;
+}
+
+async function copyInto(rootfs: string, spec: CopySpec, items: CopyItem[]): Promise<void> {
+  const { step, contextDir } = spec;
+  const owner: Owner = step.chown ? await resolveOwner(rootfs, step.chown) : { uid: 0, gid: 0 };
 
   // A destination is a directory when written with a trailing `/`, or when it already is one.
   const destHost = await resolveInRoot(rootfs, step.dest, { followFinal: true });
   const destExistsAsDir = await isDir(destHost);
   const destIsDir = step.dest.endsWith('/') || destExistsAsDir;
-  if (matches.length > 1 && !destIsDir) {
+  if (items.length > 1 && !destIsDir) {
     throw new UserInputError('COPY_DEST_NOT_DIR', `${step.instruction} failed: when using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
   }
 
-  const ctx: CopyContext = { rootfs, owner, chmod: step.chmod, createdDirs: [] };
-  for (const rel of matches) {
+  const ctx: CopyContext = { instruction: step.instruction, rootfs, owner, chmod: step.chmod, createdDirs: [] };
+  for (const item of items) {
+    if (item.kind === 'download') {
+      const target = destIsDir ? posixPath.join(step.dest, item.name) : step.dest;
+      await ensureDir(ctx, posixPath.dirname(target), undefined, true);
+      // docker gives a downloaded file mode 0600 and the server's Last-Modified time.
+      const st = await fs.stat(item.file);
+      const mtime = item.mtime ?? st.mtimeMs / 1000;
+      await copyEntry({ ...ctx, chmod: ctx.chmod ?? 0o600 }, item.file, target, st, mtime);
+      continue;
+    }
+    if (item.kind === 'tree') {
+      await fs.chmod(item.dir, 0o755);
+      await ensureDir(ctx, step.dest, await fs.lstat(item.dir));
+      await copyTree(ctx, item.dir, step.dest);
+      continue;
+    }
+    const { rel } = item;
     const srcHost = path.join(contextDir, rel);
     const st = await fs.lstat(srcHost);
+    if (step.instruction === 'ADD' && st.isFile() && (await isTarArchive(srcHost))) {
+      // A local archive is extracted into the destination, a directory whatever its spelling.
+      await extractArchive(srcHost, await ensureDir(ctx, step.dest));
+      continue;
+    }
     if (st.isDirectory()) {
       // A directory copies its contents, not itself.
       await ensureDir(ctx, step.dest, st);
       await copyTree(ctx, srcHost, step.dest);
     } else {
       const target = destIsDir ? posixPath.join(step.dest, posixPath.basename(rel)) : step.dest;
-      await ensureDir(ctx, posixPath.dirname(target));
+      await ensureDir(ctx, posixPath.dirname(target), undefined, true);
       await copyEntry(ctx, srcHost, target, st);
     }
   }
@@ -83,6 +142,7 @@ async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
 }
 
 interface CopyContext {
+  instruction: 'COPY' | 'ADD';
   rootfs: string;
   owner: Owner;
   chmod?: number;
@@ -93,8 +153,10 @@ interface CopyContext {
 /**
  * Makes sure the directory `imagePath` exists in the rootfs: missing parents are created
  * root-owned 0755 (as docker does); `like`, when given, gives the last one its mode/times.
+ * `ownCreated`: the new directories get --chown's owner, as docker's builder does for the
+ * parents of a file it copies (not for a directory's or an archive's).
  */
-async function ensureDir(ctx: CopyContext, imagePath: string, like?: import('node:fs').Stats): Promise<string> {
+async function ensureDir(ctx: CopyContext, imagePath: string, like?: import('node:fs').Stats, ownCreated = false): Promise<string> {
   const host = await resolveInRoot(ctx.rootfs, imagePath, { followFinal: true });
   if (await isDir(host)) return host;
   const rel = path.relative(ctx.rootfs, host);
@@ -104,12 +166,13 @@ async function ensureDir(ctx: CopyContext, imagePath: string, like?: import('nod
     try {
       const st = await fs.lstat(cur);
       if (!st.isDirectory()) {
-        throw new UserInputError('COPY_DEST_NOT_DIR', `COPY failed: ${posixPath.join('/', path.relative(ctx.rootfs, cur))} is not a directory`);
+        throw new UserInputError('COPY_DEST_NOT_DIR', `${ctx.instruction} failed: ${posixPath.join('/', path.relative(ctx.rootfs, cur))} is not a directory`);
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       await fs.mkdir(cur, { mode: 0o755 });
       await fs.chmod(cur, 0o755);
+      if (ownCreated) await fs.lchown(cur, ctx.owner.uid, ctx.owner.gid);
     }
   }
   if (like) {
@@ -145,16 +208,16 @@ async function copyTree(ctx: CopyContext, srcDir: string, destImagePath: string)
   }
 }
 
-/** Copies one non-directory entry to `destImagePath`, replacing what is there. */
-async function copyEntry(ctx: CopyContext, src: string, destImagePath: string, st: import('node:fs').Stats): Promise<void> {
+/** Copies one non-directory entry to `destImagePath`, replacing what is there; `mtime` overrides the source's. */
+async function copyEntry(ctx: CopyContext, src: string, destImagePath: string, st: import('node:fs').Stats, mtime?: number): Promise<void> {
   const clean = cleanRelative(destImagePath);
-  if (clean === undefined || clean === '') throw new UserInputError('COPY_DEST_INVALID', `COPY failed: invalid destination ${destImagePath}`);
+  if (clean === undefined || clean === '') throw new UserInputError('COPY_DEST_INVALID', `${ctx.instruction} failed: invalid destination ${destImagePath}`);
   // The parent is resolved inside the rootfs; the last component is never followed.
   const parent = await resolveInRoot(ctx.rootfs, posixPath.dirname('/' + clean), { followFinal: true });
   const host = path.join(parent, posixPath.basename(clean));
   const existing = await fs.lstat(host).catch(() => undefined);
   if (existing?.isDirectory()) {
-    throw new UserInputError('COPY_DEST_IS_DIR', `COPY failed: cannot overwrite directory ${destImagePath} with a file`);
+    throw new UserInputError('COPY_DEST_IS_DIR', `${ctx.instruction} failed: cannot overwrite directory ${destImagePath} with a file`);
   }
   if (existing) await fs.rm(host, { force: true });
   if (st.isSymbolicLink()) {
@@ -167,7 +230,7 @@ async function copyEntry(ctx: CopyContext, src: string, destImagePath: string, s
   await fs.copyFile(src, host);
   await fs.chown(host, ctx.owner.uid, ctx.owner.gid);
   await fs.chmod(host, ctx.chmod ?? st.mode & 0o7777);
-  await fs.utimes(host, st.atime, st.mtime);
+  await fs.utimes(host, mtime ?? st.atime, mtime ?? st.mtime);
 }
 
 async function replaceNonDir(host: string): Promise<void> {

@@ -44,6 +44,8 @@ async function setUp(): Promise<void> {
   process.env.STRATA_TEMPORAL_PORT = String(await pickPort());
   delete process.env.TEMPORAL_ADDRESS;
   process.env.STRATA_TASK_QUEUE = 'strata-test';
+  // ADD tests clone bare repositories the tests make on this disk.
+  process.env.STRATA_ALLOW_FILE_GIT = '1';
 
   await strataOk(['server', 'start']);
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The benchmark runner: builds each scenario in bench/scenarios/ with strata, docker's classic
+# builder and buildah in the same run, from the same busybox base, and prints wall times and
+# strata's ratio to each. Usage: bash bench/run.sh [SCENARIO...]   (after scripts/setup.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+work=$(mktemp -d /tmp/strata-bench.XXXXXX)
+export STRATA_HOME="$work/home" STRATA_TASK_QUEUE=strata-bench
+export STRATA_TEMPORAL_PORT=$((20000 + RANDOM % 20000))
+unset TEMPORAL_ADDRESS
+base=strata-bench-busybox:latest
+strata() { node "$root/bin/strata.js" "$@"; }
+cleanup() {
+  [ -n "${worker_pid:-}" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
+  strata server stop >/dev/null 2>&1 || true
+  docker rmi -f "$base" >/dev/null 2>&1 || true
+  buildah rmi -f "$base" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+bash scripts/busybox-rootfs.sh "$work/busybox.tar"
+strata server start >/dev/null
+strata import --change 'CMD ["sh"]' "$work/busybox.tar" "$base" >/dev/null
+docker import --change 'CMD ["sh"]' "$work/busybox.tar" "$base" >/dev/null
+buildah import --change 'CMD ["sh"]' "$work/busybox.tar" "$base" >/dev/null 2>&1 || buildah pull "docker-archive:$work/busybox.tar" >/dev/null 2>&1 || true
+strata worker >"$work/worker.log" 2>&1 &
+worker_pid=$!
+sleep 3
+
+seconds() { local s e; s=$(date +%s.%N); "$@" >"$work/last.log" 2>&1 || { cat "$work/last.log" >&2; return 1; }; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", e - s }'; }
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || mapfile -t scenarios < <(ls bench/scenarios)
+printf '%-20s %10s %10s %10s %14s %14s\n' scenario strata docker buildah strata/docker strata/buildah
+for name in "${scenarios[@]}"; do
+  dir="bench/scenarios/$name"
+  t_strata=$(seconds strata build "$dir")
+  t_docker=$(DOCKER_BUILDKIT=0 seconds docker build --no-cache -q "$dir")
+  t_buildah=$(seconds buildah bud --layers=false --isolation=chroot -q "$dir" 2>/dev/null || echo nan)
+  ratio() { [ "$2" = nan ] && echo nan || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+  printf '%-20s %9.2fs %9.2fs %10s %14s %14s\n' "$name" "$t_strata" "$t_docker" "$t_buildah" "$(ratio "$t_strata" "$t_docker")" "$(ratio "$t_strata" "$t_buildah")"
+done

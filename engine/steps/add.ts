@@ -1,0 +1,176 @@
+// What ADD does beyond COPY: local tar archives are extracted, URLs downloaded, git
+// repositories cloned. docker's rules (https://docs.docker.com/reference/dockerfile/#add).
+// Downloads and clones land in a staging directory before anything touches the rootfs, so
+// a failed fetch leaves no half-written file in a layer.
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { execa } from 'execa';
+import { decompressed } from '../archive/compression.js';
+import { EngineError, UserInputError } from '../errors.js';
+import { extractTar } from '../fsutil/extract.js';
+import { resolveInRoot } from '../fsutil/scoped.js';
+import type { AddSource } from '../plan/addSource.js';
+
+/** A downloaded file, ready to be placed with docker's mode 0600. */
+export interface DownloadedFile {
+  file: string;
+  /** From the Last-Modified header, when the server sent one (seconds). */
+  mtime?: number;
+}
+
+const TAR_BLOCK = 512;
+
+/**
+ * Downloads `url` to `file` (which must not exist). 4xx answers are user errors (retrying
+ * cannot fix them); 5xx and network failures are retryable. With `checksum` (`algo:hex`)
+ * the bytes must match. On failure `file` is removed.
+ */
+export async function downloadUrl(url: string, file: string, checksum?: string): Promise<DownloadedFile> {
+  let response: Response;
+  try {
+    response = await fetch(url, { redirect: 'follow' });
+  } catch (err) {
+    throw new EngineError('ADD_DOWNLOAD_FAILED', `ADD failed: download ${url}: ${(err as Error).cause ?? (err as Error).message}`, { cause: err });
+  }
+  if (!response.ok || !response.body) {
+    await response.body?.cancel();
+    const message = `ADD failed: download ${url}: HTTP ${response.status} ${response.statusText}`.trimEnd();
+    if (response.status >= 400 && response.status < 500) throw new UserInputError('ADD_DOWNLOAD_FAILED', message);
+    throw new EngineError('ADD_DOWNLOAD_FAILED', message);
+  }
+  const algorithm = checksum?.slice(0, checksum.indexOf(':')) ?? 'sha256';
+  const hash = createHash(algorithm);
+  try {
+    const out = await fs.open(file, 'wx', 0o600);
+    try {
+      for await (const chunk of Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)) {
+        hash.update(chunk as Buffer);
+        await out.write(chunk as Buffer);
+      }
+    } finally {
+      await out.close();
+    }
+  } catch (err) {
+    await fs.rm(file, { force: true });
+    throw new EngineError('ADD_DOWNLOAD_FAILED', `ADD failed: download ${url}: ${(err as Error).message}`, { cause: err });
+  }
+  const got = `${algorithm}:${hash.digest('hex')}`;
+  if (checksum !== undefined && got !== checksum) {
+    await fs.rm(file, { force: true });
+    throw new UserInputError('ADD_CHECKSUM_MISMATCH', `ADD failed: checksum of ${url} does not match: expected ${checksum}, got ${got}`);
+  }
+  const lastModified = response.headers.get('last-modified');
+  const ms = lastModified ? Date.parse(lastModified) : NaN;
+  return { file, mtime: Number.isNaN(ms) ? undefined : ms / 1000 };
+}
+
+/**
+ * Clones `source` into `dir` (which must not exist) at its ref, shallowly when the remote
+ * allows it, and returns the directory whose contents ADD copies (the subdir, if any).
+ * `.git` is removed unless `keepGitDir`.
+ */
+export async function cloneGit(source: AddSource & { kind: 'git' }, dir: string, keepGitDir: boolean): Promise<string> {
+  const git = async (args: string[]) => {
+    // No prompt for credentials: a worker has nobody to answer it.
+    const r = await execa('git', args, { cwd: dir, reject: false, env: { GIT_TERMINAL_PROMPT: '0' }, stdin: 'ignore' });
+    if (r.exitCode !== 0) throw gitError(source, args, r.stderr);
+    return r.stdout;
+  };
+  // The planner refused these; a plan from elsewhere must not turn a ref into a git option.
+  if (source.ref?.startsWith('-')) throw new UserInputError('ADD_GIT_FAILED', `ADD failed: invalid git ref ${source.ref}`);
+  await fs.mkdir(dir);
+  await git(['init', '-q']);
+  await git(['remote', 'add', 'origin', source.remote]);
+  const ref = source.ref ?? 'HEAD';
+  let checkout = 'FETCH_HEAD';
+  try {
+    await git(['fetch', '-q', '--depth=1', '--no-tags', 'origin', ref]);
+  } catch (shallowErr) {
+    // A commit the server will not hand out by itself (no allowReachableSHA1InWant, or a
+    // dumb http server): fetch every branch and tag and find it among them.
+    if (!/^[0-9a-f]{7,64}$/i.test(ref)) throw shallowErr;
+    await git(['fetch', '-q', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*']);
+    checkout = ref;
+  }
+  // A fixed umask: the files' modes must not depend on the worker's.
+  await execa('sh', ['-c', 'umask 022 && exec git -c advice.detachedHead=false checkout -q --detach "$1"', 'sh', `${checkout}^{commit}`], {
+    cwd: dir,
+    reject: false,
+    stdin: 'ignore',
+  }).then((r) => {
+    if (r.exitCode !== 0) throw gitError(source, ['checkout', checkout], r.stderr);
+  });
+  if (!keepGitDir) await fs.rm(path.join(dir, '.git'), { recursive: true, force: true });
+  if (source.subdir === undefined) return dir;
+  // The subdir is resolved inside the checkout: a symlink in the repository cannot lead out.
+  const sub = await resolveInRoot(dir, source.subdir, { followFinal: true });
+  const st = await fs.stat(sub).catch(() => undefined);
+  if (!st?.isDirectory()) {
+    throw new UserInputError('ADD_GIT_SUBDIR', `ADD failed: ${source.subdir} is not a directory in ${source.remote}#${source.ref ?? ''}`);
+  }
+  return sub;
+}
+
+function gitError(source: AddSource & { kind: 'git' }, args: string[], stderr: string): EngineError {
+  const message = `ADD failed: git ${args[0]} ${source.remote}${source.ref ? `#${source.ref}` : ''}: ${stderr.trim()}`;
+  // What a retry cannot fix; anything else (a network failure) is retried.
+  if (/couldn't find remote ref|not found|does not appear to be a git repository|not a valid|unknown revision|did not match|reference is not a tree/i.test(stderr)) {
+    return new UserInputError('ADD_GIT_FAILED', message);
+  }
+  return new EngineError('ADD_GIT_FAILED', message);
+}
+
+/**
+ * Whether `file` is a tar archive, plain or compressed, as docker decides: by content, when
+ * the first header of the (decompressed) stream is a valid tar header. A compressed file
+ * that is not a tar, or one that fails to decompress, is not an archive.
+ */
+export async function isTarArchive(file: string): Promise<boolean> {
+  const src = createReadStream(file);
+  let stream: Readable | undefined;
+  try {
+    stream = (await decompressed(src)).stream;
+    const head = await readUpTo(stream, TAR_BLOCK);
+    return head.length === TAR_BLOCK && validTarHeader(head);
+  } catch {
+    return false;
+  } finally {
+    stream?.destroy();
+    src.destroy();
+  }
+}
+
+/** Extracts the archive `file` into `destDir` (a host directory inside the rootfs) safely. */
+export async function extractArchive(file: string, destDir: string): Promise<void> {
+  const { stream } = await decompressed(createReadStream(file));
+  // The archive's owners and modes are kept, whatever --chown says: docker does the same.
+  await extractTar(stream, destDir, { whiteouts: 'keep', sameOwner: true });
+}
+
+async function readUpTo(stream: Readable, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let have = 0;
+  for await (const chunk of stream) {
+    chunks.push(chunk as Buffer);
+    have += (chunk as Buffer).length;
+    if (have >= n) break;
+  }
+  return Buffer.concat(chunks).subarray(0, n);
+}
+
+/** The header's checksum field matches its bytes (unsigned or signed sum, as readers accept). */
+function validTarHeader(block: Buffer): boolean {
+  const field = block.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/, '').trim();
+  if (!/^[0-7]+$/.test(field)) return false;
+  const want = parseInt(field, 8);
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < TAR_BLOCK; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  return want === unsigned || want === signed;
+}
