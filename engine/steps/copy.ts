@@ -28,9 +28,10 @@ export async function executeCopy(store: Store, spec: CopySpec): Promise<StepRes
   const { step } = spec;
   const staging = await store.makeTempDir('copy');
   try {
+    const inlineDir = await writeInlineFiles(staging, step);
     const mount = await mountOverlay(store, await store.chainOf(spec.parentTop), staging);
     try {
-      await copyInto(mount.merged, spec);
+      await copyInto(mount.merged, spec, inlineDir);
     } finally {
       await mount.unmount();
     }
@@ -40,9 +41,27 @@ export async function executeCopy(store: Store, spec: CopySpec): Promise<StepRes
   }
 }
 
-async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
+/**
+ * Heredoc sources become files (0644, BuildKit's mode) in a directory of the staging area,
+ * so they are copied like context files. Undefined when the step has none.
+ */
+async function writeInlineFiles(staging: string, step: CopyStep): Promise<string | undefined> {
+  if (!step.inline?.length) return undefined;
+  const dir = path.join(staging, 'inline');
+  await fs.mkdir(dir);
+  for (const f of step.inline) {
+    const host = path.join(dir, f.name);
+    if (path.dirname(host) !== dir) throw new UserInputError('COPY_SOURCE_INVALID', `${step.instruction} failed: heredoc name ${JSON.stringify(f.name)} cannot name a file`);
+    await fs.writeFile(host, f.content, { mode: 0o644 });
+    await fs.chmod(host, 0o644);
+  }
+  return dir;
+}
+
+async function copyInto(rootfs: string, spec: CopySpec, inlineDir?: string): Promise<void> {
   const { step, contextDir } = spec;
   const owner: Owner = step.chown ? await resolveOwner(rootfs, step.chown) : { uid: 0, gid: 0 };
+  // Host paths of what to copy: context matches, then heredoc files.
   const matches: string[] = [];
   for (const src of step.sources) {
     const found = await matchSources(contextDir, src);
@@ -50,8 +69,9 @@ async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
       if (/[*?[]/.test(src)) continue; // docker: a wildcard may match nothing, as long as something is copied
       throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: file not found in build context or excluded by .dockerignore: ${src}`);
     }
-    matches.push(...found);
+    matches.push(...found.map((rel) => path.join(contextDir, rel)));
   }
+  if (inlineDir) matches.push(...(step.inline ?? []).map((f) => path.join(inlineDir, f.name)));
   if (matches.length === 0) throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: no source files were specified`);
 
   // A destination is a directory when written with a trailing `/`, or when it already is one.
@@ -63,15 +83,14 @@ async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
   }
 
   const ctx: CopyContext = { rootfs, owner, chmod: step.chmod, createdDirs: [] };
-  for (const rel of matches) {
-    const srcHost = path.join(contextDir, rel);
+  for (const srcHost of matches) {
     const st = await fs.lstat(srcHost);
     if (st.isDirectory()) {
       // A directory copies its contents, not itself.
       await ensureDir(ctx, step.dest, st);
       await copyTree(ctx, srcHost, step.dest);
     } else {
-      const target = destIsDir ? posixPath.join(step.dest, posixPath.basename(rel)) : step.dest;
+      const target = destIsDir ? posixPath.join(step.dest, path.basename(srcHost)) : step.dest;
       await ensureDir(ctx, posixPath.dirname(target));
       await copyEntry(ctx, srcHost, target, st);
     }
