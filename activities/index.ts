@@ -15,6 +15,7 @@ import type { Store } from '../engine/store/store.js';
 import { executeRun } from '../engine/steps/run.js';
 import { executeWorkdir } from '../engine/steps/workdir.js';
 import { stepLogPath } from '../engine/store/logs.js';
+import { readBuildSecret } from '../engine/store/secrets.js';
 import type { BuildActivities, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
 
 export interface ActivityDeps {
@@ -62,6 +63,7 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
       // details, from any machine) and bring cancellation to the running container.
       const timer = setInterval(() => ctx.heartbeat(output.take()), RUN_HEARTBEAT_MS);
       ctx.heartbeat(output.take());
+      const buildId = ctx.info.workflowExecution?.workflowId ?? 'standalone';
       return guarded(() =>
         executeRun(store, {
           parentTop: input.parentTop,
@@ -69,9 +71,18 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
           network: input.network,
           sourceDateEpoch: input.sourceDateEpoch,
           timeoutMs: input.stepTimeoutMs,
-          logFile: stepLogPath(store.root, ctx.info.workflowExecution?.workflowId ?? 'standalone', input.step.number),
+          logFile: stepLogPath(store.root, buildId, input.step.number),
           onOutput: (chunk) => output.push(chunk),
           signal: ctx.cancellationSignal,
+          mountInputs: {
+            stageTops: Object.fromEntries((input.stageTops ?? []).map((t) => [t.stage, t.top])),
+            contextDir: () => {
+              if (!input.contextDigest) throw new Error('run step: a context mount needs the context digest');
+              return ensureContext(store, input.contextDigest);
+            },
+            // Secrets come through the store, never through Temporal (engine/store/secrets.ts).
+            secret: (id) => readBuildSecret(store.root, buildId, id),
+          },
         }).catch((err: unknown) => {
           // A cancelled step reports Temporal's cancellation, not an engine error.
           if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;

@@ -6,6 +6,7 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import proto from '@temporalio/proto'; // CommonJS: no named exports under ESM
 import { normalizeReference } from '../engine/image/reference.js';
 import { stepLogPath } from '../engine/store/logs.js';
+import { removeBuildSecrets, writeBuildSecret } from '../engine/store/secrets.js';
 import type { Store } from '../engine/store/store.js';
 import { ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
@@ -22,6 +23,7 @@ export interface BuildOptions {
   output?: string;
   network?: string;
   stepTimeout?: string;
+  secret?: string[];
 }
 
 /** `90`, `90s`, `5m`, `1h30m` → milliseconds. */
@@ -75,6 +77,43 @@ export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | 
   if (v === undefined || v === '') return undefined;
   if (!/^\d+$/.test(v)) throw new UsageError(`SOURCE_DATE_EPOCH must be a whole number of seconds, got ${JSON.stringify(v)}`);
   return Number(v);
+}
+
+/**
+ * `--secret id=X,src=FILE` or `id=X,env=VAR` (docker buildx's syntax; `type=file|env` and
+ * `source=` are accepted too). A bare `id=X` reads the variable X. Values are read here, so a
+ * missing file fails before the build starts.
+ */
+export async function readSecrets(items: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const item of items) {
+    const fields = new Map<string, string>();
+    for (const part of item.split(',')) {
+      const i = part.indexOf('=');
+      if (i <= 0) throw new UsageError(`--secret: expected key=value, got ${JSON.stringify(part)}`);
+      const key = part.slice(0, i).trim();
+      fields.set(key === 'source' ? 'src' : key, part.slice(i + 1));
+    }
+    for (const k of fields.keys()) if (!['id', 'src', 'env', 'type'].includes(k)) throw new UsageError(`--secret: unknown key ${JSON.stringify(k)}`);
+    const id = fields.get('id');
+    if (!id) throw new UsageError(`--secret ${item}: id= is required`);
+    const type = fields.get('type') ?? (fields.has('src') ? 'file' : 'env');
+    if (type === 'file') {
+      const src = fields.get('src');
+      if (!src) throw new UsageError(`--secret ${item}: src=FILE is required with type=file`);
+      out.set(id, await fs.readFile(path.resolve(cwd, src)).catch((e: NodeJS.ErrnoException) => {
+        throw new UsageError(`--secret ${id}: cannot read ${src}: ${e.code ?? e.message}`);
+      }));
+    } else if (type === 'env') {
+      const name = fields.get('env') ?? id;
+      const value = env[name];
+      if (value === undefined) throw new UsageError(`--secret ${id}: environment variable ${name} is not set`);
+      out.set(id, Buffer.from(value));
+    } else {
+      throw new UsageError(`--secret ${id}: type must be file or env, got ${JSON.stringify(type)}`);
+    }
+  }
+  return out;
 }
 
 function parseNetwork(v: string | undefined): 'host' | 'none' | undefined {
@@ -135,6 +174,8 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
     stepTimeoutMs: opts.stepTimeout ? parseDuration(opts.stepTimeout) : undefined,
   };
 
+  const secrets = await readSecrets(opts.secret ?? []);
+
   const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
   const context = await store.putBlobStream(packContext(contextDir, filter));
   const dockerfile = await store.putBlob(dockerfileText);
@@ -146,6 +187,7 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
   const queue = taskQueue();
   let local: Awaited<ReturnType<typeof createWorker>> | undefined;
   let localRun: Promise<void> | undefined;
+  let secretsOf: string | undefined;
   // No worker polling: run one in this process for the length of the build.
   const startLocalWorker = async () => {
     if (local) return;
@@ -155,6 +197,9 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
   try {
     if (!(await hasLiveWorker(client, target.namespace, queue))) await startLocalWorker();
     const workflowId = `build-${randomBytes(6).toString('hex')}`;
+    secretsOf = workflowId;
+    // Secrets reach the worker through the store, never through Temporal's history.
+    for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
     const handle = await client.workflow.start<typeof buildImage>('buildImage', {
       taskQueue: queue,
       workflowId,
@@ -164,6 +209,7 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
     out(`Build ID: ${workflowId}`);
     return await follow(store.root, client, handle, target, out, err, startLocalWorker);
   } finally {
+    if (secretsOf) await removeBuildSecrets(store.root, secretsOf);
     if (local) {
       local.worker.shutdown();
       await localRun;

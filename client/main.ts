@@ -43,6 +43,7 @@ Environment:
     .option('--output <spec>', 'also save the image: type=docker,dest=FILE')
     .option('--network <mode>', 'network for RUN steps: default (the host\'s), host or none')
     .option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m')
+    .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .action(async (context: string, opts) => {
       process.exitCode = await runBuild(await Store.open(), context, opts);
     });

@@ -11,7 +11,7 @@ import {
 } from '@temporalio/workflow';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
-import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, LayerResult, StepProgress } from './types.js';
+import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, LayerResult, RunInput, StepProgress } from './types.js';
 
 export const progressQuery = defineQuery<BuildProgress>('progress');
 
@@ -123,9 +123,26 @@ async function runStage(
         case 'copy':
           r = await steps.copyStep({ parentTop, step, contextDigest: req.contextDigest, sourceDateEpoch });
           break;
-        case 'run':
-          r = await run.runStep({ parentTop, step, network: req.network ?? 'host', sourceDateEpoch, stepTimeoutMs: req.stepTimeoutMs });
+        case 'run': {
+          // A mount from another stage waits for that stage and reads its top layer.
+          const stageTops: NonNullable<RunInput['stageTops']> = [];
+          for (const m of step.mounts ?? []) {
+            const from = m.type === 'bind' || m.type === 'cache' ? m.from : undefined;
+            if (from?.kind !== 'stage' || stageTops.some((t) => t.stage === from.stage)) continue;
+            const done = await results.get(from.stage)!;
+            stageTops.push({ stage: from.stage, top: done.layers[done.layers.length - 1]?.chainId });
+          }
+          r = await run.runStep({
+            parentTop,
+            step,
+            network: req.network ?? 'host',
+            sourceDateEpoch,
+            stepTimeoutMs: req.stepTimeoutMs,
+            contextDigest: req.contextDigest,
+            stageTops,
+          });
           break;
+        }
         case 'workdir':
           state = { ...state, config: { ...state.config, ...step.patch } };
           r = await steps.workdirStep({ parentTop, step, sourceDateEpoch });

@@ -79,6 +79,10 @@ export interface RunInput {
   network: 'host' | 'none';
   sourceDateEpoch?: number;
   stepTimeoutMs?: number;
+  /** For `--mount` binds from the context (the default source). */
+  contextDigest?: Digest;
+  /** Top chainID of each stage a `--mount from=` names (undefined: the stage has no layer). */
+  stageTops?: { stage: number; top?: Digest }[];
 }
 
 export interface WorkdirInput {

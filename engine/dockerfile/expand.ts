@@ -25,6 +25,14 @@ export function processWords(text: string, env: WordEnv, escapeChar = '\\'): str
 }
 
 /**
+ * Expands a COPY heredoc body whose delimiter was not quoted, as BuildKit does: variables
+ * and escapes as in a word, but quotes are plain text. The escape character is always `\`.
+ */
+export function processHeredocBody(body: string, env: WordEnv): string {
+  return lex(body, env, '\\', true).text;
+}
+
+/**
  * Splits on unquoted, unescaped whitespace and changes nothing else: quotes, escape characters
  * and `$` stay in the words (docker's parseWords, used for `ENV a=1 b="x y"` and ARG).
  * Never throws: an unterminated quote simply runs to the end of the text.
@@ -71,7 +79,7 @@ function isNameChar(ch: string): boolean {
   return LETTER.test(ch) || DIGIT.test(ch) || ch === '_';
 }
 
-function lex(source: string, env: WordEnv, escapeChar: string): Scanned {
+function lex(source: string, env: WordEnv, escapeChar: string, quotesAreText = false): Scanned {
   const lookup =
     env instanceof Map
       ? (name: string) => env.get(name)
@@ -79,7 +87,7 @@ function lex(source: string, env: WordEnv, escapeChar: string): Scanned {
           // Own properties only, so `$constructor` is not Object.prototype.constructor.
           Object.prototype.hasOwnProperty.call(env, name) ? (env as Record<string, string>)[name] : undefined;
   try {
-    return new Lexer(source, lookup, escapeChar).scan(undefined, false);
+    return new Lexer(source, lookup, escapeChar, quotesAreText).scan(undefined, false);
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     throw new Error(`failed to process ${JSON.stringify(source)}: ${detail}`, { cause: err });
@@ -124,11 +132,13 @@ class Lexer {
   private pos = 0;
   private readonly lookup: (name: string) => string | undefined;
   private readonly escape: string;
+  private readonly quotesAreText: boolean;
 
-  constructor(source: string, lookup: (name: string) => string | undefined, escape: string) {
+  constructor(source: string, lookup: (name: string) => string | undefined, escape: string, quotesAreText: boolean) {
     this.chars = Array.from(source);
     this.lookup = lookup;
     this.escape = escape;
+    this.quotesAreText = quotesAreText;
   }
 
   /**
@@ -153,7 +163,7 @@ class Lexer {
         words.addSplitting(value);
         continue;
       }
-      if (ch === "'" || ch === '"' || ch === '<') {
+      if (((ch === "'" || ch === '"') && !this.quotesAreText) || ch === '<') {
         const value = ch === "'" ? this.singleQuoted() : ch === '"' ? this.doubleQuoted(rawEscapes) : this.angle();
         text += value;
         words.addLiteral(value);

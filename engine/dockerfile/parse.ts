@@ -348,6 +348,15 @@ function literalDollars(word: string): string {
   return out;
 }
 
+/** The heredoc a word opens (`<<EOF`, `<<-"EOF"`), or undefined when it opens none. */
+export function parseHeredocWord(word: string): { name: string; quoted: boolean; stripTabs: boolean } | undefined {
+  try {
+    return heredocMarker(word);
+  } catch {
+    return undefined;
+  }
+}
+
 // Docker ignores errors here: a word that does not lex is simply not a heredoc.
 function isHeredocWord(word: string): boolean {
   try {

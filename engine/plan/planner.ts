@@ -3,9 +3,9 @@
 import posixPath from 'node:path/posix';
 import type { Digest } from '../digest.js';
 import { DockerfileError } from '../errors.js';
-import { processWord, processWords } from '../dockerfile/expand.js';
+import { processHeredocBody, processWord, processWords } from '../dockerfile/expand.js';
 import { formatPlatform, hostPlatform, platformArgs, type Platform } from '../image/platform.js';
-import { parseDockerfile } from '../dockerfile/parse.js';
+import { parseDockerfile, parseHeredocWord } from '../dockerfile/parse.js';
 import { classifyAddSource } from './addSource.js';
 import type {
   CommandForm,
@@ -21,7 +21,8 @@ import type { ContainerConfig, HealthConfig, HistoryEntry, ImageConfigFile } fro
 // VOLUME and EXPOSE, `%q` (`["a" "b"]`) for CMD and ENTRYPOINT.
 import { formatGoDuration, goList, goQuoteRune, goQuotedList, parseGoDuration } from './gofmt.js';
 import { DEFAULT_PATH, DEFAULT_SHELL, envMap, isValidSignal, parsePortSpec, setEnv, withExposedPorts } from './config.js';
-import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, FromStep, RunStep, StagePlan, Step } from './types.js';
+import { mountFromValue, parseRunMount } from './mounts.js';
+import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, FromStep, InlineFile, MountSource, RunMount, RunStep, StagePlan, Step } from './types.js';
 
 export interface ResolvedImage {
   ref: string;
@@ -115,6 +116,29 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
     deps.set(s.index, dep ? [dep.index] : []);
     if (s.name) stageByName.set(s.name, s);
   }
+  // `RUN --mount=from=…` naming an earlier stage (by name or index) needs it built first; any
+  // other `from=` is an image, resolved here like a FROM.
+  const mountDeps = new Map<number, number[]>();
+  const mountFroms = new Map<number, Map<string, MountSource | string>>();
+  for (const s of rawStages) {
+    const froms = new Map<string, MountSource | string>();
+    for (const inst of s.body) {
+      if (inst.kind !== 'RUN') continue;
+      for (const f of inst.flags) {
+        const raw = f.name === 'mount' && f.value !== undefined ? mountFromValue(f.value) : undefined;
+        if (raw === undefined) continue;
+        const from = expandWord(raw, globalArgs, esc, at(inst.range.startLine));
+        const named = stageByName.get(from.toLowerCase());
+        const index = /^\d+$/.test(from) ? Number(from) : undefined;
+        if (named && named.index < s.index) froms.set(from, { kind: 'stage', stage: named.index });
+        else if (index !== undefined && index < s.index) froms.set(from, { kind: 'stage', stage: index });
+        else if (index !== undefined || named) throw new DockerfileError(at(inst.range.startLine), `RUN --mount: from=${from} must name an earlier stage`);
+        else froms.set(from, from);
+      }
+    }
+    mountFroms.set(s.index, froms);
+    mountDeps.set(s.index, [...new Set([...froms.values()].flatMap((m) => (typeof m === 'string' || m.kind !== 'stage' ? [] : [m.stage])))]);
+  }
 
   let target = rawStages[rawStages.length - 1]!;
   if (opts.target !== undefined) {
@@ -126,7 +150,7 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
   const visit = (idx: number) => {
     if (needed.has(idx)) return;
     needed.add(idx);
-    for (const d of deps.get(idx) ?? []) visit(d);
+    for (const d of [...(deps.get(idx) ?? []), ...(mountDeps.get(idx) ?? [])]) visit(d);
   };
   visit(target.index);
 
@@ -151,11 +175,14 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
     }
     const steps: Step[] = [from];
     const state = new StageState(config, globalArgs, opts.buildArgs, usedArgs, esc);
+    for (const [word, m] of mountFroms.get(raw.index)!) {
+      state.mountSources.set(word, typeof m === 'string' ? await mountImage(m, opts, at(raw.from.range.startLine)) : m);
+    }
     for (const inst of [...triggers, ...raw.body]) {
       steps.push(planInstruction(inst, state, ++number, at));
     }
     planned.set(raw.index, {
-      plan: { index: raw.index, name: raw.name, base, dependsOn: deps.get(raw.index)!, steps },
+      plan: { index: raw.index, name: raw.name, base, dependsOn: [...new Set([...deps.get(raw.index)!, ...mountDeps.get(raw.index)!])], steps },
       config: state.config,
     });
   }
@@ -216,12 +243,23 @@ async function resolveBase(
 /** docker's predefined build args: usable without ARG, never recorded, never "unused". */
 const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
 
+async function mountImage(ref: string, opts: PlanOptions, where: { file: string; line: number }): Promise<MountSource> {
+  try {
+    const img = await opts.resolveImage(ref);
+    return { kind: 'image', ref: img.ref, manifestDigest: img.manifestDigest };
+  } catch (err) {
+    throw new DockerfileError(where, `RUN --mount from=${ref}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
 /** What is in scope while a stage's instructions are planned. */
 class StageState {
   /** ARGs declared in this stage, with their values (undefined: declared without value). */
   readonly args = new Map<string, string | undefined>();
   /** CMD set in this stage, so a later ENTRYPOINT keeps it (docker's rule). */
   cmdSet = false;
+  /** What each `RUN --mount` `from=` of this stage names, resolved before planning. */
+  readonly mountSources = new Map<string, MountSource>();
   constructor(
     public config: ContainerConfig,
     readonly globalArgs: Map<string, string>,
@@ -415,7 +453,7 @@ function planCopy(
   common: { number: number; line: number; text: string },
   where: { file: string; line: number },
 ): CopyStep {
-  if (inst.heredocs.length > 0) throw new DockerfileError(where, `${inst.kind}: heredocs are not supported yet`);
+  if (inst.kind === 'ADD' && inst.heredocs.length > 0) throw new DockerfileError(where, 'ADD: heredocs are not supported yet');
   let chown: string | undefined;
   let chmod: number | undefined;
   let checksum: string | undefined;
@@ -443,10 +481,31 @@ function planCopy(
     }
   }
   const vars = s.vars();
+  // A heredoc source is a file named after its delimiter; BuildKit expands its body unless the
+  // delimiter was quoted, and copies it after the path sources.
+  const inline: InlineFile[] = [];
+  const pathWords: string[] = [];
+  for (const w of inst.sources) {
+    const marker = inst.json ? undefined : parseHeredocWord(w);
+    const doc = marker && inst.heredocs.find((h) => h.name === marker.name);
+    if (!doc) {
+      pathWords.push(w);
+      continue;
+    }
+    let content = doc.content;
+    if (!doc.quoted) {
+      try {
+        content = processHeredocBody(content, vars);
+      } catch (err) {
+        throw new DockerfileError(where, `${inst.kind} <<${doc.name}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    inline.push({ name: doc.name, content });
+  }
   // docker splits the shell form on blanks (parse.ts did) and expands each word on its own.
-  const sources = inst.sources.map((w) => expandWord(w, vars, s.esc, where));
+  const sources = pathWords.map((w) => expandWord(w, vars, s.esc, where));
   const destWord = expandWord(inst.dest, vars, s.esc, where);
-  if (sources.length === 0 || destWord === '') throw new DockerfileError(where, `${inst.kind} requires at least two arguments`);
+  if (sources.length + inline.length === 0 || destWord === '') throw new DockerfileError(where, `${inst.kind} requires at least two arguments`);
   for (const src of sources) {
     if (inst.kind === 'COPY') {
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) throw new DockerfileError(where, `${inst.kind}: source can't be a URL for COPY`);
@@ -468,22 +527,44 @@ function planCopy(
   let dest = posixPath.resolve(workdir, destWord);
   if (wantsDir && !dest.endsWith('/')) dest += '/';
   // A wildcard matching several files into a non-directory is caught at copy time, after matching.
-  if (sources.length > 1 && !dest.endsWith('/')) {
+  if (sources.length + inline.length > 1 && !dest.endsWith('/')) {
     throw new DockerfileError(where, `When using ${inst.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
-  const history: HistoryEntry = { created_by: `${inst.kind} ${[...sources, destWord].join(' ')}` };
-  return { kind: 'copy', ...common, instruction: inst.kind, sources, dest, chown, chmod, checksum, keepGitDir, history };
+  const history: HistoryEntry = { created_by: `${inst.kind} ${[...sources, ...inline.map((f) => `<<${f.name}`), destWord].join(' ')}` };
+  const step: CopyStep = { kind: 'copy', ...common, instruction: inst.kind, sources, dest, chown, chmod, checksum, keepGitDir, history };
+  if (inline.length > 0) step.inline = inline;
+  return step;
 }
 
 function planRun(inst: RunInstruction, s: StageState, common: { number: number; line: number; text: string }, where: { file: string; line: number }): RunStep {
-  if (inst.heredocs.length > 0) throw new DockerfileError(where, 'RUN: heredocs are not supported yet');
   let network: RunStep['network'];
+  const mounts: RunMount[] = [];
+  const workdir = s.config.WorkingDir || '/';
   for (const f of inst.flags) {
-    if (f.name !== 'network') throw new DockerfileError(where, `RUN: flag --${f.name} is not supported yet`);
-    if (f.value === 'none' || f.value === 'host') network = f.value;
-    else if (f.value !== 'default') throw new DockerfileError(where, `RUN: --network must be default, none or host, got ${JSON.stringify(f.value ?? '')}`);
+    if (f.name === 'network') {
+      if (f.value === 'none' || f.value === 'host') network = f.value;
+      else if (f.value !== 'default') throw new DockerfileError(where, `RUN: --network must be default, none or host, got ${JSON.stringify(f.value ?? '')}`);
+    } else if (f.name === 'mount') {
+      mounts.push(
+        parseRunMount(f.value ?? '', {
+          where,
+          workdir,
+          expand: (w) => expandWord(w, s.vars(), s.esc, where),
+          resolveFrom: (from) => {
+            const m = s.mountSources.get(from);
+            if (!m) throw new DockerfileError(where, `RUN --mount: from=${from} must be known before the stage is planned (a stage, or an image; stage ARGs cannot name it)`);
+            return m;
+          },
+        }),
+      );
+    } else if (f.name === 'security') {
+      if (f.value === 'insecure') throw new DockerfileError(where, 'RUN: --security=insecure is not supported (strata runs every step sandboxed)');
+      if (f.value !== 'sandbox') throw new DockerfileError(where, `RUN: --security must be sandbox or insecure, got ${JSON.stringify(f.value ?? '')}`);
+    } else {
+      throw new DockerfileError(where, `RUN: flag --${f.name} is not supported yet`);
+    }
   }
-  const args = commandArgs(inst.command, s.config);
+  const args = inst.heredocs.length > 0 ? heredocArgs(inst, s.config, mounts, where) : commandArgs(inst.command, s.config);
   // Build args reach RUN's environment (docker's rule) but ENV of the same name wins.
   const env = [...(s.config.Env ?? [])];
   const envKeys = envMap(s.config.Env);
@@ -498,8 +579,9 @@ function planRun(inst: RunInstruction, s: StageState, common: { number: number; 
     args,
     env,
     user: s.config.User || undefined,
-    workdir: s.config.WorkingDir || '/',
+    workdir,
     network,
+    ...(mounts.length > 0 ? { mounts } : {}),
     history: { created_by: `RUN ${runArgsPrefix(s)}${args.join(' ')}` },
   };
 }
@@ -514,6 +596,24 @@ function runArgsPrefix(s: StageState): string {
   return seen.length ? `|${seen.length} ${seen.sort().join(' ')} ` : '';
 }
 
+/**
+ * The argv of a RUN with heredocs, as BuildKit builds it. `RUN <<EOF` alone runs the body as
+ * the script through SHELL, or, with a `#!` line, as a file its interpreter runs. Anything
+ * else (`RUN python3 <<EOF`, several heredocs) goes to the shell with the bodies put back,
+ * so the shell feeds them and expands unquoted ones at run time.
+ */
+function heredocArgs(inst: RunInstruction, config: ContainerConfig, mounts: RunMount[], where: { file: string; line: number }): string[] {
+  if (inst.command.form !== 'shell') throw new DockerfileError(where, 'RUN: heredocs need the shell form');
+  const shell = config.Shell ?? DEFAULT_SHELL;
+  const first = inst.heredocs[0]!;
+  if (parseHeredocWord(inst.command.text) === undefined) {
+    return [...shell, inst.command.text + inst.heredocs.map((h) => `\n${h.content}${h.name}`).join('')];
+  }
+  if (!first.content.startsWith('#!')) return [...shell, first.content];
+  if (first.name.includes('/') || first.name === '.' || first.name === '..') throw new DockerfileError(where, `RUN: heredoc name ${JSON.stringify(first.name)} cannot name a script file`);
+  mounts.push({ type: 'inline', target: '/dev/pipes', files: [{ name: first.name, content: first.content, mode: 0o755 }] });
+  return [...shell, `/dev/pipes/${first.name}`];
+}
 
 /** The argv a CMD/ENTRYPOINT runs: exec form as is; shell form through SHELL. */
 function commandArgs(cmd: CommandForm, config: ContainerConfig): string[] {

@@ -52,8 +52,44 @@ export interface CopyStep extends StepCommon {
   checksum?: string;
   /** ADD `--keep-git-dir`: a git source keeps its `.git` directory. */
   keepGitDir?: boolean;
+  /** Heredoc sources (`COPY <<EOF /dest`): files named after the delimiter, body expanded. */
+  inline?: InlineFile[];
   history: HistoryEntry;
 }
+
+/** A file a step creates from Dockerfile text (a heredoc), not from the context. */
+export interface InlineFile {
+  name: string;
+  content: string;
+}
+
+/** Where a bind or cache mount's content comes from. An image is pinned at planning time. */
+export type MountSource =
+  | { kind: 'context' }
+  | { kind: 'stage'; stage: number }
+  | { kind: 'image'; ref: string; manifestDigest: Digest };
+
+/** `RUN --mount=…`: none of these is ever part of the step's layer. */
+export type RunMount =
+  | { type: 'bind'; target: string; from: MountSource; source: string; readwrite: boolean }
+  | {
+      type: 'cache';
+      target: string;
+      /** Names the cache directory on the worker; the target when not given. */
+      id: string;
+      sharing: 'shared' | 'private' | 'locked';
+      /** Initial content of a new cache: `source` in `from`. */
+      from?: MountSource;
+      source: string;
+      mode: number;
+      uid: number;
+      gid: number;
+      readonly: boolean;
+    }
+  | { type: 'tmpfs'; target: string; size?: number }
+  | { type: 'secret'; id: string; target?: string; env?: string; required: boolean; mode: number; uid: number; gid: number }
+  /** A heredoc script with a shebang, mounted read-only and run by its interpreter. */
+  | { type: 'inline'; target: string; files: (InlineFile & { mode: number })[] };
 
 /** RUN: a process in the image, its filesystem changes become a layer. */
 export interface RunStep extends StepCommon {
@@ -67,6 +103,8 @@ export interface RunStep extends StepCommon {
   workdir: string;
   /** `RUN --network=…`; the build's setting when absent. */
   network?: 'host' | 'none';
+  /** `RUN --mount=…` and heredoc scripts, in the order runc mounts them. */
+  mounts?: RunMount[];
   history: HistoryEntry;
 }
 

@@ -17,6 +17,14 @@ export interface ProcessSpec {
   additionalGids: number[];
 }
 
+/** An OCI runtime-spec mount. */
+export interface OciMount {
+  destination: string;
+  type: string;
+  source: string;
+  options: string[];
+}
+
 export interface RunSpec {
   /** The rootfs (an overlay mount's merged dir). */
   rootfs: string;
@@ -30,6 +38,8 @@ export interface RunSpec {
   signal?: AbortSignal;
   /** Kill the process after this long; the result says so. */
   timeoutMs?: number;
+  /** Mounted after the standard ones (RUN --mount), in order. */
+  mounts?: OciMount[];
 }
 
 export interface RunResult {
@@ -95,6 +105,7 @@ function runtimeConfig(spec: RunSpec, files: { hosts: string; resolv: string }):
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/etc/hosts', type: 'bind', source: files.hosts, options: ['rbind', 'ro'] },
       { destination: '/etc/resolv.conf', type: 'bind', source: files.resolv, options: ['rbind', 'ro'] },
+      ...(spec.mounts ?? []),
     ],
     linux: {
       namespaces,

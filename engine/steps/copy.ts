@@ -30,7 +30,8 @@ export interface CopySpec {
 
 /** One thing to write, in the order of the sources. */
 type CopyItem =
-  | { kind: 'context'; rel: string }
+  /** A context file or directory, or a heredoc's file. */
+  | { kind: 'local'; host: string }
   | { kind: 'download'; file: string; name: string; mtime?: number }
   /** A git checkout: its contents go into the destination directory. */
   | { kind: 'tree'; dir: string };
@@ -41,7 +42,7 @@ export async function executeCopy(store: Store, spec: CopySpec): Promise<StepRes
   const staging = await store.makeTempDir('copy');
   try {
     // Downloads and clones finish before the mount: a failed one leaves nothing behind.
-    const items = await gatherSources(spec, path.join(staging, 'fetched'));
+    const items = await gatherSources(spec, path.join(staging, 'fetched'), await writeInlineFiles(staging, step));
     const mount = await mountOverlay(store, await store.chainOf(spec.parentTop), staging);
     try {
       await copyInto(mount.merged, spec, items);
@@ -54,8 +55,28 @@ export async function executeCopy(store: Store, spec: CopySpec): Promise<StepRes
   }
 }
 
-/** Matches context sources and, for ADD, downloads URLs and clones repositories into `fetchDir`. */
-async function gatherSources(spec: CopySpec, fetchDir: string): Promise<CopyItem[]> {
+/**
+ * Heredoc sources become files (0644, BuildKit's mode) in a directory of the staging area,
+ * so they are copied like context files. Undefined when the step has none.
+ */
+async function writeInlineFiles(staging: string, step: CopyStep): Promise<string | undefined> {
+  if (!step.inline?.length) return undefined;
+  const dir = path.join(staging, 'inline');
+  await fs.mkdir(dir);
+  for (const f of step.inline) {
+    const host = path.join(dir, f.name);
+    if (path.dirname(host) !== dir) throw new UserInputError('COPY_SOURCE_INVALID', `${step.instruction} failed: heredoc name ${JSON.stringify(f.name)} cannot name a file`);
+    await fs.writeFile(host, f.content, { mode: 0o644 });
+    await fs.chmod(host, 0o644);
+  }
+  return dir;
+}
+
+/**
+ * Matches context sources and, for ADD, downloads URLs and clones repositories into
+ * `fetchDir`; heredoc files (in `inlineDir`) come last, as BuildKit copies them.
+ */
+async function gatherSources(spec: CopySpec, fetchDir: string, inlineDir: string | undefined): Promise<CopyItem[]> {
   const { step, contextDir } = spec;
   const items: CopyItem[] = [];
   for (const src of step.sources) {
@@ -82,14 +103,15 @@ async function gatherSources(spec: CopySpec, fetchDir: string): Promise<CopyItem
       if (/[*?[]/.test(src)) continue; // docker: a wildcard may match nothing, as long as something is copied
       throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: file not found in build context or excluded by .dockerignore: ${src}`);
     }
-    for (const rel of found) items.push({ kind: 'context', rel });
+    for (const rel of found) items.push({ kind: 'local', host: path.join(contextDir, rel) });
   }
+  if (inlineDir) for (const f of step.inline ?? []) items.push({ kind: 'local', host: path.join(inlineDir, f.name) });
   if (items.length === 0) throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: no source files were specified`);
   return items;
 }
 
 async function copyInto(rootfs: string, spec: CopySpec, items: CopyItem[]): Promise<void> {
-  const { step, contextDir } = spec;
+  const { step } = spec;
   const owner: Owner = step.chown ? await resolveOwner(rootfs, step.chown) : { uid: 0, gid: 0 };
 
   // A destination is a directory when written with a trailing `/`, or when it already is one.
@@ -117,8 +139,7 @@ async function copyInto(rootfs: string, spec: CopySpec, items: CopyItem[]): Prom
       await copyTree(ctx, item.dir, step.dest);
       continue;
     }
-    const { rel } = item;
-    const srcHost = path.join(contextDir, rel);
+    const srcHost = item.host;
     const st = await fs.lstat(srcHost);
     if (step.instruction === 'ADD' && st.isFile() && (await isTarArchive(srcHost))) {
       // A local archive is extracted into the destination, a directory whatever its spelling.
@@ -130,7 +151,7 @@ async function copyInto(rootfs: string, spec: CopySpec, items: CopyItem[]): Prom
       await ensureDir(ctx, step.dest, st);
       await copyTree(ctx, srcHost, step.dest);
     } else {
-      const target = destIsDir ? posixPath.join(step.dest, posixPath.basename(rel)) : step.dest;
+      const target = destIsDir ? posixPath.join(step.dest, path.basename(srcHost)) : step.dest;
       await ensureDir(ctx, posixPath.dirname(target), undefined, true);
       await copyEntry(ctx, srcHost, target, st);
     }

@@ -2,6 +2,8 @@
 // mountpoints runc had to create, is committed as the layer.
 import { createWriteStream, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
+import posixPath from 'node:path/posix';
+import { execa } from 'execa';
 import type { Digest } from '../digest.js';
 import { EngineError, UserInputError } from '../errors.js';
 import { resolveInRoot } from '../fsutil/scoped.js';
@@ -11,6 +13,7 @@ import type { RunStep } from '../plan/types.js';
 import { mountOverlay } from '../runtime/overlay.js';
 import { RUNTIME_MOUNTPOINTS, runContainer } from '../runtime/runc.js';
 import type { Store } from '../store/store.js';
+import { prepareRunMounts, type MountInputs } from './mounts.js';
 import { resolveExecUser } from './users.js';
 
 /** How much of the end of the output a failure message quotes. */
@@ -27,6 +30,8 @@ export interface RunStepSpec {
   logFile: string;
   onOutput?: (chunk: Buffer) => void;
   signal?: AbortSignal;
+  /** What the step's `--mount`s read; required when it has any. */
+  mountInputs?: MountInputs;
 }
 
 /** The command exited non-zero: a user error, never retried. */
@@ -48,20 +53,28 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
     let result;
     const tail = new OutputTail();
     const before = new Map<string, Stats | undefined>();
+    const targets = (step.mounts ?? []).map((m) => m.target).filter((t): t is string => t !== undefined);
     try {
-      for (const p of [...RUNTIME_MOUNTPOINTS, '/etc']) before.set(p, await fs.lstat(path.join(mount.merged, p)).catch(() => undefined));
+      for (const p of [...RUNTIME_MOUNTPOINTS, '/etc', ...targets.flatMap(withParents)]) {
+        before.set(p, await fs.lstat(path.join(mount.merged, p)).catch(() => undefined));
+      }
       const user = await resolveExecUser(mount.merged, step.user);
       const cwd = step.workdir || '/';
       // docker creates a missing working directory when the step runs; it is part of the layer.
       await fs.mkdir(await resolveInRoot(mount.merged, cwd, { followFinal: true }), { recursive: true, mode: 0o755 });
       const env = withDefaults(step.env, user.home);
       await fs.mkdir(path.dirname(spec.logFile), { recursive: true });
+      const noInputs = (): never => {
+        throw new EngineError('MOUNT_INPUTS_MISSING', 'run step: mounts need their inputs');
+      };
+      const mounts = await prepareRunMounts(store, step.mounts ?? [], path.join(staging, 'mounts'), spec.mountInputs ?? { stageTops: {}, contextDir: noInputs, secret: noInputs });
       const log = createWriteStream(spec.logFile);
       try {
         result = await runContainer({
+          mounts: mounts.oci,
           rootfs: mount.merged,
           bundleDir: path.join(staging, 'bundle'),
-          process: { args: step.args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+          process: { args: step.args, env: [...env, ...mounts.env], cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
           network: step.network ?? spec.network,
           signal: spec.signal,
           timeoutMs: spec.timeoutMs,
@@ -73,6 +86,7 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
         });
       } finally {
         await new Promise<void>((resolve) => log.end(resolve));
+        await mounts.release();
       }
     } finally {
       await mount.unmount();
@@ -86,6 +100,7 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
       throw new RunFailedError(result.exitCode, tail.text(), `process "${shown}" did not complete successfully: exit code: ${result.exitCode}${tail.format()}`);
     }
     await dropCreatedMountpoints(mount.upper, before);
+    await dropMountTargets(mount.upper, before, targets);
     return await commitStep(store, mount.upper, spec.parentTop, step.history, spec.sourceDateEpoch);
   } finally {
     await fs.rm(staging, { recursive: true, force: true });
@@ -121,6 +136,47 @@ async function dropCreatedMountpoints(upper: string, before: Map<string, Stats |
     const unchanged = !etc || (etc.isDirectory() && (etc.mode & 0o7777) === (now.mode & 0o7777) && etc.uid === now.uid && etc.gid === now.gid);
     if (unchanged) await fs.rmdir(upperEtc);
   }
+}
+
+/** `/a/b/c` → [`/a`, `/a/b`, `/a/b/c`]. */
+function withParents(p: string): string[] {
+  const out: string[] = [];
+  for (let cur = posixPath.resolve('/', p); cur !== '/'; cur = posixPath.dirname(cur)) out.unshift(cur);
+  return out;
+}
+
+/**
+ * runc creates a `--mount` target (and its missing parents) in the rootfs to mount on it. The
+ * step cannot write there while the mount covers it, so an empty file or directory that was
+ * not there before is runc's: remove it, and a parent whose only change was that child.
+ */
+async function dropMountTargets(upper: string, before: Map<string, Stats | undefined>, targets: string[]): Promise<void> {
+  const paths = [...new Set(targets.flatMap(withParents))].sort((a, b) => b.split('/').length - a.split('/').length);
+  for (const p of paths) {
+    const host = path.join(upper, p);
+    const now = await fs.lstat(host).catch(() => undefined);
+    if (!now) continue;
+    const empty = now.isDirectory() ? (await fs.readdir(host)).length === 0 : now.isFile() && now.size === 0;
+    if (!empty) continue;
+    const was = before.get(p);
+    if (!was) {
+      if (now.isDirectory()) await fs.rmdir(host);
+      else await fs.rm(host);
+    } else if (was.isDirectory() && now.isDirectory() && sameOwnerAndMode(was, now) && !(await isOpaque(host))) {
+      // Copied up only because runc made a child in it; the lower layer still has it.
+      await fs.rmdir(host);
+    }
+  }
+}
+
+function sameOwnerAndMode(a: Stats, b: Stats): boolean {
+  return (a.mode & 0o7777) === (b.mode & 0o7777) && a.uid === b.uid && a.gid === b.gid;
+}
+
+/** An opaque upper directory hides the lower one's entries: removing it would bring them back. */
+async function isOpaque(host: string): Promise<boolean> {
+  const r = await execa('getfattr', ['--only-values', '--absolute-names', '-n', 'trusted.overlay.opaque', host], { reject: false, encoding: 'utf8' });
+  return r.exitCode === 0 && String(r.stdout).trim() === 'y';
 }
 
 /** Keeps the last lines of the output for error messages. */

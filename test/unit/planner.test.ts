@@ -531,7 +531,7 @@ const errors: ErrorRow[] = [
   { name: 'HEALTHCHECK --timeout=10us CMD true', dockerfile: 'FROM busybox\nHEALTHCHECK --timeout=10us CMD true\n', line: 2, message: 'less than 1ms' },
   { name: 'HEALTHCHECK --retries=-1 CMD true', dockerfile: 'FROM busybox\nHEALTHCHECK --retries=-1 CMD true\n', line: 2, message: 'cannot be negative' },
   { name: 'HEALTHCHECK --bogus=1 CMD true', dockerfile: 'FROM busybox\nHEALTHCHECK --bogus=1 CMD true\n', line: 2, message: 'unknown flag --bogus' },
-  { name: 'RUN --mount=type=cache,target=/x make', dockerfile: 'FROM busybox\nENV A=1\nRUN --mount=type=cache,target=/x make\n', line: 3, message: '--mount' },
+  { name: 'RUN --mount=type=ssh make', dockerfile: 'FROM busybox\nENV A=1\nRUN --mount=type=ssh make\n', line: 3, message: 'type=ssh is not supported' },
   { name: 'RUN --network=bogus true', dockerfile: 'FROM busybox\nRUN --network=bogus true\n', line: 2, message: '--network' },
   {
     name: 'COPY a b c (several sources, dest without a slash)',
@@ -611,6 +611,13 @@ const historyAgrees: HistoryRow[] = [
   { name: 'WORKDIR a/../b', lines: ['WORKDIR a/../b'], createdBy: 'WORKDIR /b' },
   // BuildKit appends its own " # buildkit" marker to layer steps; strata writes the rest alike.
   { name: 'RUN echo hi (no build args in scope)', lines: ['RUN echo hi'], createdBy: 'RUN /bin/sh -c echo hi' },
+  // Heredoc RUNs record the argv BuildKit runs (dispatchRun): the body as the script, the
+  // shebang file's mount path, or the command with its bodies put back for the shell.
+  { name: 'RUN <<EOF (body as script)', lines: ['RUN <<EOF', 'echo a', 'EOF'], createdBy: 'RUN /bin/sh -c echo a\n' },
+  { name: 'RUN <<EOF with #! line', lines: ['RUN <<EOF', '#!/usr/bin/env python3', 'print(1)', 'EOF'], createdBy: 'RUN /bin/sh -c /dev/pipes/EOF' },
+  { name: 'RUN python3 <<EOF', lines: ['RUN python3 <<EOF', 'print(1)', 'EOF'], createdBy: 'RUN /bin/sh -c python3 <<EOF\nprint(1)\nEOF' },
+  { name: 'RUN --mount=type=cache,target=/c true', lines: ['RUN --mount=type=cache,target=/c true'], createdBy: 'RUN /bin/sh -c true' },
+  { name: 'COPY a <<EOF /d/', lines: ['COPY a <<EOF /d/', 'x', 'EOF'], createdBy: 'COPY a <<EOF /d/' },
   // runCommandString: the build args in scope come first as `|N k=v…` (both builders).
   { name: 'RUN echo hi with ARG V=x in scope', lines: ['ARG V=x', 'RUN echo hi'], createdBy: 'RUN |1 V=x /bin/sh -c echo hi' },
   { name: 'CMD ["nginx", "-g", "daemon off;"]', lines: ['CMD ["nginx", "-g", "daemon off;"]'], createdBy: 'CMD ["nginx" "-g" "daemon off;"]' },
@@ -690,5 +697,74 @@ describe('platform', () => {
     const run = got.stages[0]!.steps[1] as { env: string[]; history: { created_by: string } };
     expect(run.env).toContain('HTTP_PROXY=http://proxy:3128');
     expect(run.history.created_by).toBe('RUN /bin/sh -c true');
+  });
+});
+
+// ---- RUN extensions: heredocs and --mount ---------------------------------------------------
+
+async function lastStep(lines: string[]): Promise<Step> {
+  const got = await plan({ dockerfile: ['FROM busybox AS base', ...lines].join('\n') });
+  return got.stages[got.stages.length - 1]!.steps.at(-1)!;
+}
+
+describe('RUN heredocs and mounts', () => {
+  test('a shebang heredoc is mounted executable at /dev/pipes and run from there', async () => {
+    const step = (await lastStep(['RUN <<-PY', '\t#!/usr/bin/env python3', '\tprint(1)', '\tPY'])) as RunStep;
+    expect(step.args).toEqual(['/bin/sh', '-c', '/dev/pipes/PY']);
+    expect(step.mounts).toEqual([{ type: 'inline', target: '/dev/pipes', files: [{ name: 'PY', content: '#!/usr/bin/env python3\nprint(1)\n', mode: 0o755 }] }]);
+  });
+
+  test('COPY heredoc bodies are expanded unless the delimiter is quoted', async () => {
+    const step = (await lastStep(['ARG V=x', 'COPY <<A <<"B" /d/', '$V "q" \\$V', 'A', '$V', 'B'])) as CopyStep;
+    expect(step.inline).toEqual([
+      { name: 'A', content: 'x "q" $V\n' },
+      { name: 'B', content: '$V\n' },
+    ]);
+    expect(step.sources).toEqual([]);
+  });
+
+  test('mount options get BuildKit defaults, expanded values and a dependency on the stage they name', async () => {
+    const got = await plan({
+      dockerfile: [
+        'FROM busybox AS tools',
+        'FROM busybox',
+        'ARG ID=deps',
+        'WORKDIR /src',
+        'RUN --mount=type=cache,id=$ID,target=cache,sharing=locked --mount=from=tools,target=/t --mount=type=secret,id=tok --mount=type=tmpfs,target=/tmp,size=64m true',
+      ].join('\n'),
+    });
+    const stage = got.stages[1]!;
+    expect(stage.dependsOn).toEqual([0]);
+    expect((stage.steps.at(-1) as RunStep).mounts).toEqual([
+      { type: 'cache', target: '/src/cache', id: 'deps', sharing: 'locked', from: undefined, source: '/', mode: 0o755, uid: 0, gid: 0, readonly: false },
+      { type: 'bind', target: '/t', from: { kind: 'stage', stage: 0 }, source: '/', readwrite: false },
+      { type: 'secret', id: 'tok', target: '/run/secrets/tok', env: undefined, required: false, mode: 0o400, uid: 0, gid: 0 },
+      { type: 'tmpfs', target: '/tmp', size: 64 * 1024 * 1024 },
+    ]);
+  });
+
+  test('--target keeps a stage that only a mount needs, and resolves an image named by from=', async () => {
+    const registry = fakeRegistry();
+    const got = await plan({ dockerfile: ['FROM busybox AS tools', 'FROM busybox AS app', 'RUN --mount=from=tools,target=/t --mount=from=alpine,target=/a true', 'FROM busybox AS other'].join('\n'), target: 'app' }, registry);
+    expect(got.stages.map((s) => s.index)).toEqual([0, 1]);
+    expect(registry.calls).toContain('alpine');
+    expect(((got.stages[1]!.steps.at(-1) as RunStep).mounts![1] as { from: unknown }).from).toEqual({ kind: 'image', ref: 'alpine', manifestDigest: sha256('manifest alpine') });
+  });
+
+  test.each([
+    ['RUN --mount=type=ssh true', 'type=ssh is not supported'],
+    ['RUN --mount=type=cache true', 'target is required'],
+    ['RUN --mount=type=bind,target=/x,colour=red true', 'unknown option "colour" for type=bind'],
+    ['RUN --mount=type=cache,target=/x,mode=999 true', 'mode must be an octal mode'],
+    ['RUN --security=insecure true', '--security=insecure is not supported'],
+    ['RUN --device=/dev/fuse true', 'flag --device is not supported yet'],
+  ])('%s fails: %s', async (line, message) => {
+    const err = await plan({ dockerfile: ['FROM busybox', line].join('\n') }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(DockerfileError);
+    expect(err!.message).toContain('Dockerfile:2: ');
+    expect(err!.message).toContain(message);
   });
 });
