@@ -50,8 +50,10 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
     copyStep: (input: CopyInput) =>
       guarded(
         async () => {
-          const contextDir = await ensureContext(store, input.contextDigest);
-          return executeCopy(store, { parentTop: input.parentTop, step: input.step, contextDir, sourceDateEpoch: input.sourceDateEpoch, allowFileGit });
+          const source = input.from
+            ? { kind: 'rootfs' as const, top: input.from.top }
+            : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
+          return executeCopy(store, { parentTop: input.parentTop, step: input.step, source, sourceDateEpoch: input.sourceDateEpoch, allowFileGit });
         },
         { heartbeat: true },
       ),

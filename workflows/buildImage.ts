@@ -11,7 +11,7 @@ import {
 } from '@temporalio/workflow';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
-import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, LayerResult, RunInput, StepProgress } from './types.js';
+import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, CopyInput, LayerResult, RunInput, StepProgress } from './types.js';
 
 export const progressQuery = defineQuery<BuildProgress>('progress');
 
@@ -120,9 +120,14 @@ async function runStage(
         case 'config':
           state = applyConfig(state, step);
           break;
-        case 'copy':
-          r = await steps.copyStep({ parentTop, step, contextDigest: req.contextDigest, sourceDateEpoch });
+        case 'copy': {
+          // --from waits for that stage only (stages run concurrently), or loads the pinned image.
+          let from: CopyInput['from'];
+          if (step.from?.kind === 'stage') from = { top: topOf(await results.get(step.from.stage)!) };
+          else if (step.from?.kind === 'image') from = { top: topOf(await quick.resolveBase(step.from)) };
+          r = await steps.copyStep({ parentTop, step, contextDigest: req.contextDigest, from, sourceDateEpoch });
           break;
+        }
         case 'run': {
           // A mount from another stage waits for that stage and reads its top layer.
           const stageTops: NonNullable<RunInput['stageTops']> = [];
@@ -163,6 +168,11 @@ async function runStage(
     }
   }
   return state;
+}
+
+/** chainID of a state's top layer; undefined when it has none (scratch). */
+function topOf(state: ImageState): ImageState['layers'][number]['chainId'] | undefined {
+  return state.layers[state.layers.length - 1]?.chainId;
 }
 
 function applyConfig(state: ImageState, step: ConfigStep): ImageState {

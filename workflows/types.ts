@@ -70,6 +70,8 @@ export interface CopyInput {
   parentTop?: Digest;
   step: CopyStep;
   contextDigest: Digest;
+  /** For COPY --from: the source stage's or image's top chainID (absent inside: an empty rootfs). */
+  from?: { top?: Digest };
   sourceDateEpoch?: number;
 }
 

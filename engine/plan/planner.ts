@@ -21,8 +21,9 @@ import type { ContainerConfig, HealthConfig, HistoryEntry, ImageConfigFile } fro
 // VOLUME and EXPOSE, `%q` (`["a" "b"]`) for CMD and ENTRYPOINT.
 import { formatGoDuration, goList, goQuoteRune, goQuotedList, parseGoDuration } from './gofmt.js';
 import { DEFAULT_PATH, DEFAULT_SHELL, envMap, isValidSignal, parsePortSpec, setEnv, withExposedPorts } from './config.js';
+import { checkSymbolicMode } from './mode.js';
 import { mountFromValue, parseRunMount } from './mounts.js';
-import type { BaseSpec, BuildPlan, ConfigStep, CopyStep, FromStep, InlineFile, MountSource, RunMount, RunStep, StagePlan, Step } from './types.js';
+import type { BaseSpec, BuildPlan, ConfigStep, CopySource, CopyStep, FromStep, InlineFile, MountSource, RunMount, RunStep, StagePlan, Step } from './types.js';
 
 export interface ResolvedImage {
   ref: string;
@@ -54,6 +55,8 @@ interface RawStage {
   body: Instruction[];
   /** The FROM word after expanding global ARGs. */
   baseRef: string;
+  /** Each `COPY --from` of the stage: its value after expanding global ARGs, and the stage it names. */
+  copyFrom: Map<Instruction, { value: string; stage?: RawStage }>;
 }
 
 /**
@@ -101,19 +104,35 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
           throw new DockerfileError(at(inst.range.startLine), `FROM --platform=${wanted}: strata builds for ${formatPlatform(platform)} only`);
         }
       }
-      rawStages.push({ index: rawStages.length, from: inst, name, body: [], baseRef });
+      rawStages.push({ index: rawStages.length, from: inst, name, body: [], baseRef, copyFrom: new Map() });
     } else {
       rawStages[rawStages.length - 1]!.body.push(inst);
     }
   }
   if (rawStages.length === 0) throw new DockerfileError(at(1), 'no build stage in current context');
 
-  // Stage graph: a FROM naming an earlier stage depends on it.
+  // Stage graph: a FROM naming an earlier stage depends on it, and so does a COPY --from naming
+  // any stage (by name or index). --from is expanded with the global ARGs here, so the graph is
+  // known before any stage is planned; a --from naming this stage or a later one (which could
+  // only make a cycle) is an error once the stage is planned, not while it is pruned.
   const stageByName = new Map<string, RawStage>();
+  const allByName = new Map(rawStages.filter((s) => s.name).map((s) => [s.name!, s]));
   const deps = new Map<number, number[]>();
+  const baseDep = new Map<number, number>();
   for (const s of rawStages) {
     const dep = stageByName.get(s.baseRef.toLowerCase());
-    deps.set(s.index, dep ? [dep.index] : []);
+    const stageDeps = new Set<number>(dep ? [dep.index] : []);
+    if (dep) baseDep.set(s.index, dep.index);
+    for (const inst of s.body) {
+      if (inst.kind !== 'COPY' && inst.kind !== 'ADD') continue;
+      const flag = inst.flags.find((f) => f.name === 'from');
+      if (!flag) continue;
+      const value = expandWord(flag.value ?? '', globalArgs, esc, at(inst.range.startLine));
+      const named = /^\d+$/.test(value) ? rawStages[Number(value)] : allByName.get(value.toLowerCase());
+      s.copyFrom.set(inst, { value, stage: named });
+      if (named && named.index < s.index) stageDeps.add(named.index);
+    }
+    deps.set(s.index, [...stageDeps].sort((a, b) => a - b));
     if (s.name) stageByName.set(s.name, s);
   }
   // `RUN --mount=from=…` naming an earlier stage (by name or index) needs it built first; any
@@ -158,7 +177,7 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
   const planned = new Map<number, PlannedStage>();
   let number = 0;
   for (const raw of ordered) {
-    const { base, config } = await resolveBase(raw, deps.get(raw.index)!, planned, opts, at);
+    const { base, config } = await resolveBase(raw, baseDep.get(raw.index), planned, opts, at);
     const from: FromStep = { kind: 'from', number: ++number, line: raw.from.range.startLine, text: raw.from.text };
     // Both builders give the image docker's PATH when its base has none, so RUN finds its
     // programs and the image records it (BuildKit at FROM, the classic builder at commit).
@@ -179,6 +198,8 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
       state.mountSources.set(word, typeof m === 'string' ? await mountImage(m, opts, at(raw.from.range.startLine)) : m);
     }
     for (const inst of [...triggers, ...raw.body]) {
+      const copyFrom = raw.copyFrom.get(inst);
+      if (copyFrom) state.copySources.set(inst, await copySource(raw, copyFrom, opts, at(inst.range.startLine)));
       steps.push(planInstruction(inst, state, ++number, at));
     }
     planned.set(raw.index, {
@@ -217,13 +238,13 @@ function triggerInstructions(triggers: string[], raw: RawStage, file: string): I
 
 async function resolveBase(
   raw: RawStage,
-  dependsOn: number[],
+  baseStage: number | undefined,
   planned: Map<number, PlannedStage>,
   opts: PlanOptions,
   at: (line: number) => { file: string; line: number },
 ): Promise<{ base: BaseSpec; config: ContainerConfig }> {
-  if (dependsOn.length > 0) {
-    const parent = planned.get(dependsOn[0]!)!;
+  if (baseStage !== undefined) {
+    const parent = planned.get(baseStage)!;
     return { base: { kind: 'stage', stage: parent.plan.index }, config: structuredClone(parent.config) };
   }
   if (raw.baseRef.toLowerCase() === 'scratch') return { base: { kind: 'scratch' }, config: {} };
@@ -252,6 +273,39 @@ async function mountImage(ref: string, opts: PlanOptions, where: { file: string;
   }
 }
 
+/**
+ * What a `COPY --from` reads: an earlier stage, or else an image, pinned like a FROM image.
+ * A --from naming this stage or a later one is an error: it could only be a cycle.
+ */
+async function copySource(
+  raw: RawStage,
+  from: { value: string; stage?: RawStage },
+  opts: PlanOptions,
+  where: { file: string; line: number },
+): Promise<CopySource> {
+  const flag = `--from=${from.value}`;
+  if (from.value === '') throw new DockerfileError(where, 'COPY: --from requires a value');
+  if (from.stage) {
+    if (from.stage.index === raw.index) throw new DockerfileError(where, `COPY ${flag}: a stage cannot copy from itself (circular dependency)`);
+    if (from.stage.index > raw.index) {
+      throw new DockerfileError(
+        where,
+        `COPY ${flag}: stage ${from.stage.name ?? from.stage.index} is defined later (line ${from.stage.from.range.startLine}); --from can only name an earlier stage`,
+      );
+    }
+    return { kind: 'stage', stage: from.stage.index };
+  }
+  if (/^\d+$/.test(from.value)) throw new DockerfileError(where, `COPY ${flag}: there is no stage with index ${from.value}`);
+  let img: ResolvedImage;
+  try {
+    img = await opts.resolveImage(from.value);
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new DockerfileError(where, `COPY ${flag}: no stage of that name, and no such image: ${detail}`, { cause: err });
+  }
+  return { kind: 'image', ref: img.ref, manifestDigest: img.manifestDigest, configDigest: img.configDigest };
+}
+
 /** What is in scope while a stage's instructions are planned. */
 class StageState {
   /** ARGs declared in this stage, with their values (undefined: declared without value). */
@@ -260,6 +314,8 @@ class StageState {
   cmdSet = false;
   /** What each `RUN --mount` `from=` of this stage names, resolved before planning. */
   readonly mountSources = new Map<string, MountSource>();
+  /** The resolved `--from` of each COPY in the stage. */
+  readonly copySources = new Map<Instruction, CopySource>();
   constructor(
     public config: ContainerConfig,
     readonly globalArgs: Map<string, string>,
@@ -455,30 +511,52 @@ function planCopy(
 ): CopyStep {
   if (inst.kind === 'ADD' && inst.heredocs.length > 0) throw new DockerfileError(where, 'ADD: heredocs are not supported yet');
   let chown: string | undefined;
-  let chmod: number | undefined;
+  let chmod: number | string | undefined;
   let checksum: string | undefined;
   let keepGitDir: boolean | undefined;
+  let chmodText: string | undefined;
+  let link = false;
+  let parents = false;
+  const excludes: string[] = [];
+  const seen = new Set<string>();
+  const bool = (f: { name: string; value?: string }): boolean => {
+    if (f.value === undefined || f.value === 'true') return true;
+    if (f.value === 'false') return false;
+    throw new DockerfileError(where, `${inst.kind}: --${f.name} must be true or false, got ${JSON.stringify(f.value)}`);
+  };
   for (const f of inst.flags) {
+    if (f.name !== 'exclude' && seen.has(f.name)) throw new DockerfileError(where, `${inst.kind}: --${f.name} given twice`);
+    seen.add(f.name);
     if (f.name === 'chown') {
       chown = expandWord(f.value ?? '', s.vars(), s.esc, where);
       if (chown === '') throw new DockerfileError(where, `${inst.kind}: --chown requires a value`);
     } else if (f.name === 'chmod') {
-      const v = f.value ?? '';
-      if (!/^[0-7]{3,4}$/.test(v)) throw new DockerfileError(where, `${inst.kind}: --chmod must be an octal mode, got ${JSON.stringify(v)}`);
-      chmod = parseInt(v, 8);
+      chmodText = expandWord(f.value ?? '', s.vars(), s.esc, where);
+      chmod = parseChmod(chmodText, inst.kind, where);
     } else if (inst.kind === 'ADD' && f.name === 'checksum') {
       checksum = expandWord(f.value ?? '', s.vars(), s.esc, where);
       if (!/^sha(256:[0-9a-f]{64}|384:[0-9a-f]{96}|512:[0-9a-f]{128})$/.test(checksum)) {
         throw new DockerfileError(where, `ADD: --checksum must be sha256:, sha384: or sha512: and the hex digest, got ${JSON.stringify(checksum)}`);
       }
     } else if (inst.kind === 'ADD' && f.name === 'keep-git-dir') {
-      if (f.value !== undefined && f.value !== 'true' && f.value !== 'false') {
-        throw new DockerfileError(where, `ADD: --keep-git-dir must be true or false, got ${JSON.stringify(f.value)}`);
-      }
-      keepGitDir = f.value !== 'false';
+      keepGitDir = bool(f);
+    } else if (f.name === 'from' && inst.kind === 'COPY') {
+      // Resolved with the stage graph (copySource).
+    } else if (f.name === 'link') {
+      link = bool(f);
+    } else if (f.name === 'parents' && inst.kind === 'COPY') {
+      parents = bool(f);
+    } else if (f.name === 'exclude') {
+      const pattern = expandWord(f.value ?? '', s.vars(), s.esc, where);
+      if (pattern === '') throw new DockerfileError(where, `${inst.kind}: --exclude requires a pattern`);
+      excludes.push(pattern);
     } else {
       throw new DockerfileError(where, `${inst.kind}: flag --${f.name} is not supported yet`);
     }
+  }
+  // With --link the files land on an empty filesystem: there is no /etc/passwd to look names up in.
+  if (link && chown !== undefined && !/^\d+(:\d+)?$/.test(chown)) {
+    throw new DockerfileError(where, `${inst.kind}: --chown=${chown} with --link needs numeric ids (there is no /etc/passwd to look names up in)`);
   }
   const vars = s.vars();
   // A heredoc source is a file named after its delimiter; BuildKit expands its body unless the
@@ -530,10 +608,32 @@ function planCopy(
   if (sources.length + inline.length > 1 && !dest.endsWith('/')) {
     throw new DockerfileError(where, `When using ${inst.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
-  const history: HistoryEntry = { created_by: `${inst.kind} ${[...sources, ...inline.map((f) => `<<${f.name}`), destWord].join(' ')}` };
+  // BuildKit's history text names --parents, --chown and --chmod, never --from or --link.
+  const shownFlags = [...(parents ? ['--parents'] : []), ...(chown !== undefined ? [`--chown=${chown}`] : []), ...(chmodText !== undefined ? [`--chmod=${chmodText}`] : [])];
+  const history: HistoryEntry = { created_by: `${inst.kind} ${[...shownFlags, ...sources, ...inline.map((f) => `<<${f.name}`), destWord].join(' ')}` };
   const step: CopyStep = { kind: 'copy', ...common, instruction: inst.kind, sources, dest, chown, chmod, checksum, keepGitDir, history };
   if (inline.length > 0) step.inline = inline;
+  const from = s.copySources.get(inst);
+  if (from) step.from = from;
+  if (link) step.link = true;
+  if (parents) step.parents = true;
+  if (excludes.length > 0) step.excludes = excludes;
   return step;
+}
+
+/**
+ * `--chmod`: any octal number up to 07777 (BuildKit parses it as base 8, so `7` is 07), or a
+ * symbolic mode as chmod(1) writes it (Dockerfile 1.14), checked here and applied per entry.
+ */
+function parseChmod(v: string, kind: string, where: { file: string; line: number }): number | string {
+  if (/^[0-7]+$/.test(v)) {
+    const mode = parseInt(v, 8);
+    if (mode > 0o7777) throw new DockerfileError(where, `${kind}: --chmod=${v} is more than 07777`);
+    return mode;
+  }
+  const problem = checkSymbolicMode(v);
+  if (problem) throw new DockerfileError(where, `${kind}: --chmod must be an octal or symbolic mode, got ${JSON.stringify(v)}: ${problem}`);
+  return v;
 }
 
 function planRun(inst: RunInstruction, s: StageState, common: { number: number; line: number; text: string }, where: { file: string; line: number }): RunStep {

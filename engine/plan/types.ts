@@ -36,18 +36,34 @@ export interface ConfigStep extends StepCommon {
   history: HistoryEntry;
 }
 
-/** COPY/ADD from the build context (ADD also from URLs and git, see addSource.ts): one layer. */
+/** Where `COPY --from` reads: an earlier stage's result, or an image pinned at planning time. */
+export type CopySource =
+  | { kind: 'stage'; stage: number }
+  | { kind: 'image'; ref: string; manifestDigest: Digest; configDigest: Digest };
+
+/**
+ * COPY/ADD from the build context (or `--from` a stage or image; ADD also from URLs and git,
+ * see addSource.ts) into the image: one layer.
+ */
 export interface CopyStep extends StepCommon {
   kind: 'copy';
   instruction: 'COPY' | 'ADD';
-  /** Source paths or wildcard patterns, relative to the context root, expanded. */
+  /** `--from`; the build context when absent. */
+  from?: CopySource;
+  /** Source paths or wildcard patterns, relative to the source's root, expanded. */
   sources: string[];
   /** Absolute destination in the image (WORKDIR applied); a trailing `/` means a directory. */
   dest: string;
   /** `--chown` as written (expanded): `user[:group]`, names resolved against the image. */
   chown?: string;
-  /** `--chmod` as an octal mode. */
-  chmod?: number;
+  /** `--chmod`: an octal mode, or a checked symbolic mode (`u+x,go-w`) applied per entry. */
+  chmod?: number | string;
+  /** `--link`: the files are copied onto an empty base, so the layer stands alone. */
+  link?: boolean;
+  /** `--parents`: each source keeps its parent directories (after a `/./` pivot, if any). */
+  parents?: boolean;
+  /** `--exclude` patterns (.dockerignore syntax), matched below each source. */
+  excludes?: string[];
   /** ADD `--checksum`: `sha256:<hex>` (or sha384/sha512) every downloaded file must match. */
   checksum?: string;
   /** ADD `--keep-git-dir`: a git source keeps its `.git` directory. */

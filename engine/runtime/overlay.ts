@@ -72,3 +72,33 @@ export async function unmountPath(p: string): Promise<void> {
     await execa('umount', ['-l', p]);
   }
 }
+
+/**
+ * Mounts `chain` read-only under dir/ro: the merged view of a stage or image, for COPY --from
+ * to read. overlayfs wants two lowerdirs when there is no upperdir, so an empty directory
+ * lies at the bottom (which also stands for scratch). The caller must call unmount().
+ */
+export async function mountReadOnly(store: Store, chain: Digest[], dir: string): Promise<{ root: string; unmount(): Promise<void> }> {
+  const root = path.join(dir, 'ro');
+  const empty = path.join(dir, 'ro-empty');
+  await Promise.all([root, empty].map((d) => fs.mkdir(d, { recursive: true })));
+  const lowers = [...[...chain].reverse().map((c) => store.shortLink(c)), path.relative(store.root, empty)];
+  const data = `ro,lowerdir=${lowers.join(':')},redirect_dir=off,metacopy=off,index=off`;
+  if (data.length >= MOUNT_DATA_LIMIT) {
+    throw new EngineError('TOO_MANY_LAYERS', `mount overlay: ${chain.length} layers do not fit one mount (${data.length} bytes of options)`);
+  }
+  try {
+    await execa('mount', ['-t', 'overlay', 'overlay', '-o', data, root], { cwd: store.root });
+  } catch (err) {
+    throw new EngineError('MOUNT_FAILED', `mount overlay: ${(err as { stderr?: string }).stderr || (err as Error).message}`, { cause: err });
+  }
+  let mounted = true;
+  return {
+    root,
+    async unmount() {
+      if (!mounted) return;
+      await unmountPath(root);
+      mounted = false;
+    },
+  };
+}

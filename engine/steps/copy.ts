@@ -1,8 +1,10 @@
-// COPY and ADD: matched sources are written into an overlay of the parent image, and the
-// upperdir is committed as the layer. docker's rules for sources and destinations
-// (https://docs.docker.com/reference/dockerfile/#copy), noted where they bite; what ADD
-// does beyond COPY (archives, URLs, git) is in add.ts.
-import { promises as fs } from 'node:fs';
+// COPY and ADD, from the build context or --from a stage or image: matched sources are written
+// into an overlay of the parent image (of nothing, with --link), and the upperdir is committed
+// as the layer. docker's rules for sources and destinations
+// (https://docs.docker.com/reference/dockerfile/#copy), noted where they bite; what ADD does
+// beyond COPY (archives, URLs, git) is in add.ts.
+import { promises as fs, type Stats } from 'node:fs';
+import ignore from '@balena/dockerignore';
 import path from 'node:path';
 import posixPath from 'node:path/posix';
 import { UserInputError } from '../errors.js';
@@ -11,7 +13,8 @@ import { cleanRelative, resolveInRoot } from '../fsutil/scoped.js';
 import type { Digest } from '../digest.js';
 import { commitStep, type StepResult } from '../layer/commit.js';
 import type { CopyStep } from '../plan/types.js';
-import { mountOverlay } from '../runtime/overlay.js';
+import { applySymbolicMode } from '../plan/mode.js';
+import { mountOverlay, mountReadOnly } from '../runtime/overlay.js';
 import type { Store } from '../store/store.js';
 import { cloneGit, downloadUrl, extractArchive, isTarArchive } from './add.js';
 import { resolveOwner, type Owner } from './users.js';
@@ -21,8 +24,11 @@ export interface CopySpec {
   /** chainID of the parent's top layer; undefined for an empty parent (scratch). */
   parentTop?: Digest;
   step: CopyStep;
-  /** The unpacked build context. */
-  contextDir: string;
+  /**
+   * Where sources are read: the unpacked build context, or the rootfs whose top layer is
+   * `top` (COPY --from a stage or an image; undefined top: an empty one), mounted read-only.
+   */
+  source: { kind: 'context'; dir: string } | { kind: 'rootfs'; top?: Digest };
   sourceDateEpoch?: number;
   /** ADD may clone file:// git repositories, i.e. read the worker's own disk. */
   allowFileGit?: boolean;
@@ -30,8 +36,10 @@ export interface CopySpec {
 
 /** One thing to write, in the order of the sources. */
 type CopyItem =
-  /** A context file or directory, or a heredoc's file. */
-  | { kind: 'local'; host: string }
+  /** A match in the source root, and the components of it that --parents keeps. */
+  | { kind: 'source'; rel: string; kept: string[] }
+  /** A heredoc's file, written in the staging area. */
+  | { kind: 'inline'; host: string }
   | { kind: 'download'; file: string; name: string; mtime?: number }
   /** A git checkout: its contents go into the destination directory. */
   | { kind: 'tree'; dir: string };
@@ -40,20 +48,34 @@ type CopyItem =
 export async function executeCopy(store: Store, spec: CopySpec): Promise<StepResult> {
   const { step } = spec;
   const staging = await store.makeTempDir('copy');
+  let readOnly: Awaited<ReturnType<typeof mountReadOnly>> | undefined;
   try {
+    let sourceRoot: string;
+    if (spec.source.kind === 'context') sourceRoot = spec.source.dir;
+    else {
+      readOnly = await mountReadOnly(store, await store.chainOf(spec.source.top), staging);
+      sourceRoot = readOnly.root;
+    }
     // Downloads and clones finish before the mount: a failed one leaves nothing behind.
-    const items = await gatherSources(spec, path.join(staging, 'fetched'), await writeInlineFiles(staging, step));
-    const mount = await mountOverlay(store, await store.chainOf(spec.parentTop), staging);
+    const items = await gatherSources(spec, sourceRoot, path.join(staging, 'fetched'), await writeInlineFiles(staging, step));
+    // --link copies onto an empty base: the layer holds the files and their parent directories
+    // only, and depends on nothing below it (BuildKit's semantics); it still stacks on the parent.
+    const base = step.link ? [] : await store.chainOf(spec.parentTop);
+    const mount = await mountOverlay(store, base, staging);
     try {
-      await copyInto(mount.merged, spec, items);
+      await copyInto(mount.merged, sourceRoot, spec, items);
     } finally {
       await mount.unmount();
     }
     return await commitStep(store, mount.upper, spec.parentTop, step.history, spec.sourceDateEpoch);
   } finally {
+    // Never remove the staging dir while the read-only mount of stored layers is in it.
+    await readOnly?.unmount();
     await fs.rm(staging, { recursive: true, force: true });
   }
 }
+
+const ROOT: Owner = { uid: 0, gid: 0 };
 
 /**
  * Heredoc sources become files (0644, BuildKit's mode) in a directory of the staging area,
@@ -73,20 +95,24 @@ async function writeInlineFiles(staging: string, step: CopyStep): Promise<string
 }
 
 /**
- * Matches context sources and, for ADD, downloads URLs and clones repositories into
- * `fetchDir`; heredoc files (in `inlineDir`) come last, as BuildKit copies them.
+ * Matches sources in the source root and, for ADD, downloads URLs and clones repositories
+ * into `fetchDir`; heredoc files (in `inlineDir`) come last, as BuildKit copies them.
  */
-async function gatherSources(spec: CopySpec, fetchDir: string, inlineDir: string | undefined): Promise<CopyItem[]> {
-  const { step, contextDir } = spec;
+async function gatherSources(spec: CopySpec, sourceRoot: string, fetchDir: string, inlineDir: string | undefined): Promise<CopyItem[]> {
+  const { step } = spec;
+  const fromRootfs = spec.source.kind === 'rootfs';
+  const excluded = exclusionOf(step.excludes);
   const items: CopyItem[] = [];
+  let matchedAny = false;
   for (const src of step.sources) {
-    const source = step.instruction === 'ADD' ? classifyAddSource(src) : { kind: 'local' as const, path: src };
+    const source = step.instruction === 'ADD' && !fromRootfs ? classifyAddSource(src) : { kind: 'local' as const, path: src };
     if (!source) throw new UserInputError('ADD_SOURCE_INVALID', `ADD failed: unsupported source URL ${src}`);
     if (source.kind === 'http') {
       await fs.mkdir(fetchDir, { recursive: true });
       const file = path.join(fetchDir, `download-${items.length}`);
       const got = await downloadUrl(source.url, file, step.checksum);
       items.push({ kind: 'download', file, name: downloadName(source.url), mtime: got.mtime });
+      matchedAny = true;
       continue;
     }
     if (source.kind === 'git') {
@@ -94,64 +120,100 @@ async function gatherSources(spec: CopySpec, fetchDir: string, inlineDir: string
         throw new UserInputError('ADD_GIT_FILE_DENIED', `ADD failed: ${src} reads the worker's disk; the worker allows file:// git sources only with STRATA_ALLOW_FILE_GIT=1`);
       }
       await fs.mkdir(fetchDir, { recursive: true });
-      const dir = await cloneGit(source, path.join(fetchDir, `git-${items.length}`), step.keepGitDir ?? false);
-      items.push({ kind: 'tree', dir });
+      items.push({ kind: 'tree', dir: await cloneGit(source, path.join(fetchDir, `git-${items.length}`), step.keepGitDir ?? false) });
+      matchedAny = true;
       continue;
     }
-    const found = await matchSources(contextDir, source.path);
+    const found = await matchSources(sourceRoot, source.path);
     if (found.length === 0) {
       if (/[*?[]/.test(src)) continue; // docker: a wildcard may match nothing, as long as something is copied
-      throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: file not found in build context or excluded by .dockerignore: ${src}`);
+      const where = fromRootfs ? 'in the --from stage or image' : 'in build context or excluded by .dockerignore';
+      throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: file not found ${where}: ${src}`);
     }
-    for (const rel of found) items.push({ kind: 'local', host: path.join(contextDir, rel) });
+    matchedAny = true;
+    const pivot = src.indexOf('/./');
+    const dropped = pivot < 0 ? 0 : (cleanRelative(src.slice(0, pivot)) ?? '').split('/').filter(Boolean).length;
+    for (const rel of found) {
+      if (excluded(rel)) continue;
+      items.push({ kind: 'source', rel, kept: rel.split('/').filter(Boolean).slice(dropped) });
+    }
   }
-  if (inlineDir) for (const f of step.inline ?? []) items.push({ kind: 'local', host: path.join(inlineDir, f.name) });
-  if (items.length === 0) throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: no source files were specified`);
+  for (const f of step.inline ?? []) items.push({ kind: 'inline', host: path.join(inlineDir!, f.name) });
+  if (!matchedAny && items.length === 0) throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: no source files were specified`);
   return items;
 }
 
-async function copyInto(rootfs: string, spec: CopySpec, items: CopyItem[]): Promise<void> {
+async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, items: CopyItem[]): Promise<void> {
   const { step } = spec;
-  const owner: Owner = step.chown ? await resolveOwner(rootfs, step.chown) : { uid: 0, gid: 0 };
+  const fromRootfs = spec.source.kind === 'rootfs';
+  const excluded = exclusionOf(step.excludes);
 
   // A destination is a directory when written with a trailing `/`, or when it already is one.
   const destHost = await resolveInRoot(rootfs, step.dest, { followFinal: true });
   const destExistsAsDir = await isDir(destHost);
-  const destIsDir = step.dest.endsWith('/') || destExistsAsDir;
+  const destIsDir = step.dest.endsWith('/') || destExistsAsDir || step.parents === true;
   if (items.length > 1 && !destIsDir) {
     throw new UserInputError('COPY_DEST_NOT_DIR', `${step.instruction} failed: when using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
   }
 
-  const ctx: CopyContext = { instruction: step.instruction, rootfs, owner, chmod: step.chmod, createdDirs: [] };
-  for (const item of items) {
-    if (item.kind === 'download') {
-      const target = destIsDir ? posixPath.join(step.dest, item.name) : step.dest;
+  const ctx: CopyContext = {
+    instruction: step.instruction,
+    rootfs,
+    owner: step.chown ? await resolveOwner(rootfs, step.chown) : undefined,
+    keepOwners: fromRootfs,
+    chmod: step.chmod,
+    excluded: (rel) => excluded(rel),
+    createdDirs: [],
+  };
+  for (const m of items) {
+    if (m.kind === 'download') {
+      const target = destIsDir ? posixPath.join(step.dest, m.name) : step.dest;
       await ensureDir(ctx, posixPath.dirname(target), undefined, true);
       // docker gives a downloaded file mode 0600 and the server's Last-Modified time.
-      const st = await fs.stat(item.file);
-      const mtime = item.mtime ?? st.mtimeMs / 1000;
-      await copyEntry({ ...ctx, chmod: ctx.chmod ?? 0o600 }, item.file, target, st, mtime);
+      const st = await fs.stat(m.file);
+      await copyEntry({ ...ctx, chmod: ctx.chmod ?? 0o600 }, m.file, target, st, m.mtime ?? st.mtimeMs / 1000);
       continue;
     }
-    if (item.kind === 'tree') {
-      await fs.chmod(item.dir, 0o755);
-      await ensureDir(ctx, step.dest, await fs.lstat(item.dir));
-      await copyTree(ctx, item.dir, step.dest);
+    if (m.kind === 'tree') {
+      await fs.chmod(m.dir, 0o755);
+      await ensureDir(ctx, step.dest, await fs.lstat(m.dir));
+      await copyTree(ctx, m.dir, step.dest, '');
       continue;
     }
-    const srcHost = item.host;
-    const st = await fs.lstat(srcHost);
-    if (step.instruction === 'ADD' && st.isFile() && (await isTarArchive(srcHost))) {
+    if (m.kind === 'inline') {
+      const target = destIsDir ? posixPath.join(step.dest, path.basename(m.host)) : step.dest;
+      await ensureDir(ctx, posixPath.dirname(target), undefined, true);
+      await copyEntry(ctx, m.host, target, await fs.lstat(m.host));
+      continue;
+    }
+    // A source that is a symlink is followed, inside the source root (as both docker builders
+    // do); symlinks inside a copied directory are copied as links.
+    const srcHost = await resolveInRoot(sourceRoot, m.rel, { followFinal: true });
+    const st = await fs.lstat(srcHost).catch(() => undefined);
+    if (!st) throw new UserInputError('COPY_SOURCE_NOT_FOUND', `${step.instruction} failed: ${m.rel} is a symlink to nothing in the source`);
+    if (step.instruction === 'ADD' && !fromRootfs && st.isFile() && (await isTarArchive(srcHost))) {
       // A local archive is extracted into the destination, a directory whatever its spelling.
       await extractArchive(srcHost, await ensureDir(ctx, step.dest));
       continue;
     }
-    if (st.isDirectory()) {
+    if (step.parents) {
+      const dirs = st.isDirectory() ? m.kept : m.kept.slice(0, -1);
+      await ensureDir(ctx, step.dest);
+      const skipped = m.rel.split('/').filter(Boolean).length - m.kept.length;
+      const relParts = m.rel.split('/').filter(Boolean);
+      for (let i = 1; i <= dirs.length; i++) {
+        const dirSt = await fs.stat(await resolveInRoot(sourceRoot, relParts.slice(0, skipped + i).join('/'), { followFinal: true }));
+        await makeDirLike(ctx, posixPath.join(step.dest, ...dirs.slice(0, i)), dirSt);
+      }
+      const target = posixPath.join(step.dest, ...m.kept);
+      if (st.isDirectory()) await copyTree(ctx, srcHost, target, '');
+      else await copyEntry(ctx, srcHost, target, st);
+    } else if (st.isDirectory()) {
       // A directory copies its contents, not itself.
       await ensureDir(ctx, step.dest, st);
-      await copyTree(ctx, srcHost, step.dest);
+      await copyTree(ctx, srcHost, step.dest, '');
     } else {
-      const target = destIsDir ? posixPath.join(step.dest, path.basename(srcHost)) : step.dest;
+      const target = destIsDir ? posixPath.join(step.dest, posixPath.basename(m.rel)) : step.dest;
       await ensureDir(ctx, posixPath.dirname(target), undefined, true);
       await copyEntry(ctx, srcHost, target, st);
     }
@@ -162,22 +224,46 @@ async function copyInto(rootfs: string, spec: CopySpec, items: CopyItem[]): Prom
   }
 }
 
+/** `--exclude` patterns as a predicate on source-relative paths (.dockerignore's matching). */
+function exclusionOf(patterns: string[] | undefined): (rel: string) => boolean {
+  if (!patterns || patterns.length === 0) return () => false;
+  // The package is CommonJS with a Babel-style `default` export.
+  const ig = ignore.default({ ignorecase: false }).add(patterns);
+  return (rel) => rel !== '' && ig.ignores(rel);
+}
+
 interface CopyContext {
   instruction: 'COPY' | 'ADD';
   rootfs: string;
-  owner: Owner;
-  chmod?: number;
+  /** `--chown`, resolved; undefined: root, or the source's owners when `keepOwners`. */
+  owner?: Owner;
+  /** COPY --from keeps the owners the files have in their stage or image (docker does). */
+  keepOwners: boolean;
+  chmod?: number | string;
+  /** True for a path (relative to the copied directory) that --exclude leaves out. */
+  excluded(rel: string): boolean;
   /** Directories whose times are restored after all writes. */
-  createdDirs: { host: string; st: import('node:fs').Stats }[];
+  createdDirs: { host: string; st: Stats }[];
+}
+
+function ownerFor(ctx: CopyContext, st: Stats): Owner {
+  return ctx.owner ?? (ctx.keepOwners ? { uid: st.uid, gid: st.gid } : ROOT);
+}
+
+function modeFor(ctx: CopyContext, st: Stats): number {
+  if (typeof ctx.chmod === 'number') return ctx.chmod;
+  if (typeof ctx.chmod === 'string') return applySymbolicMode(ctx.chmod, st.mode, st.isDirectory());
+  return st.mode & 0o7777;
 }
 
 /**
  * Makes sure the directory `imagePath` exists in the rootfs: missing parents are created
- * root-owned 0755 (as docker does); `like`, when given, gives the last one its mode/times.
+ * root-owned 0755 (as docker does); `like`, when given, gives the last one its mode/times
+ * and the --chown owner (docker leaves a created destination root-owned otherwise).
  * `ownCreated`: the new directories get --chown's owner, as docker's builder does for the
  * parents of a file it copies (not for a directory's or an archive's).
  */
-async function ensureDir(ctx: CopyContext, imagePath: string, like?: import('node:fs').Stats, ownCreated = false): Promise<string> {
+async function ensureDir(ctx: CopyContext, imagePath: string, like?: Stats, ownCreated = false): Promise<string> {
   const host = await resolveInRoot(ctx.rootfs, imagePath, { followFinal: true });
   if (await isDir(host)) return host;
   const rel = path.relative(ctx.rootfs, host);
@@ -193,36 +279,45 @@ async function ensureDir(ctx: CopyContext, imagePath: string, like?: import('nod
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       await fs.mkdir(cur, { mode: 0o755 });
       await fs.chmod(cur, 0o755);
-      if (ownCreated) await fs.lchown(cur, ctx.owner.uid, ctx.owner.gid);
+      if (ownCreated && ctx.owner) await fs.lchown(cur, ctx.owner.uid, ctx.owner.gid);
     }
   }
   if (like) {
-    await fs.chmod(host, ctx.chmod ?? like.mode & 0o7777);
-    await fs.lchown(host, ctx.owner.uid, ctx.owner.gid);
+    await fs.chmod(host, modeFor(ctx, like));
+    const owner = ctx.owner ?? ROOT;
+    await fs.lchown(host, owner.uid, owner.gid);
     ctx.createdDirs.push({ host, st: like });
   }
   return host;
 }
 
-/** Copies the contents of `srcDir` into the image directory `destImagePath`. */
-async function copyTree(ctx: CopyContext, srcDir: string, destImagePath: string): Promise<void> {
+/** The directory `imagePath` with the metadata of the source directory `st`, made when missing. */
+async function makeDirLike(ctx: CopyContext, imagePath: string, st: Stats): Promise<void> {
+  // An existing directory, or a symlink to one (usrmerge's /lib), receives the contents.
+  let host = await resolveInRoot(ctx.rootfs, imagePath, { followFinal: true });
+  if (!(await isDir(host))) {
+    host = await resolveInRoot(ctx.rootfs, imagePath);
+    await replaceNonDir(host);
+  }
+  await fs.mkdir(host, { recursive: true });
+  await fs.chmod(host, modeFor(ctx, st));
+  const owner = ownerFor(ctx, st);
+  await fs.lchown(host, owner.uid, owner.gid);
+  ctx.createdDirs.push({ host, st });
+}
+
+/** Copies the contents of `srcDir` into the image directory `destImagePath`; `rel` is srcDir below the copied source. */
+async function copyTree(ctx: CopyContext, srcDir: string, destImagePath: string, rel: string): Promise<void> {
   const names = (await fs.readdir(srcDir)).sort();
   for (const name of names) {
+    const childRel = rel ? `${rel}/${name}` : name;
+    if (ctx.excluded(childRel)) continue;
     const src = path.join(srcDir, name);
     const st = await fs.lstat(src);
     const dest = posixPath.join(destImagePath, name);
     if (st.isDirectory()) {
-      // An existing directory, or a symlink to one (usrmerge's /lib), receives the contents.
-      let host = await resolveInRoot(ctx.rootfs, dest, { followFinal: true });
-      if (!(await isDir(host))) {
-        host = await resolveInRoot(ctx.rootfs, dest);
-        await replaceNonDir(host);
-      }
-      await fs.mkdir(host, { recursive: true });
-      await fs.chmod(host, ctx.chmod ?? st.mode & 0o7777);
-      await fs.lchown(host, ctx.owner.uid, ctx.owner.gid);
-      ctx.createdDirs.push({ host, st });
-      await copyTree(ctx, src, dest);
+      await makeDirLike(ctx, dest, st);
+      await copyTree(ctx, src, dest, childRel);
     } else {
       await copyEntry(ctx, src, dest, st);
     }
@@ -230,7 +325,7 @@ async function copyTree(ctx: CopyContext, srcDir: string, destImagePath: string)
 }
 
 /** Copies one non-directory entry to `destImagePath`, replacing what is there; `mtime` overrides the source's. */
-async function copyEntry(ctx: CopyContext, src: string, destImagePath: string, st: import('node:fs').Stats, mtime?: number): Promise<void> {
+async function copyEntry(ctx: CopyContext, src: string, destImagePath: string, st: Stats, mtime?: number): Promise<void> {
   const clean = cleanRelative(destImagePath);
   if (clean === undefined || clean === '') throw new UserInputError('COPY_DEST_INVALID', `${ctx.instruction} failed: invalid destination ${destImagePath}`);
   // The parent is resolved inside the rootfs; the last component is never followed.
@@ -243,14 +338,19 @@ async function copyEntry(ctx: CopyContext, src: string, destImagePath: string, s
   if (existing) await fs.rm(host, { force: true });
   if (st.isSymbolicLink()) {
     await fs.symlink(await fs.readlink(src), host);
-    await fs.lchown(host, ctx.owner.uid, ctx.owner.gid);
+    const owner = ownerFor(ctx, st);
+    await fs.lchown(host, owner.uid, owner.gid);
     await fs.lutimes(host, st.atime, st.mtime);
     return;
   }
-  if (!st.isFile()) return; // the context holds only files, dirs and links
+  if (!st.isFile()) {
+    // Only a --from stage or image can hold devices, fifos or sockets; never skip one silently.
+    throw new UserInputError('COPY_SPECIAL_FILE', `COPY failed: ${destImagePath}: copying devices, fifos and sockets is not supported yet`);
+  }
   await fs.copyFile(src, host);
-  await fs.chown(host, ctx.owner.uid, ctx.owner.gid);
-  await fs.chmod(host, ctx.chmod ?? st.mode & 0o7777);
+  const owner = ownerFor(ctx, st);
+  await fs.chown(host, owner.uid, owner.gid);
+  await fs.chmod(host, modeFor(ctx, st));
   await fs.utimes(host, mtime ?? st.atime, mtime ?? st.mtime);
 }
 

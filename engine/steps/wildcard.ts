@@ -1,31 +1,34 @@
 // COPY source matching: docker matches each source with Go's filepath.Match, component by
-// component, against paths in the context (so `*` never crosses a `/`).
+// component, against paths in the source root (so `*` never crosses a `/`). The root is the
+// build context or, for `COPY --from`, another rootfs: every lookup goes through resolveInRoot,
+// so a symlink on the way never leads outside it.
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { PathEscapeError } from '../errors.js';
-import { cleanRelative } from '../fsutil/scoped.js';
+import { cleanRelative, resolveInRoot } from '../fsutil/scoped.js';
 
-/** Context-relative paths the source names; [] when nothing matches. Sorted. */
-export async function matchSources(contextDir: string, source: string): Promise<string[]> {
+/** Root-relative paths the source names; [] when nothing matches. Sorted. */
+export async function matchSources(root: string, source: string): Promise<string[]> {
   const clean = cleanRelative(source);
   if (clean === undefined) throw new PathEscapeError(`COPY failed: forbidden path outside the build context: ${source}`);
   if (clean === '') return [''];
+  // A component that is not a directory means "not found", as it does for docker.
+  const exists = async (rel: string) =>
+    resolveInRoot(root, rel).then((host) => fs.lstat(host)).then(() => true, () => false);
   const parts = clean.split('/');
-  if (!parts.some(hasMeta)) {
-    const exists = await fs.lstat(path.join(contextDir, clean)).then(() => true, () => false);
-    return exists ? [clean] : [];
-  }
+  if (!parts.some(hasMeta)) return (await exists(clean)) ? [clean] : [];
   let current = [''];
   for (const part of parts) {
     const next: string[] = [];
     for (const dir of current) {
       if (!hasMeta(part)) {
         const candidate = dir ? `${dir}/${part}` : part;
-        if (await fs.lstat(path.join(contextDir, candidate)).then(() => true, () => false)) next.push(candidate);
+        if (await exists(candidate)) next.push(candidate);
         continue;
       }
       const re = patternToRegExp(part);
-      const names = await fs.readdir(path.join(contextDir, dir)).catch(() => [] as string[]);
+      const names = await resolveInRoot(root, dir, { followFinal: true })
+        .then((dirHost) => fs.readdir(dirHost))
+        .catch(() => [] as string[]);
       for (const name of names.sort()) if (re.test(name)) next.push(dir ? `${dir}/${name}` : name);
     }
     current = next;

@@ -116,6 +116,15 @@ describe('strata build → save → docker', () => {
     expect(copies).toEqual([{ type: 'copyStep', attempt: 1 }]);
   });
 
+  test('COPY --from a later stage fails before any step runs, naming the file and line', async () => {
+    const ctx = await makeContext({ Dockerfile: 'FROM busybox AS first\nRUN touch /ran\nCOPY --from=second /x /x\nFROM busybox AS second\n' });
+    track(ctx);
+    const r = await strata(['build', '--target', 'first', ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('Dockerfile:3: COPY --from=second: stage second is defined later (line 4)');
+    expect(r.stdout).not.toContain('Step 1/');
+  });
+
   test('a .dockerignore’d file is absent from the image; an exception is kept', async () => {
     const name = uniqueName();
     const ctx = await makeContext({
