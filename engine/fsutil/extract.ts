@@ -125,12 +125,12 @@ class Extraction {
       case 'fifo':
         await this.node(h, target);
         break;
-      default:
+      default: {
         // docker fails on types it does not know (GNU sparse, multi-volume…) rather than
         // silently dropping content; so do we.
-        throw new EngineError('TAR_UNSUPPORTED', `extract tar: entry ${JSON.stringify(h.name)}: unsupported entry type ${JSON.stringify(h.typeflag)}`, {
-          userError: true,
-        });
+        const detail = `unsupported entry type ${JSON.stringify(h.typeflag)}`;
+        throw new EngineError('TAR_UNSUPPORTED', `extract tar: entry ${JSON.stringify(h.name)}: ${detail}`, { userError: true });
+      }
     }
     this.queueXattrs(entry.pax, target);
   }

@@ -251,7 +251,8 @@ export async function* readTar(src: Readable): AsyncGenerator<TarEntry, void, un
       const at = bytes.offset;
       const block = await readHeaderBlock(bytes);
       if (block === undefined) {
-        if (local.size > 0 || longName !== undefined || longLink !== undefined) throw invalid(at, 'the archive ends after an extended header');
+        const pending = local.size > 0 || longName !== undefined || longLink !== undefined;
+        if (pending) throw invalid(at, 'the archive ends after an extended header');
         break;
       }
       const raw = decodeHeader(block, at);
@@ -294,7 +295,10 @@ export async function* readTar(src: Readable): AsyncGenerator<TarEntry, void, un
 export function printable(b: Buffer): string {
   if (isUtf8(b)) return JSON.stringify(b.toString('utf8'));
   let s = '';
-  for (const c of b) s += c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+  for (const c of b) {
+    const plain = c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c;
+    s += plain ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+  }
   return `"${s}"`;
 }
 
@@ -424,7 +428,13 @@ function decodeHeader(b: Buffer, at: number): RawHeader {
   };
 }
 
-function entryHeader(raw: RawHeader, pax: Map<string, Buffer>, longName: Buffer | undefined, longLink: Buffer | undefined, at: number): TarHeader {
+function entryHeader(
+  raw: RawHeader,
+  pax: Map<string, Buffer>,
+  longName: Buffer | undefined,
+  longLink: Buffer | undefined,
+  at: number,
+): TarHeader {
   const nameBytes = paxValue(pax, 'path') ?? longName ?? raw.name;
   const linkBytes = paxValue(pax, 'linkpath') ?? longLink ?? raw.linkname;
   for (const [what, value] of [['name', nameBytes], ['link target', linkBytes]] as const) {
@@ -439,9 +449,8 @@ function entryHeader(raw: RawHeader, pax: Map<string, Buffer>, longName: Buffer 
   // A pax sparse file looks like a regular one whose body is a map and the data blocks:
   // written out as is it would be a corrupt file, not an error.
   if ([...pax.keys()].some((k) => k.startsWith('GNU.sparse.'))) {
-    throw new EngineError('TAR_UNSUPPORTED', `read tar: entry at byte ${at}: ${JSON.stringify(name)} is a GNU sparse file, which is not supported`, {
-      userError: true,
-    });
+    const detail = `${JSON.stringify(name)} is a GNU sparse file, which is not supported`;
+    throw new EngineError('TAR_UNSUPPORTED', `read tar: entry at byte ${at}: ${detail}`, { userError: true });
   }
   let type = raw.typeflag === '\0' ? 'file' : (TYPES.get(raw.typeflag) ?? null);
   // Before ustar a trailing slash was what marked a directory.

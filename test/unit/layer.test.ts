@@ -482,7 +482,9 @@ describe('writeLayerTar', () => {
 
     const listed = await execa('tar', ['--quoting-style=literal', '-tvf', '-'], { input: tar, encoding: 'buffer' });
     const lines = Buffer.from(listed.stdout).toString('latin1').split('\n');
-    for (const tail of [' bad\xff/', ' bad\xff/f', ' link -> t\xfe', ' \xc3\xbf']) expect(lines.filter((l) => l.endsWith(tail))).toHaveLength(1);
+    for (const tail of [' bad\xff/', ' bad\xff/f', ' link -> t\xfe', ' \xc3\xbf']) {
+      expect(lines.filter((l) => l.endsWith(tail))).toHaveLength(1);
+    }
 
     const unpacked = path.join(work, 'gnu');
     await fs.mkdir(unpacked);
