@@ -1,13 +1,11 @@
 // The one safe tar extractor: every entry lands inside destDir whatever its name, its link
 // target or the symlinks earlier entries made (paths resolve as if destDir were `/`).
-import { drained } from './drain.js';
 import { constants as fsc, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import tarStream from 'tar-stream';
-import type { ExtractEvents, Header } from 'tar-stream';
 import { EngineError, PathEscapeError } from '../errors.js';
+import { readTar, type TarEntry, type TarHeader } from '../layer/tarformat.js';
 import { cleanRelative, resolveInRoot } from './scoped.js';
 import { makeNodes, writeXattrs, type NodeSpec, type XattrSpec } from './special.js';
 
@@ -30,51 +28,33 @@ export interface ExtractResult {
 /**
  * Extracts the tar read from `src` into `destDir`, an existing directory that nobody else
  * writes to while this runs. Names with `..` above the root throw PathEscapeError; absolute
- * names and symlinks resolve inside destDir. Consumes `src` to its end; on any error stops,
- * destroys `src` and rethrows, leaving destDir half-written for the caller to remove.
+ * names and symlinks resolve inside destDir; a name or link target that is not UTF-8 throws
+ * TAR_UNSUPPORTED. Consumes `src` to its end; on any error stops, destroys `src` and
+ * rethrows, leaving destDir half-written for the caller to remove.
  */
 export async function extractTar(src: Readable, destDir: string, opts: ExtractOptions): Promise<ExtractResult> {
   const root = path.resolve(destDir);
-  const extract = tarStream.extract();
-  // Errors surface through the pump and the entry iterator below; these listeners only keep
-  // an 'error' event that fires before those are attached from being thrown as uncaught.
+  // Errors surface through the entry iterator below; this listener only keeps an 'error'
+  // event that fires before the iterator is attached from being thrown as uncaught.
   src.on('error', noop);
-  extract.on('error', noop);
   let entries = 0;
-  let pumping: Promise<void> | undefined;
   try {
     const st = await fs.lstat(root);
     if (!st.isDirectory()) throw new EngineError('EXTRACT_DEST_INVALID', `extract tar: ${root} is not a directory`);
     const job = new Extraction(root, opts.whiteouts, opts.sameOwner ?? true);
-    // Fed by hand rather than src.pipe(): a streamx Writable is not a Node one, and this way
-    // backpressure and errors are explicit.
-    const pump = (async () => {
-      for await (const chunk of src) if (!extract.write(chunk)) await drained(extract, () => new EngineError('EXTRACT_ABORTED', 'extract tar: tar parser closed while reading'));
-      extract.end(undefined);
-    })();
-    pump.catch((err: unknown) => extract.destroy(err as Error));
-    pumping = pump;
-    for await (const entry of extract) {
+    for await (const entry of readTar(src)) {
       entries++;
       await job.apply(entry);
-      await drain(entry); // the next header is only parsed once this body is consumed
     }
-    await pump;
     await job.finish();
   } catch (err) {
-    extract.destroy();
     src.destroy();
-    await pumping?.catch(noop);
     throw err;
   } finally {
     src.off('error', noop);
   }
   return { entries };
 }
-
-// tar-stream sets `pax` (the entry's pax records, strings decoded as UTF-8) on headers.
-type TarHeader = Omit<Header, 'pax' | 'type'> & { type: Header['type'] | null; pax?: Record<string, string> | null };
-type Entry = ExtractEvents['entry'][1];
 
 interface PendingNode {
   spec: NodeSpec;
@@ -106,8 +86,8 @@ class Extraction {
     private readonly sameOwner: boolean,
   ) {}
 
-  async apply(entry: Entry): Promise<void> {
-    const h = entry.header as TarHeader;
+  async apply(entry: TarEntry): Promise<void> {
+    const h = entry.header;
     const rel = cleanRelative(h.name);
     if (rel === undefined) throw new PathEscapeError(`extract tar: entry ${JSON.stringify(h.name)} climbs above the root`);
     if (rel === '') {
@@ -132,7 +112,7 @@ class Extraction {
         break;
       case 'file':
       case 'contiguous-file': // POSIX: readers without contiguous files treat them as regular
-        await this.file(h, target, entry);
+        await this.file(h, target, entry.body);
         break;
       case 'symlink':
         await this.symlink(h, target);
@@ -145,14 +125,14 @@ class Extraction {
       case 'fifo':
         await this.node(h, target);
         break;
-      default:
+      default: {
         // docker fails on types it does not know (GNU sparse, multi-volume…) rather than
         // silently dropping content; so do we.
-        throw new EngineError('TAR_UNSUPPORTED', `extract tar: entry ${JSON.stringify(h.name)}: unsupported entry type`, {
-          userError: true,
-        });
+        const detail = `unsupported entry type ${JSON.stringify(h.typeflag)}`;
+        throw new EngineError('TAR_UNSUPPORTED', `extract tar: entry ${JSON.stringify(h.name)}: ${detail}`, { userError: true });
+      }
     }
-    this.queueXattrs(h, target);
+    this.queueXattrs(entry.pax, target);
   }
 
   /** Makes queued nodes, applies queued xattrs, then sets directory times deepest first. */
@@ -174,12 +154,12 @@ class Extraction {
     this.dirTimes.set(target, mtime(h));
   }
 
-  private async file(h: TarHeader, target: string, body: Entry): Promise<void> {
+  private async file(h: TarHeader, target: string, body: AsyncIterable<Buffer>): Promise<void> {
     await this.prepare(target, false);
     // O_EXCL|O_NOFOLLOW: prepare() removed whatever was there; never write through a link.
     const fh = await fs.open(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {
-      for await (const chunk of body) await writeAll(fh, chunk as Buffer);
+      for await (const chunk of body) await writeAll(fh, chunk);
     } finally {
       await fh.close();
     }
@@ -236,8 +216,9 @@ class Extraction {
     await this.prepare(target, false);
     const type = h.type === 'fifo' ? 'fifo' : h.type === 'block-device' ? 'block' : 'char';
     this.nodes.set(target, {
-      spec: { path: target, type, major: h.devmajor ?? 0, minor: h.devminor ?? 0, mode: mode(h) },
-      ...this.owner(h),
+      spec: { path: target, type, major: h.devmajor, minor: h.devminor, mode: mode(h) },
+      uid: h.uid,
+      gid: h.gid,
       mtime: mtime(h),
     });
   }
@@ -260,7 +241,8 @@ class Extraction {
     // The overlay whiteout: a 0/0 character device, mode 0, owned like the tar entry.
     this.nodes.set(target, {
       spec: { path: target, type: 'char', major: 0, minor: 0, mode: 0 },
-      ...this.owner(h),
+      uid: h.uid,
+      gid: h.gid,
       mtime: mtime(h),
     });
   }
@@ -330,30 +312,17 @@ class Extraction {
 
   private async chown(target: string, h: TarHeader): Promise<void> {
     if (!this.sameOwner) return;
-    const { uid, gid } = this.owner(h);
-    await fs.lchown(target, uid, gid);
+    await fs.lchown(target, h.uid, h.gid);
   }
 
-  private owner(h: TarHeader): { uid: number; gid: number } {
-    // tar-stream does not apply pax uid/gid (ids too large for the header fields).
-    return { uid: paxInt(h, 'uid') ?? h.uid ?? 0, gid: paxInt(h, 'gid') ?? h.gid ?? 0 };
-  }
-
-  private queueXattrs(h: TarHeader, target: string): void {
-    if (!h.pax) return;
-    for (const [key, value] of Object.entries(h.pax)) {
+  private queueXattrs(pax: Map<string, Buffer>, target: string): void {
+    for (const [key, value] of pax) {
       if (!key.startsWith(XATTR_PAX_PREFIX)) continue;
       const name = key.slice(XATTR_PAX_PREFIX.length);
       // Overlay metadata comes only from whiteout conversion; a layer must not be able to
       // plant redirects, origins or opaque flags of its own.
       if (name === '' || name.startsWith(OVERLAY_XATTR_PREFIX)) continue;
-      // tar-stream decodes pax values as UTF-8: a binary value arrives with U+FFFD in place
-      // of its bytes. Applying that would silently corrupt e.g. a file capability.
-      if (value.includes('\uFFFD')) {
-        const detail = `xattr ${name} has a binary value that cannot be decoded`;
-        throw new EngineError('TAR_UNSUPPORTED', `extract tar: entry ${JSON.stringify(h.name)}: ${detail}`, { userError: true });
-      }
-      this.setXattr(target, name, Buffer.from(value, 'utf8'));
+      this.setXattr(target, name, value);
     }
   }
 
@@ -369,23 +338,12 @@ function invalid(h: TarHeader, detail: string): EngineError {
 }
 
 function mode(h: TarHeader): number {
-  return (h.mode ?? 0) & 0o7777;
+  return h.mode & 0o7777;
 }
 
-/** Seconds since the epoch; a pax mtime (fractional or beyond the header field) wins. */
+/** Seconds since the epoch. */
 function mtime(h: TarHeader): number {
-  const pax = h.pax?.mtime;
-  if (pax !== undefined) {
-    const t = Number(pax);
-    if (Number.isFinite(t)) return t;
-  }
-  return h.mtime ? h.mtime.getTime() / 1000 : 0;
-}
-
-function paxInt(h: TarHeader, key: string): number | undefined {
-  const v = h.pax?.[key];
-  if (v === undefined || !/^\d+$/.test(v)) return undefined;
-  return Number(v);
+  return h.mtime.getTime() / 1000;
 }
 
 function depth(p: string): number {
@@ -404,9 +362,3 @@ async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
 
 
 function noop(): void {}
-
-async function drain(entry: Entry): Promise<void> {
-  for await (const _ of entry) {
-    // discard
-  }
-}

@@ -1,5 +1,6 @@
 // Extended attributes and device nodes over whole trees, batched: Node has no xattr or mknod
 // API, so each operation runs ONE child process (getfattr, setfattr, sh) for all paths.
+import { isUtf8 } from 'node:buffer';
 import path from 'node:path';
 import { execa } from 'execa';
 import { EngineError } from '../errors.js';
@@ -31,7 +32,8 @@ const C_ENV = { LC_ALL: 'C', LANG: 'C' };
 /**
  * Reads every extended attribute (all namespaces) of `dir` and everything below it, without
  * following symlinks, in one `getfattr` run. Keys are paths relative to `dir` ('' for `dir`
- * itself); paths without attributes are absent, so a tree without xattrs gives an empty map.
+ * itself) as xattrKey gives them; paths without attributes are absent, so a tree without
+ * xattrs gives an empty map.
  */
 export async function readXattrsTree(dir: string): Promise<Map<string, Xattrs>> {
   const root = Buffer.from(path.resolve(dir));
@@ -182,10 +184,18 @@ function octal(mode: number): string {
   return mode.toString(8).padStart(4, '0');
 }
 
+/**
+ * The readXattrsTree key of a relative path: the path itself when it is UTF-8; otherwise,
+ * as no string can hold it, its bytes as latin1 after a NUL, which no path can contain.
+ */
+export function xattrKey(rel: Buffer): string {
+  return isUtf8(rel) ? rel.toString('utf8') : `\0${rel.toString('latin1')}`;
+}
+
 function relativeTo(root: Buffer, file: Buffer): string {
   if (file.equals(root)) return '';
   if (file.length > root.length && file[root.length] === 0x2f && file.subarray(0, root.length).equals(root)) {
-    return file.subarray(root.length + 1).toString('utf8');
+    return xattrKey(file.subarray(root.length + 1));
   }
   throw new EngineError('XATTR_READ_FAILED', `read xattrs: getfattr reported ${file.toString()} outside ${root.toString()}`);
 }

@@ -156,6 +156,9 @@ async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, item
     throw new UserInputError('COPY_DEST_NOT_DIR', `${step.instruction} failed: when using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
   }
 
+  // --chown owns the directories made for a copied file; with --link those are only the
+  // layer's placeholders for directories the parent has (BuildKit makes them root's).
+  const ownParents = !step.link;
   const ctx: CopyContext = {
     instruction: step.instruction,
     rootfs,
@@ -168,7 +171,7 @@ async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, item
   for (const m of items) {
     if (m.kind === 'download') {
       const target = destIsDir ? posixPath.join(step.dest, m.name) : step.dest;
-      await ensureDir(ctx, posixPath.dirname(target), undefined, true);
+      await ensureDir(ctx, posixPath.dirname(target), undefined, ownParents);
       // docker gives a downloaded file mode 0600 and the server's Last-Modified time.
       const st = await fs.stat(m.file);
       await copyEntry({ ...ctx, chmod: ctx.chmod ?? 0o600 }, m.file, target, st, m.mtime ?? st.mtimeMs / 1000);
@@ -182,7 +185,7 @@ async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, item
     }
     if (m.kind === 'inline') {
       const target = destIsDir ? posixPath.join(step.dest, path.basename(m.host)) : step.dest;
-      await ensureDir(ctx, posixPath.dirname(target), undefined, true);
+      await ensureDir(ctx, posixPath.dirname(target), undefined, ownParents);
       await copyEntry(ctx, m.host, target, await fs.lstat(m.host));
       continue;
     }
@@ -214,7 +217,7 @@ async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, item
       await copyTree(ctx, srcHost, step.dest, '');
     } else {
       const target = destIsDir ? posixPath.join(step.dest, posixPath.basename(m.rel)) : step.dest;
-      await ensureDir(ctx, posixPath.dirname(target), undefined, true);
+      await ensureDir(ctx, posixPath.dirname(target), undefined, ownParents);
       await copyEntry(ctx, srcHost, target, st);
     }
   }

@@ -7,10 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
-import tarStream from 'tar-stream';
 import { extractTar } from '../../engine/fsutil/extract.js';
 import { makeNodes, readXattrsTree, writeXattrs } from '../../engine/fsutil/special.js';
 import { hashLayerTar, writeLayerTar, type LayerTarOptions } from '../../engine/layer/tar.js';
+import { readTar } from '../../engine/layer/tarformat.js';
 
 // ---- helpers ------------------------------------------------------------------------------
 
@@ -43,27 +43,21 @@ interface Listed {
   gname: string;
   mtime: number;
   size: number;
-  linkname: string | null;
+  linkname: string;
   devmajor: number;
   devminor: number;
-  pax: Record<string, string> | null;
+  pax: Record<string, Buffer> | null;
   sha?: string;
 }
 
 async function listTar(tar: Buffer): Promise<Listed[]> {
   const out: Listed[] = [];
-  const extract = tarStream.extract();
-  const feeding = (async () => {
-    extract.write(tar);
-    extract.end(undefined);
-  })();
-  for await (const entry of extract) {
-    const h = entry.header as typeof entry.header & { pax?: Record<string, string> | null };
+  for await (const { header: h, pax, body } of readTar(Readable.from([tar]))) {
     const hash = createHash('sha256');
-    for await (const chunk of entry) hash.update(chunk as Buffer);
+    for await (const chunk of body) hash.update(chunk);
     out.push({
       name: h.name,
-      type: h.type,
+      type: h.type ?? h.typeflag,
       mode: h.mode,
       uid: h.uid,
       gid: h.gid,
@@ -74,13 +68,15 @@ async function listTar(tar: Buffer): Promise<Listed[]> {
       linkname: h.linkname,
       devmajor: h.devmajor,
       devminor: h.devminor,
-      pax: h.pax ?? null,
+      pax: pax.size > 0 ? Object.fromEntries(pax) : null,
       ...(h.type === 'file' ? { sha: hash.digest('hex') } : {}),
     });
   }
-  await feeding;
   return out;
 }
+
+/** Every byte value, so no decoding of it as text survives. */
+const BINARY_VALUE = Buffer.from(Array.from({ length: 256 }, (_, i) => 255 - i));
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -115,6 +111,7 @@ async function buildRichTree(root: string): Promise<{ close: () => Promise<void>
   await fs.writeFile(p('data/big'), randomBytes(5 * 1024 * 1024 + 123));
   await fs.writeFile(p('data/empty'), '');
   await fs.writeFile(p('data/xattr'), 'has xattrs');
+  await fs.writeFile(p('data/binary-xattr'), '');
   await fs.mkdir(p('dev'));
   await fs.mkdir(p('long'));
   await fs.writeFile(p(`long/${'n'.repeat(120)}`), 'long name');
@@ -128,6 +125,7 @@ async function buildRichTree(root: string): Promise<{ close: () => Promise<void>
   await writeXattrs([
     { path: p('data/xattr'), name: 'user.foo', value: Buffer.from('bar') },
     { path: p('data'), name: 'user.dir', value: Buffer.from('1') },
+    { path: p('data/binary-xattr'), name: 'user.bin', value: BINARY_VALUE },
     // cap_net_raw+ep (VFS_CAP_REVISION_2): how `setcap` marks e.g. ping.
     { path: p('bin/suid'), name: 'security.capability', value: Buffer.from('0100000200200000000000000000000000000000', 'hex') },
   ]);
@@ -145,6 +143,62 @@ async function buildRichTree(root: string): Promise<{ close: () => Promise<void>
   await setAllTimes(root, 1_600_000_000.75);
   await fs.utimes(p('etc/conf'), 1_500_000_000.25, 1_500_000_000.25);
   return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/**
+ * A tree built the same way every time that reaches each of the writer's header layouts:
+ * split and pax names, long and non-ASCII link targets, ids and times beyond the header
+ * fields, xattrs, devices, whiteouts, an opaque directory.
+ */
+async function buildPinnedTree(root: string): Promise<void> {
+  const p = (rel: string) => path.join(root, rel);
+  const deep = `split-${'x'.repeat(60)}/${'y'.repeat(60)}`;
+  const tooLong = `long/${'c'.repeat(200)}/${'e'.repeat(200)}`;
+  await fs.mkdir(p('d'));
+  await fs.mkdir(p(deep), { recursive: true });
+  await fs.mkdir(path.dirname(p(tooLong)), { recursive: true });
+  await fs.mkdir(p('opq'));
+  await fs.writeFile(p('d/empty'), '');
+  await fs.writeFile(p('d/block'), Buffer.alloc(512, 'a'));
+  await fs.writeFile(p('d/block+1'), Buffer.alloc(513, 'b'));
+  await fs.writeFile(p('d/text'), 'hello\n');
+  await fs.link(p('d/text'), p('d/text.link'));
+  await fs.symlink('text', p('d/sym'));
+  await fs.symlink('t'.repeat(150), p('d/sym-long'));
+  await fs.symlink('ü/target', p('d/sym-utf8'));
+  await fs.writeFile(p(`${deep}/file`), 'split name');
+  await fs.writeFile(p('n'.repeat(101)), 'no slash to split at');
+  await fs.writeFile(p(tooLong), 'beyond prefix and name');
+  await fs.writeFile(p('名前'), 'utf-8 name');
+  await fs.writeFile(p('ids'), 'big ids');
+  await fs.writeFile(p('old'), '');
+  await fs.writeFile(p('future'), '');
+  await fs.writeFile(p('opq/kept'), '');
+  await makeNodes([
+    { path: p('d/null'), type: 'char', major: 1, minor: 3, mode: 0o666 },
+    { path: p('d/loop9'), type: 'block', major: 7, minor: 9, mode: 0o660 },
+    { path: p('d/fifo'), type: 'fifo', major: 0, minor: 0, mode: 0o4600 },
+    { path: p('gone'), type: 'char', major: 0, minor: 0, mode: 0 },
+  ]);
+  await fs.link(p('gone'), p('gone2'));
+  await writeXattrs([
+    { path: p('d'), name: 'user.dir', value: Buffer.from('1') },
+    { path: p('d/text'), name: 'user.b', value: Buffer.from('second') },
+    { path: p('d/text'), name: 'user.a', value: Buffer.from('first') },
+    { path: p('d/text'), name: 'security.capability', value: Buffer.from('0100000200200000000000000000000000000000', 'hex') },
+    { path: p('opq'), name: 'trusted.overlay.opaque', value: Buffer.from('y') },
+    { path: p('opq'), name: 'trusted.overlay.origin', value: Buffer.from('o') },
+  ]);
+  await fs.chmod(p('d/text'), 0o4755);
+  await fs.chmod(p('d/empty'), 0);
+  await fs.chmod(p('opq'), 0o1777);
+  await fs.chown(p('ids'), 3_000_000, 4_000_000);
+  await fs.lchown(p('d/sym'), 5, 6);
+  await setAllTimes(root, 1_600_000_000);
+  // Node's utimes takes a negative time for "now"; touch sets it as given.
+  await execa('touch', ['-d', '@-86401', p('old')]);
+  await fs.utimes(p('future'), 2 ** 33, 2 ** 33);
+  await fs.lutimes(p('gone'), 1_500_000_000, 1_500_000_000);
 }
 
 async function mount(opts: string, target: string): Promise<void> {
@@ -237,6 +291,7 @@ describe('writeLayerTar', () => {
         'bin/suid',
         'data/',
         'data/big',
+        'data/binary-xattr',
         'data/empty',
         'data/xattr',
         'dev/',
@@ -265,9 +320,10 @@ describe('writeLayerTar', () => {
         expect(e.mtime).toBe(1_600_000_000); // whole seconds, floored
       }
       expect(byName.get('bin/suid')!.mode).toBe(0o4755);
-      expect(byName.get('bin/suid')!.pax!['SCHILY.xattr.security.capability']).toBe(
-        Buffer.from('0100000200200000000000000000000000000000', 'hex').toString('utf8'),
+      expect(byName.get('bin/suid')!.pax!['SCHILY.xattr.security.capability']).toEqual(
+        Buffer.from('0100000200200000000000000000000000000000', 'hex'),
       );
+      expect(byName.get('data/binary-xattr')!.pax!['SCHILY.xattr.user.bin']).toEqual(BINARY_VALUE);
       expect([byName.get('bin/sgid')!.mode, byName.get('bin/sgid')!.uid, byName.get('bin/sgid')!.gid]).toEqual([0o2711, 1000, 50]);
       expect(byName.get('tmp/')!.mode).toBe(0o1777);
       expect(byName.get('tmp/')!.type).toBe('directory');
@@ -280,8 +336,8 @@ describe('writeLayerTar', () => {
       expect(byName.get('dev/null')).toMatchObject({ type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 });
       expect(byName.get('dev/loop9')).toMatchObject({ type: 'block-device', devmajor: 7, devminor: 9 });
       expect(byName.get('dev/fifo')).toMatchObject({ type: 'fifo', mode: 0o600 });
-      expect(byName.get('data/xattr')!.pax!['SCHILY.xattr.user.foo']).toBe('bar');
-      expect(byName.get('data/')!.pax!['SCHILY.xattr.user.dir']).toBe('1');
+      expect(byName.get('data/xattr')!.pax!['SCHILY.xattr.user.foo']).toEqual(Buffer.from('bar'));
+      expect(byName.get('data/')!.pax!['SCHILY.xattr.user.dir']).toEqual(Buffer.from('1'));
       expect(byName.get('data/big')!.size).toBe(5 * 1024 * 1024 + 123);
       expect(byName.get('data/big')!.sha).toBe(sha256(await fs.readFile(path.join(src, 'data/big'))).slice(7));
     } finally {
@@ -330,7 +386,7 @@ describe('writeLayerTar', () => {
     }
     expect(entries[0]!.mtime).toBe(7000);
     expect(entries[5]!.mtime).toBe(8000); // the directory's, clamped
-    expect(entries[3]!.pax).toEqual({ path: 'opq/', 'SCHILY.xattr.user.keep': '1' });
+    expect(entries[3]!.pax).toEqual({ path: Buffer.from('opq/'), 'SCHILY.xattr.user.keep': Buffer.from('1') });
     expect(entries[2]!.pax).toBeNull();
   });
 
@@ -371,9 +427,101 @@ describe('writeLayerTar', () => {
     expect(out.destroyed).toBe(true);
   });
 
-  test('a file name that is not UTF-8 is refused', async () => {
-    await fs.writeFile(Buffer.concat([Buffer.from(work + '/bad-'), Buffer.from([0xff])]), '');
-    await expect(hashLayerTar(work)).rejects.toMatchObject({ code: 'LAYER_UNSUPPORTED' });
+  test('the bytes stay those of earlier versions (stored snapshots are hashed again at save)', async () => {
+    await buildPinnedTree(work);
+    expect(await hashLayerTar(work)).toEqual({
+      diffId: 'sha256:cfa2b957efea4a80d0c59571027aa1d16fb17194484ffd2e1727c7a7cf02c8ba',
+      size: 31232,
+    });
+    expect(await hashLayerTar(work, { sourceDateEpoch: 1_550_000_000 })).toEqual({
+      diffId: 'sha256:1cc4bdf924e50b3a4b873dc14fdae010a1c5baee606f0efad295713764029c1f',
+      size: 30208,
+    });
+  });
+
+  test('security.capability set by setfattr: its 20 bytes in the tar, and back on disk after extraction', async () => {
+    const src = path.join(work, 'src');
+    const dst = path.join(work, 'dst');
+    await fs.mkdir(src);
+    await fs.mkdir(dst);
+    // VFS_CAP_REVISION_2 with the effective flag: cap_net_raw permitted, as setcap marks
+    // ping; cap_setgid and cap_net_bind_service, whose 0x80 byte is no UTF-8.
+    const caps = { ping: '0100000200200000000000000000000000000000', server: '0100000280040000000000000000000000000000' };
+    for (const [name, hex] of Object.entries(caps)) {
+      await fs.writeFile(path.join(src, name), '#!/bin/sh\n', { mode: 0o755 });
+      await execa('setfattr', ['-n', 'security.capability', '-v', `0x${hex}`, path.join(src, name)]);
+    }
+    const tar = await tarOf(src);
+    const byName = new Map((await listTar(tar)).map((e) => [e.name, e]));
+    for (const [name, hex] of Object.entries(caps)) {
+      const value = byName.get(name)!.pax!['SCHILY.xattr.security.capability']!;
+      expect(value.length).toBe(20);
+      expect(value.toString('hex')).toBe(hex);
+    }
+
+    await extractTar(Readable.from([tar]), dst, { whiteouts: 'overlay' });
+    for (const [name, hex] of Object.entries(caps)) {
+      const { stdout } = await execa('getfattr', ['-e', 'hex', '-n', 'security.capability', path.join(dst, name)]);
+      expect(stdout).toContain(`security.capability=0x${hex}`);
+    }
+    expect((await tarOf(dst)).equals(tar)).toBe(true);
+  });
+
+  test('names and symlink targets that are not UTF-8 are written as their bytes; extraction refuses them', async () => {
+    const src = path.join(work, 'src');
+    // One byte a character: '\xff' stays the byte 0xff (the temp dir's path is ASCII).
+    const at = (dir: string, rel: string) => Buffer.from(`${dir}/${rel}`, 'latin1');
+    await fs.mkdir(src);
+    await fs.mkdir(at(src, 'bad\xff'));
+    await fs.writeFile(at(src, 'bad\xff/f'), 'inside');
+    await fs.symlink(Buffer.from('t\xfe', 'latin1'), at(src, 'link'));
+    // 'ÿ' in UTF-8 is another name: the xattrs of bad\xff must not be taken for its.
+    await fs.writeFile(path.join(src, 'ÿ'), '');
+    await execa('sh', ['-c', `setfattr -n user.k -v 1 "$(printf '%s/bad\\377' "$SRC")"`], { env: { SRC: src } });
+    const tar = await tarOf(src);
+
+    const listed = await execa('tar', ['--quoting-style=literal', '-tvf', '-'], { input: tar, encoding: 'buffer' });
+    const lines = Buffer.from(listed.stdout).toString('latin1').split('\n');
+    for (const tail of [' bad\xff/', ' bad\xff/f', ' link -> t\xfe', ' \xc3\xbf']) {
+      expect(lines.filter((l) => l.endsWith(tail))).toHaveLength(1);
+    }
+
+    const unpacked = path.join(work, 'gnu');
+    await fs.mkdir(unpacked);
+    await execa('tar', ['--xattrs', '--xattrs-include=*', '-xf', '-', '-C', unpacked], { input: tar });
+    expect((await fs.readFile(at(unpacked, 'bad\xff/f'))).toString()).toBe('inside');
+    expect(await fs.readlink(at(unpacked, 'link'), { encoding: 'buffer' })).toEqual(Buffer.from('t\xfe', 'latin1'));
+    const attrs = await readXattrsTree(unpacked);
+    expect(attrs.get('\0bad\xff')?.get('user.k')?.toString()).toBe('1');
+    expect(attrs.has('ÿ')).toBe(false);
+    expect((await tarOf(unpacked)).equals(tar)).toBe(true);
+
+    const dst = path.join(work, 'dst');
+    await fs.mkdir(dst);
+    await expect(extractTar(Readable.from([tar]), dst, { whiteouts: 'keep' })).rejects.toMatchObject({
+      code: 'TAR_UNSUPPORTED',
+      message: expect.stringContaining('"bad\\xff/" is not valid UTF-8'),
+    });
+  });
+
+  test.each(['shrinks', 'grows'])('a file that %s while it is read fails the tar', async (change) => {
+    const file = path.join(work, 'f');
+    await fs.writeFile(file, randomBytes(3 * 1024 * 1024));
+    let changed = false;
+    // highWaterMark 1: the writer waits for this first write (the header) before it reads on.
+    const out = new Writable({
+      highWaterMark: 1,
+      write(_chunk: Buffer, _enc, cb) {
+        if (changed) return cb();
+        changed = true;
+        (change === 'shrinks' ? fs.truncate(file, 1000) : fs.appendFile(file, 'more')).then(() => cb(), cb);
+      },
+    });
+    await expect(writeLayerTar(work, out)).rejects.toMatchObject({
+      code: 'LAYER_TAR_FAILED',
+      message: expect.stringContaining(change === 'shrinks' ? 'shrank' : 'grew'),
+    });
+    expect(out.destroyed).toBe(true);
   });
 });
 
@@ -415,7 +563,7 @@ describe('writeLayerTar of a real overlay upperdir', () => {
       expect(names.some((n) => n.startsWith('d/') && !['d/', 'd/.wh..wh..opq', 'd/new'].includes(n))).toBe(false);
       const paxKeys = entries.flatMap((e) => Object.keys(e.pax ?? {}));
       expect(paxKeys.some((k) => k.includes('trusted.overlay'))).toBe(false);
-      expect(entries.find((e) => e.name === 'top')!.pax!['SCHILY.xattr.user.foo']).toBe('bar');
+      expect(entries.find((e) => e.name === 'top')!.pax!['SCHILY.xattr.user.foo']).toEqual(Buffer.from('bar'));
       // The kernel did put its bookkeeping on the upperdir, so the filter was exercised.
       const upperAttrs = await readXattrsTree(d('upper'));
       expect([...upperAttrs.values()].some((m) => [...m.keys()].some((k) => k.startsWith('trusted.overlay.')))).toBe(true);
