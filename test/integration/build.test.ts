@@ -71,7 +71,7 @@ describe('strata build → save → docker', () => {
     // One history row per instruction after FROM, on top of the base's one row.
     const history = await dockerHistory(name);
     expect(history).toHaveLength(1 + 7);
-    expect(history[0]!.createdBy).toBe('CMD ["sh","/srv/app/greet.sh"]');
+    expect(history[0]!.createdBy).toBe('CMD ["sh" "/srv/app/greet.sh"]'); // Go's %q of a list, as docker writes it
     expect(history[3]!.createdBy).toBe('COPY greet.sh ./');
     expect(history[4]!.createdBy).toBe('WORKDIR /srv/app');
     expect(history[5]!.createdBy).toBe('ENV GREETING=hello from strata TARGET=world');
