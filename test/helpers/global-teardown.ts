@@ -16,7 +16,9 @@ export default async function globalTeardown(): Promise<void> {
     if (worker.exitCode === null) worker.kill('SIGKILL');
   }
   await strata(['server', 'stop']);
-  await execa('docker', ['rmi', '-f', DIFF_BASE], { reject: false });
+  // Several test runs sharing one dockerd (STRATA_TEST_SHARED_DOCKER=1) would pull the base
+  // from under each other.
+  if (!process.env.STRATA_TEST_SHARED_DOCKER) await execa('docker', ['rmi', '-f', DIFF_BASE], { reject: false });
   const home = process.env.STRATA_HOME;
   if (home && home.includes('strata-test-home-')) {
     // A failed test may leave an overlay mounted under the store: unmount before removing.
