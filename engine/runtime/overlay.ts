@@ -41,14 +41,7 @@ export async function mountOverlay(store: Store, chain: Digest[], dir: string): 
   // redirect_dir/metacopy/index off: the upperdir must hold plain copies and whiteouts only,
   // so it can be committed as an OCI layer and used later as a lowerdir anywhere.
   const data = `lowerdir=${lowers.join(':')},upperdir=${rel(upper)},workdir=${rel(work)},redirect_dir=off,metacopy=off,index=off`;
-  if (data.length >= MOUNT_DATA_LIMIT) {
-    throw new EngineError('TOO_MANY_LAYERS', `mount overlay: ${chain.length} layers do not fit one mount (${data.length} bytes of options)`);
-  }
-  try {
-    await execa('mount', ['-t', 'overlay', 'overlay', '-o', data, merged], { cwd: store.root });
-  } catch (err) {
-    throw new EngineError('MOUNT_FAILED', `mount overlay: ${(err as { stderr?: string }).stderr || (err as Error).message}`, { cause: err });
-  }
+  await mountWith(store, chain, data, merged);
   let mounted = true;
   return {
     merged,
@@ -60,6 +53,18 @@ export async function mountOverlay(store: Store, chain: Digest[], dir: string): 
       await fs.rm(work, { recursive: true, force: true });
     },
   };
+}
+
+/** Mounts an overlay with `data` (paths relative to the store root) at `target`. */
+async function mountWith(store: Store, chain: Digest[], data: string, target: string): Promise<void> {
+  if (data.length >= MOUNT_DATA_LIMIT) {
+    throw new EngineError('TOO_MANY_LAYERS', `mount overlay: ${chain.length} layers do not fit one mount (${data.length} bytes of options)`);
+  }
+  try {
+    await execa('mount', ['-t', 'overlay', 'overlay', '-o', data, target], { cwd: store.root });
+  } catch (err) {
+    throw new EngineError('MOUNT_FAILED', `mount overlay: ${(err as { stderr?: string }).stderr || (err as Error).message}`, { cause: err });
+  }
 }
 
 /** Unmounts, falling back to a lazy unmount when something still holds the mount busy. */
@@ -84,14 +89,7 @@ export async function mountReadOnly(store: Store, chain: Digest[], dir: string):
   await Promise.all([root, empty].map((d) => fs.mkdir(d, { recursive: true })));
   const lowers = [...[...chain].reverse().map((c) => store.shortLink(c)), path.relative(store.root, empty)];
   const data = `ro,lowerdir=${lowers.join(':')},redirect_dir=off,metacopy=off,index=off`;
-  if (data.length >= MOUNT_DATA_LIMIT) {
-    throw new EngineError('TOO_MANY_LAYERS', `mount overlay: ${chain.length} layers do not fit one mount (${data.length} bytes of options)`);
-  }
-  try {
-    await execa('mount', ['-t', 'overlay', 'overlay', '-o', data, root], { cwd: store.root });
-  } catch (err) {
-    throw new EngineError('MOUNT_FAILED', `mount overlay: ${(err as { stderr?: string }).stderr || (err as Error).message}`, { cause: err });
-  }
+  await mountWith(store, chain, data, root);
   let mounted = true;
   return {
     root,

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import tarStream from 'tar-stream';
 import { strataOk } from './cli.js';
-import { docker, dockerLoad, dockerRmi, uniqueName } from './docker.js';
+import { docker, dockerHistory, dockerLoad, uniqueName } from './docker.js';
 
 /**
  * One line per path of the container filesystem docker gives the image: path, type, mode,
@@ -98,15 +98,7 @@ export async function comparedConfig(image: string): Promise<Record<string, unkn
 
 /** `docker history` rows, oldest first: what created each, and whether it added a layer. */
 export async function historyRows(image: string): Promise<{ createdBy: string; layer: boolean }[]> {
-  const out = await docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}\t{{.Size}}', image]);
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [createdBy = '', size = ''] = l.split('\t');
-      return { createdBy, layer: size !== '0B' };
-    })
-    .reverse();
+  return (await dockerHistory(image)).map((r) => ({ createdBy: r.createdBy, layer: r.size !== '0B' })).reverse();
 }
 
 /**
