@@ -138,7 +138,7 @@ class OutputBeat {
   }
 }
 
-async function guarded<T>(fn: () => Promise<T>, opts: { heartbeat?: boolean } = {}): Promise<T> {
+export async function guarded<T>(fn: () => Promise<T>, opts: { heartbeat?: boolean } = {}): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   if (opts.heartbeat) {
     const ctx = Context.current();

@@ -12,6 +12,7 @@ import { ensureTemporal, serverStatus, startServer, stopServer, configuredTarget
 import { createWorker, taskQueue } from '../worker/worker.js';
 import { runBuild, sourceDateEpoch, UsageError } from './build.js';
 import { formatSize } from './progress.js';
+import { scheduleCommand } from './schedule.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -166,6 +167,8 @@ Environment:
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd());
     });
+
+  cli.addCommand(scheduleCommand());
 
   return cli;
 }

@@ -3,6 +3,7 @@
 import { promises as fs } from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { createScheduleActivities } from '../activities/schedule.js';
 import type { Store } from '../engine/store/store.js';
 import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
 import type { TemporalTarget } from './temporal.js';
@@ -49,6 +50,7 @@ export interface WorkerOptions {
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime(opts.logLevel ?? 'WARN');
   const connection = await NativeConnection.connect({ address: opts.target.address });
+  const activityDeps = { store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1' };
   const bundleReady = await fs.access(BUNDLE_PATH).then(() => true, () => false);
   const worker = await Worker.create({
     connection,
@@ -56,7 +58,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     taskQueue: opts.taskQueue ?? taskQueue(),
     ...(opts.identity ? { identity: opts.identity } : {}), // an explicit undefined is rejected
     ...(bundleReady ? { workflowBundle: { codePath: BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1' }),
+    activities: { ...createActivities(activityDeps), ...createScheduleActivities(activityDeps) },
     // RUN output reaches clients through heartbeat details: send them at least every second.
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',
