@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { createScheduleActivities } from '../activities/schedule.js';
+import { reclaimDeadOwners } from '../engine/store/owners.js';
 import type { Store } from '../engine/store/store.js';
 import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
 import type { TemporalTarget } from './temporal.js';
@@ -49,6 +50,9 @@ export interface WorkerOptions {
 /** Creates a worker ready to run; `worker.run()` polls until `worker.shutdown()`. */
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime(opts.logLevel ?? 'WARN');
+  await reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR');
+  // Workers elsewhere on a shared store die too; their leftovers are only known to be dead later.
+  setInterval(() => void reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR'), RECLAIM_MS).unref();
   const connection = await NativeConnection.connect({ address: opts.target.address });
   const activityDeps = { store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1' };
   const bundleReady = await fs.access(BUNDLE_PATH).then(() => true, () => false);
@@ -64,4 +68,16 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     defaultHeartbeatThrottleInterval: '1 second',
   });
   return { worker, connection };
+}
+
+const RECLAIM_MS = 5 * 60_000;
+
+/** Removes what dead workers left in the store (mounts, runc containers, staging, temp files). */
+async function reclaimLeftovers(store: Store, say: boolean): Promise<void> {
+  try {
+    const removed = await reclaimDeadOwners(store.root);
+    if (say && removed.length > 0) process.stderr.write(`strata worker: removed ${removed.length} leftovers of dead processes from the store\n`);
+  } catch (err) {
+    process.stderr.write(`[worker WARN] reclaiming dead processes' leftovers: ${(err as Error).message}\n`);
+  }
 }

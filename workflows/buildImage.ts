@@ -26,9 +26,11 @@ const steps = proxyActivities<BuildActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
 });
 // RUN heartbeats every second; a lost worker is noticed within the heartbeat timeout, and a
-// cancelled build waits until the container is killed and its mount gone.
+// cancelled build waits until the container is killed and its mount gone. 15 beats may be
+// missed before the step is retried elsewhere: only an event loop stalled that long (never
+// seen: commits stream) would be taken for dead, and then the step is just run again.
 const RUN_OPTIONS = {
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 } as const;

@@ -3,8 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
+/**
+ * Names this process in the temp entries it makes (`<prefix>-<tag>-<random>`), so a worker
+ * can tell a dead process's leftovers from a live one's (engine/store/owners.ts). A pid
+ * would not do: workers in containers sharing one store are all pid 1.
+ */
+export const PROCESS_TAG = randomBytes(6).toString('hex');
+
 export function tempName(dir: string, prefix = 'tmp'): string {
-  return path.join(dir, `.${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
+  return path.join(dir, `.${prefix}-${PROCESS_TAG}-${randomBytes(6).toString('hex')}`);
 }
 
 /** Writes `data` to `file` so that readers see the old content or the new, never a part. */

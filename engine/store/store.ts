@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import lockfile from 'proper-lockfile';
 import { DigestStream, asDigest, chainId as computeChainId, digestHex, isDigest, sha256, type Digest } from '../digest.js';
 import { DigestMismatchError, NotFoundError, UserInputError } from '../errors.js';
-import { exists, syncDir, writeFileAtomic } from '../fsutil/atomic.js';
+import { PROCESS_TAG, exists, syncDir, writeFileAtomic } from '../fsutil/atomic.js';
 import {
   ANNOTATION_REF_NAME,
   MEDIA_TYPE_INDEX,
@@ -23,6 +23,7 @@ import {
   type StoredImage,
 } from '../image/types.js';
 import { normalizeReference } from '../image/reference.js';
+import { registerOwner } from './owners.js';
 
 /** What the store knows of one unpacked layer (layers/<chainID>/meta.json). */
 export interface LayerMeta {
@@ -55,6 +56,8 @@ export class Store {
     for (const dir of ['blobs/sha256', 'layers', 'l', 'cache', 'contexts', 'tmp']) {
       await fs.mkdir(path.join(store.root, dir), { recursive: true });
     }
+    // Before any temp entry of ours exists: a worker reclaims entries whose maker is unknown.
+    await registerOwner(store.root);
     const index = store.indexPath();
     if (!(await exists(index))) {
       const empty: ImageIndex = { schemaVersion: 2, mediaType: MEDIA_TYPE_INDEX, manifests: [] };
@@ -69,7 +72,7 @@ export class Store {
 
   /** A fresh private directory under tmp/; the caller removes it (or renames it away). */
   async makeTempDir(prefix: string): Promise<string> {
-    const dir = path.join(this.root, 'tmp', `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const dir = path.join(this.root, 'tmp', `${prefix}-${PROCESS_TAG}-${randomBytes(6).toString('hex')}`);
     await fs.mkdir(dir, { mode: 0o700 });
     return dir;
   }
@@ -99,7 +102,7 @@ export class Store {
    * `expected`, a mismatch stores nothing and throws. Idempotent.
    */
   async putBlobStream(src: Readable, expected?: Digest): Promise<{ digest: Digest; size: number }> {
-    const tmp = path.join(this.root, 'tmp', `blob-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const tmp = path.join(this.root, 'tmp', `blob-${PROCESS_TAG}-${randomBytes(6).toString('hex')}`);
     const hasher = new DigestStream();
     try {
       const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
