@@ -11,46 +11,11 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
 import { findTemporalCli } from '../../worker/temporal.js';
+import { commandLines, findContainer, mountPoints, runcContainers, until } from '../helpers/host.js';
 import { STRATA_BIN } from '../helpers/cli.js';
 import { activityAttempts } from '../helpers/temporal.js';
 
 const EPOCH = '1700000000';
-
-interface RuncContainer {
-  id: string;
-  bundle: string;
-}
-
-async function runcContainers(): Promise<RuncContainer[]> {
-  const r = await execa('runc', ['list', '--format', 'json']);
-  return (JSON.parse(r.stdout || '[]') ?? []) as RuncContainer[];
-}
-
-/** The runc container whose process command line holds `marker`, with its bundle's rootfs. */
-async function findContainer(marker: string): Promise<{ id: string; bundle: string; rootfs: string } | undefined> {
-  for (const c of await runcContainers()) {
-    const config = JSON.parse(await fs.readFile(path.join(c.bundle, 'config.json'), 'utf8').catch(() => '{}')) as {
-      process?: { args?: string[] };
-      root?: { path?: string };
-    };
-    if (config.process?.args?.join(' ').includes(marker)) return { id: c.id, bundle: c.bundle, rootfs: config.root!.path! };
-  }
-  return undefined;
-}
-
-async function mountPoints(): Promise<string[]> {
-  return (await fs.readFile('/proc/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '');
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** A `strata worker` process of its own; resolves once it polls. */
 async function startWorker(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; log: () => string }> {

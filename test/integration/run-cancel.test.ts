@@ -6,54 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { execa } from 'execa';
+import { commandLines, findContainer, mountPoints, runcContainers, until } from '../helpers/host.js';
 import { STRATA_BIN, strataOk } from '../helpers/cli.js';
-
-interface RuncContainer {
-  id: string;
-  bundle: string;
-  status: string;
-}
-
-async function runcContainers(): Promise<RuncContainer[]> {
-  const r = await execa('runc', ['list', '--format', 'json']);
-  return (JSON.parse(r.stdout || '[]') ?? []) as RuncContainer[];
-}
-
-/** The runc container whose process command line holds `marker`, with its bundle's rootfs. */
-async function findContainer(marker: string): Promise<{ id: string; bundle: string; rootfs: string } | undefined> {
-  for (const c of await runcContainers()) {
-    const config = JSON.parse(await fs.readFile(path.join(c.bundle, 'config.json'), 'utf8').catch(() => '{}')) as {
-      process?: { args?: string[] };
-      root?: { path?: string };
-    };
-    if (config.process?.args?.join(' ').includes(marker)) return { id: c.id, bundle: c.bundle, rootfs: config.root!.path! };
-  }
-  return undefined;
-}
-
-async function mountPoints(): Promise<string[]> {
-  return (await fs.readFile('/proc/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '');
-}
-
-/** Every process's command line, read from /proc. */
-async function commandLines(): Promise<string[]> {
-  const out: string[] = [];
-  for (const pid of (await fs.readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
-    const cmd = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmd) out.push(cmd.replaceAll('\0', ' '));
-  }
-  return out;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('Ctrl-C during a RUN cancels the build and leaves no container, mount or temp dir behind', async () => {
   const marker = `cancel-me-${randomBytes(4).toString('hex')}`;
