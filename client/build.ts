@@ -309,7 +309,9 @@ export async function follow(
   };
   process.on('SIGINT', onSigint);
   let settled = false;
-  const result = handle.result().finally(() => (settled = true));
+  // A client that leaves a waiting build must not stay on the result's long poll.
+  const leave = new AbortController();
+  const result = client.withAbortSignal(leave.signal, () => handle.result()).finally(() => (settled = true));
   result.catch(() => undefined);
   try {
     while (!settled) {
@@ -352,6 +354,7 @@ export async function follow(
     }
   } finally {
     process.off('SIGINT', onSigint);
+    leave.abort();
   }
 }
 
