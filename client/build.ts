@@ -24,7 +24,22 @@ export interface BuildOptions {
   network?: string;
   stepTimeout?: string;
   secret?: string[];
+  /** How long a failed step waits for `strata retry`/`abort`: a duration, or 0 to fail at once. */
+  retryWindow?: string;
+  /** Print the build ID and return instead of following the build. */
+  detach?: boolean;
 }
+
+/** `strata build --retry-window` when neither the flag nor STRATA_RETRY_WINDOW says otherwise. */
+export const DEFAULT_RETRY_WINDOW = '24h';
+
+/** A retry window: a duration, or 0 (fail at once). */
+export function parseRetryWindow(s: string): number {
+  return /^0+[hms]?$/.test(s.trim()) ? 0 : parseDuration(s);
+}
+
+/** Exit status of a client that leaves a build waiting for `strata retry` or `strata abort`. */
+export const EXIT_WAITING = 2;
 
 /** `90`, `90s`, `5m`, `1h30m` → milliseconds. */
 export function parseDuration(s: string): number {
@@ -172,6 +187,7 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
     sourceDateEpoch: sourceDateEpoch(),
     network: parseNetwork(opts.network),
     stepTimeoutMs: opts.stepTimeout ? parseDuration(opts.stepTimeout) : undefined,
+    retryWindowMs: parseRetryWindow(opts.retryWindow ?? (process.env.STRATA_RETRY_WINDOW || DEFAULT_RETRY_WINDOW)),
   };
 
   const secrets = await readSecrets(opts.secret ?? []);
@@ -181,45 +197,76 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
   const dockerfile = await store.putBlob(dockerfileText);
   out(`Sending build context to strata  ${formatSize(context.size)}`);
 
+  const session = await openSession(store, err);
+  const { client, target } = session;
+  let secretsOf: string | undefined;
+  let code = 1;
+  try {
+    const live = await hasLiveWorker(client, target.namespace, session.queue);
+    if (!live && !opts.detach) await session.startLocalWorker();
+    const workflowId = `build-${randomBytes(6).toString('hex')}`;
+    secretsOf = workflowId;
+    // Secrets reach the worker through the store, never through Temporal's history.
+    for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
+    const handle = await client.workflow.start<typeof buildImage>('buildImage', {
+      taskQueue: session.queue,
+      workflowId,
+      args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
+    });
+    // The ID is what `strata logs` and the Web UI know the build by.
+    out(`Build ID: ${workflowId}`);
+    if (opts.detach) {
+      if (!live) err(`No worker polls task queue "${session.queue}": the build starts when one does (strata worker, or strata attach ${workflowId}).`);
+      secretsOf = undefined; // the build still needs them; the client that sees it end removes them
+      return (code = 0);
+    }
+    return (code = await follow(store.root, client, handle, target, out, err, session.startLocalWorker));
+  } finally {
+    // A waiting build may still run a step that reads them.
+    if (secretsOf && code !== EXIT_WAITING) await removeBuildSecrets(store.root, secretsOf);
+    await session.close();
+  }
+}
+
+export interface Session {
+  client: Client;
+  target: TemporalTarget;
+  queue: string;
+  /** Runs a worker in this process until close(), unless one already runs here. */
+  startLocalWorker(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A client of the configured server, and a worker in this process on demand. */
+export async function openSession(store: Store, err: (l: string) => void): Promise<Session> {
   const target = await ensureTemporal(store.root, err);
   const connection = await Connection.connect({ address: target.address });
   const client = new Client({ connection, namespace: target.namespace });
   const queue = taskQueue();
   let local: Awaited<ReturnType<typeof createWorker>> | undefined;
   let localRun: Promise<void> | undefined;
-  let secretsOf: string | undefined;
-  // No worker polling: run one in this process for the length of the build.
-  const startLocalWorker = async () => {
-    if (local) return;
-    local = await createWorker({ target, store, taskQueue: queue, identity: `strata-build@${process.pid}`, logLevel: 'ERROR' });
-    localRun = local.worker.run();
+  return {
+    client,
+    target,
+    queue,
+    // No worker polling: run one in this process for as long as the client follows the build.
+    async startLocalWorker() {
+      if (local) return;
+      local = await createWorker({ target, store, taskQueue: queue, identity: `strata-build@${process.pid}`, logLevel: 'ERROR' });
+      localRun = local.worker.run();
+    },
+    async close() {
+      if (local) {
+        local.worker.shutdown();
+        await localRun;
+        await local.connection.close();
+      }
+      await connection.close();
+    },
   };
-  try {
-    if (!(await hasLiveWorker(client, target.namespace, queue))) await startLocalWorker();
-    const workflowId = `build-${randomBytes(6).toString('hex')}`;
-    secretsOf = workflowId;
-    // Secrets reach the worker through the store, never through Temporal's history.
-    for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
-    const handle = await client.workflow.start<typeof buildImage>('buildImage', {
-      taskQueue: queue,
-      workflowId,
-      args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
-    });
-    // The ID is what `strata logs` and the Web UI know the build by.
-    out(`Build ID: ${workflowId}`);
-    return await follow(store.root, client, handle, target, out, err, startLocalWorker);
-  } finally {
-    if (secretsOf) await removeBuildSecrets(store.root, secretsOf);
-    if (local) {
-      local.worker.shutdown();
-      await localRun;
-      await local.connection.close();
-    }
-    await connection.close();
-  }
 }
 
-type BuildHandle = Awaited<ReturnType<Client['workflow']['start']>>;
+type BuildHandle = ReturnType<Client['workflow']['getHandle']>;
 
 /** The build's progress, or undefined when no worker answers within 2 s. */
 async function queryProgress(handle: BuildHandle): Promise<BuildProgress | undefined> {
@@ -235,7 +282,12 @@ async function queryProgress(handle: BuildHandle): Promise<BuildProgress | undef
 /** A build no worker answers for this long gets one in this process. */
 const UNANSWERED_MS = 5_000;
 
-async function follow(
+/**
+ * Prints a build's progress and RUN output until it ends (0 built, 1 failed, 130 cancelled)
+ * or waits for a retry (EXIT_WAITING). A client that just sent a retry passes the count of
+ * retries it saw before, so the waiting state that retry ends does not count.
+ */
+export async function follow(
   storeRoot: string,
   client: Client,
   handle: BuildHandle,
@@ -243,6 +295,7 @@ async function follow(
   out: (l: string) => void,
   err: (l: string) => void,
   startLocalWorker: () => Promise<void>,
+  retriesBefore = -1,
 ): Promise<number> {
   let lastAnswer = Date.now();
   const stream = new OutputStreamer(client, handle.workflowId, (text) => process.stdout.write(text));
@@ -256,7 +309,9 @@ async function follow(
   };
   process.on('SIGINT', onSigint);
   let settled = false;
-  const result = handle.result().finally(() => (settled = true));
+  // A client that leaves a waiting build must not stay on the result's long poll.
+  const leave = new AbortController();
+  const result = client.withAbortSignal(leave.signal, () => handle.result()).finally(() => (settled = true));
   result.catch(() => undefined);
   try {
     while (!settled) {
@@ -267,9 +322,14 @@ async function follow(
         await startLocalWorker();
         lastAnswer = Date.now();
       }
+      if (p && p.phase === 'waiting' && (p.retries ?? 0) <= retriesBefore) continue; // the retry is not seen yet
       if (p) {
         lastAnswer = Date.now();
         printer.render(p);
+        if (p.phase === 'waiting') {
+          printWaiting(p, handle.workflowId, target, err);
+          return EXIT_WAITING;
+        }
         const running = p.steps.find((s) => s.status === 'running' && s.number === printer.current());
         if (running) await stream.poll(running.number);
       }
@@ -289,12 +349,27 @@ async function follow(
       }
       const message = e instanceof WorkflowFailedError ? (e.cause?.message ?? e.message) : (e as Error).message;
       err(`error: ${message}`);
-      if (target.uiUrl) err(`See the build in the Temporal Web UI: ${target.uiUrl}/namespaces/${target.namespace}/workflows/${handle.workflowId}`);
+      if (target.uiUrl) err(`See the build in the Temporal Web UI: ${buildUrl(target, handle.workflowId)}`);
       return 1;
     }
   } finally {
     process.off('SIGINT', onSigint);
+    leave.abort();
   }
+}
+
+export function buildUrl(target: TemporalTarget, workflowId: string): string {
+  return `${target.uiUrl}/namespaces/${target.namespace}/workflows/${workflowId}`;
+}
+
+/** The failure, and how to go on: the build stays open until the retry window ends. */
+function printWaiting(p: BuildProgress, id: string, target: TemporalTarget, err: (l: string) => void): void {
+  for (const s of p.steps.filter((s) => s.status === 'failed')) err(`error: Step ${s.number}/${p.totalSteps} : ${s.text}: ${s.error ?? 'failed'}`);
+  err(`The build is waiting for a decision until ${p.waitingUntil ?? 'the retry window ends'} (then it fails):`);
+  err(`  strata retry ${id} [--context DIR]   run the failed step again (DIR: a fixed build context)`);
+  err(`  strata abort ${id}                   end the build with this error`);
+  err(`  strata attach ${id}                  follow it again`);
+  if (target.uiUrl) err(`See the build in the Temporal Web UI (Signal "retry" or Reset also work there): ${buildUrl(target, id)}`);
 }
 
 /**

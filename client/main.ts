@@ -10,7 +10,8 @@ import { Store } from '../engine/store/store.js';
 import { buildLogDir } from '../engine/store/logs.js';
 import { ensureTemporal, serverStatus, startServer, stopServer, configuredTarget } from '../worker/temporal.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
-import { runBuild, sourceDateEpoch, UsageError } from './build.js';
+import { DEFAULT_RETRY_WINDOW, EXIT_WAITING, runBuild, sourceDateEpoch, UsageError } from './build.js';
+import { abortBuild, attachBuild, BUILD_STATUSES, describeBuild, listBuilds, retryBuild } from './builds.js';
 import { formatSize } from './progress.js';
 import { scheduleCommand } from './schedule.js';
 
@@ -29,7 +30,11 @@ Environment:
   STRATA_TEMPORAL_PORT port of the embedded server (default 7233; Web UI on port+1000)
   STRATA_TASK_QUEUE    task queue of builds and workers (default "strata")
   TEMPORAL_CLI         the temporal binary that runs the embedded server
-  SOURCE_DATE_EPOCH    clamp file times and set "created", for reproducible image IDs`,
+  SOURCE_DATE_EPOCH    clamp file times and set "created", for reproducible image IDs
+  STRATA_RETRY_WINDOW  default of build --retry-window (default ${DEFAULT_RETRY_WINDOW}; 0 fails at once)
+
+A failed step keeps the build open for its retry window: strata build then exits with
+status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).`,
     )
     .showHelpAfterError();
 
@@ -45,8 +50,54 @@ Environment:
     .option('--network <mode>', 'network for RUN steps: default (the host\'s), host or none')
     .option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m')
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
+    .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
+    .option('--detach', 'print the build ID and return; follow it later with strata attach')
     .action(async (context: string, opts) => {
       process.exitCode = await runBuild(await Store.open(), context, opts);
+    });
+
+  cli
+    .command('attach')
+    .description(`Follow a build's progress and output, as strata build does (exit ${EXIT_WAITING}: it waits for a retry)`)
+    .argument('<build>', 'the build ID')
+    .action(async (build: string) => {
+      process.exitCode = await attachBuild(await Store.open(), build);
+    });
+
+  cli
+    .command('retry')
+    .description('Run the failed step of a build that waits for a retry, then follow the build')
+    .argument('<build>', 'the build ID')
+    .option('--context <dir>', 'a fixed build context for the failed step and the steps after it (the Dockerfile stays)')
+    .option('--detach', 'send the retry and return')
+    .action(async (build: string, opts: { context?: string; detach?: boolean }) => {
+      process.exitCode = await retryBuild(await Store.open(), build, opts);
+    });
+
+  cli
+    .command('abort')
+    .description("End a build that waits for a retry: it fails with its step's error")
+    .argument('<build>', 'the build ID')
+    .action(async (build: string) => {
+      process.exitCode = await abortBuild(await Store.open(), build);
+    });
+
+  const builds = cli.command('builds').description('Builds as records, from Temporal\'s visibility');
+  builds
+    .command('ls')
+    .description('List builds, newest first')
+    .option('--tag <name:tag>', 'only builds that tag this image')
+    .option('--status <status>', `only builds in this state: ${BUILD_STATUSES.join(', ')}`)
+    .option('--schedule <id>', 'only builds this schedule started')
+    .action(async (opts: { tag?: string; status?: string; schedule?: string }) => {
+      await listBuilds(await Store.open(), opts);
+    });
+  builds
+    .command('describe')
+    .description("Show a build's status, timings, steps and image ID")
+    .argument('<build>', 'the build ID')
+    .action(async (build: string) => {
+      await describeBuild(await Store.open(), build);
     });
 
   cli

@@ -8,6 +8,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import proto from '@temporalio/proto'; // CommonJS: no named exports under ESM
+import { BUILD_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.js';
 
 export interface TemporalTarget {
   address: string;
@@ -117,14 +119,48 @@ function alive(pid: number): boolean {
  */
 export async function ensureTemporal(home: string, log: (msg: string) => void = () => undefined): Promise<TemporalTarget> {
   const target = configuredTarget();
-  if (!target.embedded) return target;
+  if (!target.embedded) {
+    await registerSearchAttributes(target, log);
+    return target;
+  }
   const port = embeddedPort();
   if (await isListening(port)) {
-    if (await waitReady(target, 30_000)) return target;
+    if (await waitReady(target, 30_000)) {
+      await registerSearchAttributes(target, log);
+      return target;
+    }
     throw new Error(`connect temporal: something listens on 127.0.0.1:${port} but is not a ready Temporal server`);
   }
   await startServer(home, log);
   return target;
+}
+
+/**
+ * Registers the build search attributes the server lacks: a build's workflow sets them, and
+ * a server that does not know one fails the workflow's tasks until it does. The embedded
+ * server gets them at start; this covers a server strata did not start. Needs operator
+ * rights: without them it only warns.
+ */
+export async function registerSearchAttributes(target: TemporalTarget, log: (msg: string) => void = () => undefined): Promise<void> {
+  const conn = await Connection.connect({ address: target.address, connectTimeout: 5000 });
+  try {
+    const known = await conn.operatorService.listSearchAttributes({ namespace: target.namespace });
+    const missing = BUILD_SEARCH_ATTRIBUTES.filter((k) => !(k.name in (known.customAttributes ?? {})));
+    if (missing.length === 0) return;
+    await conn.operatorService.addSearchAttributes({
+      namespace: target.namespace,
+      searchAttributes: Object.fromEntries(missing.map((k) => [k.name, proto.temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${k.type}`]])),
+    });
+  } catch (err) {
+    log(`warning: cannot register strata's search attributes on ${target.address}: ${(err as Error).message}`);
+  } finally {
+    await conn.close();
+  }
+}
+
+/** `temporal server start-dev --search-attribute` names a type as CamelCase: KEYWORD_LIST → KeywordList. */
+function cliAttributeType(type: string): string {
+  return type.toLowerCase().replace(/(^|_)(\w)/g, (_, __, c: string) => c.toUpperCase());
 }
 
 /** Starts the embedded dev server in the background (detached: it outlives this process). */
@@ -143,7 +179,8 @@ export async function startServer(home: string, log: (msg: string) => void = () 
   const fd = openSync(logFile, 'a');
   const child = spawn(
     cli,
-    ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--db-filename', db, '--log-level', 'warn'],
+    ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--db-filename', db, '--log-level', 'warn',
+      ...BUILD_SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${cliAttributeType(k.type)}`])],
     { detached: true, stdio: ['ignore', fd, fd] },
   );
   closeSync(fd);

@@ -8,10 +8,13 @@ import {
   isCancellation,
   proxyActivities,
   setHandler,
+  upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
-import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, CopyInput, LayerResult, RunInput, StepProgress } from './types.js';
+import { RetryGate } from './retry.js';
+import { CONTEXT_ATTRIBUTE, STATUS_ATTRIBUTE, TAGS_ATTRIBUTE } from './searchAttributes.js';
+import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, BuildStatus, CopyInput, LayerResult, RunInput, StepProgress } from './types.js';
 
 export const progressQuery = defineQuery<BuildProgress>('progress');
 
@@ -36,9 +39,25 @@ const RUN_OPTIONS = {
 } as const;
 const DEFAULT_RUN_TIMEOUT_MS = 24 * 3600_000;
 
-export async function buildImage(req: BuildRequest): Promise<BuildResult> {
+export async function buildImage(request: BuildRequest): Promise<BuildResult> {
+  // A copy: a retry may name a new context for the steps that follow.
+  const req = { ...request };
   const progress: BuildProgress = { phase: 'planning', totalSteps: 0, steps: [], warnings: [] };
   setHandler(progressQuery, () => progress);
+  const setStatus = (status: BuildStatus) => upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status }]);
+  const gate = new RetryGate(req.retryWindowMs ?? 0, progress, (digest) => {
+    req.contextDigest = digest;
+    upsertSearchAttributes([{ key: CONTEXT_ATTRIBUTE, value: digest }]);
+  });
+  upsertSearchAttributes([
+    { key: STATUS_ATTRIBUTE, value: 'running' },
+    { key: CONTEXT_ATTRIBUTE, value: req.contextDigest },
+    ...(req.tags.length > 0 ? [{ key: TAGS_ATTRIBUTE, value: req.tags }] : []),
+  ]);
+  const onWaitChange = (waiting: boolean) => {
+    progress.phase = waiting ? 'waiting' : 'building';
+    setStatus(waiting ? 'waiting' : 'running');
+  };
 
   try {
     const plan = await quick.planBuild({
@@ -50,7 +69,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
     progress.totalSteps = plan.totalSteps;
     progress.warnings = plan.warnings;
     progress.phase = 'building';
-    const final = await runStages(plan, req, progress);
+    const final = await runStages(plan, req, progress, () => gate.shouldRetry(onWaitChange));
 
     progress.phase = 'committing';
     const image = await quick.commitImage({ state: final, tags: req.tags, sourceDateEpoch: req.sourceDateEpoch });
@@ -62,22 +81,27 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
       outputs.push(saved.dest);
     }
     progress.phase = 'done';
+    setStatus('succeeded');
     return { imageId: image.imageId, manifestDigest: image.manifestDigest, tags: req.tags, outputs, warnings: plan.warnings };
   } catch (err) {
     progress.phase = 'failed';
+    setStatus(isCancellation(err) ? 'cancelled' : 'failed');
     if (isCancellation(err)) throw err; // the build ends as cancelled, not failed
     throw toBuildFailure(err);
   }
 }
 
 /** Runs the planned stages, each as soon as the stages it needs are done. */
-async function runStages(plan: BuildPlan, req: BuildRequest, progress: BuildProgress): Promise<ImageState> {
+/** Asked when a step failed: true to run it again (a `retry` came within the window). */
+type ShouldRetry = () => Promise<boolean>;
+
+async function runStages(plan: BuildPlan, req: BuildRequest, progress: BuildProgress, shouldRetry: ShouldRetry): Promise<ImageState> {
   const results = new Map<number, Promise<ImageState>>();
   for (const stage of plan.stages) {
     for (const step of stage.steps) progress.steps.push({ number: step.number, text: step.text, status: 'pending' });
   }
   for (const stage of plan.stages) {
-    results.set(stage.index, runStage(stage, results, req, progress));
+    results.set(stage.index, runStage(stage, results, req, progress, shouldRetry));
   }
   // Wait for all, so a failing stage is reported even when the target finished first.
   const settled = await Promise.allSettled(results.values());
@@ -91,6 +115,7 @@ async function runStage(
   results: Map<number, Promise<ImageState>>,
   req: BuildRequest,
   progress: BuildProgress,
+  shouldRetry: ShouldRetry,
 ): Promise<ImageState> {
   const track = (n: number): StepProgress => progress.steps.find((s) => s.number === n)!;
   let state: ImageState;
@@ -111,9 +136,14 @@ async function runStage(
     // The activity enforces --step-timeout itself (a clear error); this only bounds a hang.
     startToCloseTimeout: (req.stepTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS) + 5 * 60_000,
   });
-  for (const step of rest) {
+  for (let i = 0; i < rest.length; i++) {
+    const step = rest[i]!;
     const p = track(step.number);
     p.status = 'running';
+    p.error = undefined;
+    p.startedAt = new Date().toISOString();
+    p.endedAt = undefined;
+    p.runs = (p.runs ?? 0) + 1;
     const parentTop = state.layers[state.layers.length - 1]?.chainId;
     const sourceDateEpoch = req.sourceDateEpoch;
     try {
@@ -162,10 +192,18 @@ async function runStage(
         if (r.layer) p.layer = shortId(r.layer.chainId);
       }
       p.status = 'done';
+      p.endedAt = new Date().toISOString();
     } catch (err) {
       if (isCancellation(err)) throw err;
       p.status = 'failed';
       p.error = failureMessage(err);
+      p.endedAt = new Date().toISOString();
+      // The step's inputs are recorded, and finished steps are in history and the store: a
+      // retry runs this step again (with the build's context, which the retry may replace).
+      if (await shouldRetry()) {
+        i--;
+        continue;
+      }
       throw ApplicationFailure.nonRetryable(`Step ${step.number}/${progress.totalSteps} : ${step.text} (line ${step.line}): ${p.error}`, 'StepFailed');
     }
   }

@@ -28,6 +28,11 @@ export interface BuildRequest {
   network?: 'host' | 'none';
   /** Bound on one RUN step (`--step-timeout`), in milliseconds. */
   stepTimeoutMs?: number;
+  /**
+   * How long a failed step waits for a `retry` or `abort` signal before the build fails with
+   * its error (`--retry-window`), in milliseconds. Absent or 0: the build fails at once.
+   */
+  retryWindowMs?: number;
 }
 
 export interface BuildResult {
@@ -38,6 +43,7 @@ export interface BuildResult {
   warnings: string[];
 }
 
+/** `failed` while the build's phase is `waiting`: the step waits for `retry` or `abort`. */
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed';
 
 export interface StepProgress {
@@ -47,14 +53,33 @@ export interface StepProgress {
   /** Short ID of the layer a step made, for ` ---> 0123456789ab`. */
   layer?: string;
   error?: string;
+  /** Workflow time (ISO 8601) the step last started and ended; a retry sets both anew. */
+  startedAt?: string;
+  endedAt?: string;
+  /** How many times the step ran: 1, plus one per retry. */
+  runs?: number;
 }
 
 export interface BuildProgress {
-  phase: 'planning' | 'building' | 'committing' | 'saving' | 'done' | 'failed';
+  /** `waiting`: a step failed and the build waits for `retry` or `abort` until `waitingUntil`. */
+  phase: 'planning' | 'building' | 'waiting' | 'committing' | 'saving' | 'done' | 'failed';
   totalSteps: number;
   steps: StepProgress[];
   warnings: string[];
+  /** The end of the retry window (workflow time, ISO 8601) while the phase is `waiting`. */
+  waitingUntil?: string;
+  /** `retry` signals acted on so far: a client that sent one waits for this to grow. */
+  retries?: number;
 }
+
+/** The `retry` signal's argument, optional so that a bare signal (e.g. from the Web UI) works. */
+export interface RetryRequest {
+  /** A new build context (an uncompressed tar in the store) for the failed step and the rest. */
+  contextDigest?: Digest;
+}
+
+/** What the StrataStatus search attribute holds. */
+export type BuildStatus = 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
 
 // ---- activity contracts ----
 

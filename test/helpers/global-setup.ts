@@ -46,6 +46,8 @@ async function setUp(): Promise<void> {
   process.env.STRATA_TASK_QUEUE = 'strata-test';
   // ADD tests clone bare repositories the tests make on this disk.
   process.env.STRATA_ALLOW_FILE_GIT = '1';
+  // Failing builds fail at once unless a test gives them a --retry-window.
+  process.env.STRATA_RETRY_WINDOW = '0';
 
   await strataOk(['server', 'start']);
 

@@ -19,3 +19,33 @@ export async function activityAttempts(workflowId: string): Promise<{ type: stri
     await connection.close();
   }
 }
+
+/**
+ * How many times each step's activity started in the build's newest run, by step number
+ * (read from the scheduled activities' recorded inputs). A Reset's new run carries the events
+ * before its reset point, so a step finished before it counts once.
+ */
+export async function stepStarts(workflowId: string): Promise<Map<number, number>> {
+  const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
+  try {
+    const client = new Client({ connection });
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const converter = client.options.loadedDataConverter.payloadConverter;
+    const stepOf = new Map<string, number>();
+    const out = new Map<number, number>();
+    for (const e of history.events ?? []) {
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      const payload = scheduled?.input?.payloads?.[0];
+      if (payload) {
+        const input = converter.fromPayload<{ step?: { number?: number } }>(payload);
+        if (typeof input?.step?.number === 'number') stepOf.set(String(e.eventId), input.step.number);
+      }
+      const started = e.activityTaskStartedEventAttributes;
+      const n = started ? stepOf.get(String(started.scheduledEventId)) : undefined;
+      if (n !== undefined) out.set(n, (out.get(n) ?? 0) + 1);
+    }
+    return out;
+  } finally {
+    await connection.close();
+  }
+}

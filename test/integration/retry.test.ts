@@ -1,0 +1,116 @@
+// A failed step keeps the build open for its retry window: `strata retry` (with a fixed
+// context) runs the step again and completes the build, `abort` ends it, a window of 0 fails
+// at once; builds are found again through Temporal's visibility.
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { strata, strataOk } from '../helpers/cli.js';
+import { stepStarts } from '../helpers/temporal.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+});
+
+async function context(files: Record<string, string>): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-retry-'));
+  dirs.push(dir);
+  for (const [name, text] of Object.entries(files)) await fs.writeFile(path.join(dir, name), text);
+  return dir;
+}
+
+function buildId(stdout: string): string {
+  const m = /^Build ID: (build-[0-9a-f]+)$/m.exec(stdout);
+  if (!m) throw new Error(`no build ID in:\n${stdout}`);
+  return m[1]!;
+}
+
+/** The IDs `strata builds ls ARGS` lists. */
+async function listed(args: string[]): Promise<string[]> {
+  const r = await strataOk(['builds', 'ls', ...args]);
+  return r.stdout.split('\n').slice(1).map((l) => l.split(/\s+/)[0]!).filter(Boolean);
+}
+
+// Step 4 reads a file of the context that the first context lacks.
+const COPY_DOCKERFILE = ['FROM busybox', 'COPY a.txt /a.txt', 'RUN cat /a.txt > /b.txt', 'COPY flag /flag', 'RUN cat /flag /b.txt > /both'].join('\n');
+
+test('a COPY whose source is missing waits; strata retry --context with the file completes the build, running the finished steps once', async () => {
+  const broken = await context({ Dockerfile: COPY_DOCKERFILE, 'a.txt': 'a\n' });
+  const fixed = await context({ Dockerfile: COPY_DOCKERFILE, 'a.txt': 'a\n', flag: 'flag\n' });
+  const tag = `retry-copy:${path.basename(broken).slice(-6).toLowerCase()}`;
+
+  const first = await strata(['build', '--retry-window', '1h', '-t', tag, broken]);
+  expect(first.exitCode).toBe(2);
+  const id = buildId(first.stdout);
+  expect(first.stderr).toContain('Step 4/5 : COPY flag /flag');
+  expect(first.stderr).toContain('The build is waiting for a decision until');
+  expect(first.stderr).toContain(`strata retry ${id}`);
+  expect(first.stderr).toContain(`/workflows/${id}`);
+
+  expect(await listed(['--status', 'waiting'])).toContain(id);
+  expect(await listed(['--tag', tag])).toContain(id);
+  const waiting = await strataOk(['builds', 'describe', id]);
+  expect(waiting.stdout).toMatch(/Status: +waiting/);
+  expect(waiting.stdout).toMatch(/4 +failed .*COPY flag \/flag/);
+
+  // Attaching again says the same: the build still waits.
+  const attached = await strata(['attach', id]);
+  expect(attached.exitCode).toBe(2);
+  expect(attached.stdout).toContain('Step 3/5 : RUN cat /a.txt > /b.txt');
+
+  const retried = await strata(['retry', id, '--context', fixed]);
+  expect({ code: retried.exitCode, stderr: retried.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(retried.stdout).toContain('Step 5/5 : RUN cat /flag /b.txt > /both');
+  expect(retried.stdout).toMatch(/Successfully built [0-9a-f]{12}/);
+
+  expect(Object.fromEntries(await stepStarts(id))).toEqual({ 2: 1, 3: 1, 4: 2, 5: 1 });
+  expect(await listed(['--status', 'succeeded', '--tag', tag])).toEqual([id]);
+  expect(await listed(['--status', 'waiting'])).not.toContain(id);
+  const done = await strataOk(['builds', 'describe', id]);
+  expect(done.stdout).toMatch(/Status: +succeeded/);
+  expect(done.stdout).toMatch(/Image ID: +sha256:[0-9a-f]{64}/);
+  expect(done.stdout).toMatch(/4 +done .*COPY flag \/flag.* runs=2/);
+  // The image has the file the fixed context gave it.
+  const run = await strataOk(['build', '-t', `${tag}-check`, await context({ Dockerfile: `FROM ${tag}\nRUN grep -q flag /both && grep -q a /both` })]);
+  expect(run.stdout).toContain('Successfully built');
+});
+
+// A RUN that reads the context through a bind mount: a new context changes what it sees.
+const RUN_DOCKERFILE = ['FROM busybox', 'RUN echo one > /one', 'RUN --mount=type=bind,target=/ctx test -f /ctx/flag', 'RUN echo two > /two'].join('\n');
+
+test('a failing RUN that waits is ended by strata abort with its error', async () => {
+  const ctx = await context({ Dockerfile: RUN_DOCKERFILE });
+  const first = await strata(['build', '--retry-window', '1h', ctx]);
+  expect(first.exitCode).toBe(2);
+  const id = buildId(first.stdout);
+
+  const aborted = await strata(['abort', id]);
+  expect(aborted.exitCode).toBe(0);
+  expect(aborted.stderr).toContain(`Build ${id} aborted: Step 3/4 : RUN --mount=type=bind,target=/ctx test -f /ctx/flag (line 3)`);
+  expect(await listed(['--status', 'failed'])).toContain(id);
+  expect(await listed(['--status', 'waiting'])).not.toContain(id);
+  // Nothing waits any more: a retry is refused.
+  const late = await strata(['retry', id]);
+  expect(late.exitCode).toBe(1);
+  expect(late.stderr).toContain('is not waiting for a retry');
+  expect(Object.fromEntries(await stepStarts(id))).toEqual({ 2: 1, 3: 1 });
+});
+
+test('a failing RUN retried with a context that has the file completes; --retry-window 0 fails at once', async () => {
+  const broken = await context({ Dockerfile: RUN_DOCKERFILE });
+  const fixed = await context({ Dockerfile: RUN_DOCKERFILE, flag: '' });
+
+  const now = await strata(['build', '--retry-window', '0', broken]);
+  expect(now.exitCode).toBe(1);
+  expect(now.stderr).toContain('error: Step 3/4 : RUN --mount=type=bind,target=/ctx test -f /ctx/flag (line 3)');
+  expect(now.stderr).not.toContain('waiting');
+  expect(await listed(['--status', 'failed'])).toContain(buildId(now.stdout));
+
+  const first = await strata(['build', '--retry-window', '10m', broken]);
+  expect(first.exitCode).toBe(2);
+  const id = buildId(first.stdout);
+  const retried = await strata(['retry', id, '--context', fixed]);
+  expect(retried.exitCode).toBe(0);
+  expect(retried.stdout).toContain('Successfully built');
+  expect(Object.fromEntries(await stepStarts(id))).toEqual({ 2: 1, 3: 2, 4: 1 });
+});
