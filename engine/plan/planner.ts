@@ -363,9 +363,12 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
       let env = s.config.Env;
       const shown: string[] = [];
       for (const p of inst.pairs) {
+        // Keys are expanded too (`ENV ${PREFIX}_HOME=…`), as values are: with the ENV before this line.
+        const key = word(p.key);
+        if (key === '') throw new DockerfileError(where, `ENV: ${JSON.stringify(p.key)} expands to an empty name`);
         const value = word(p.value ?? '');
-        env = setEnv(env, p.key, value);
-        shown.push(`${p.key}=${value}`);
+        env = setEnv(env, key, value);
+        shown.push(`${key}=${value}`);
       }
       return config({ Env: env }, `ENV ${shown.join(' ')}`);
     }
@@ -383,9 +386,12 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
     }
     case 'WORKDIR': {
       noFlags();
-      const dir = posixPath.resolve(s.config.WorkingDir || '/', word(inst.path));
+      // Both builders keep an absolute path as written (`/a/../b`, `/a/`) in the config and
+      // join a relative one onto the current directory, which cleans it.
+      const requested = word(inst.path);
+      const dir = requested.startsWith('/') ? requested : posixPath.resolve(s.config.WorkingDir || '/', requested);
       s.config = { ...s.config, WorkingDir: dir };
-      return { kind: 'workdir', ...common, path: dir, patch: { WorkingDir: dir }, history: { created_by: `WORKDIR ${dir}` } };
+      return { kind: 'workdir', ...common, path: posixPath.normalize(dir), patch: { WorkingDir: dir }, history: { created_by: `WORKDIR ${dir}` } };
     }
     case 'USER': {
       noFlags();
@@ -639,7 +645,7 @@ function parseChmod(v: string, kind: string, where: { file: string; line: number
 function planRun(inst: RunInstruction, s: StageState, common: { number: number; line: number; text: string }, where: { file: string; line: number }): RunStep {
   let network: RunStep['network'];
   const mounts: RunMount[] = [];
-  const workdir = s.config.WorkingDir || '/';
+  const workdir = posixPath.normalize(s.config.WorkingDir || '/');
   for (const f of inst.flags) {
     if (f.name === 'network') {
       if (f.value === 'none' || f.value === 'host') network = f.value;

@@ -92,5 +92,7 @@ export async function resolveExecUser(rootfs: string, spec: string | undefined):
   } else if (entry) {
     additionalGids = groups.filter((f) => (f[3] ?? '').split(',').includes(entry.name)).map((f) => Number(f[2])).filter((g) => g !== gid);
   }
-  return { uid, gid, additionalGids, home: entry?.home || '/' };
+  // Both builders list the primary group among the supplementary ones too (`id` shows it in
+  // groups=), which is what lets a process keep it across a setgid change.
+  return { uid, gid, additionalGids: [gid, ...additionalGids], home: entry?.home || '/' };
 }

@@ -15,7 +15,9 @@ export async function matchSources(root: string, source: string): Promise<string
   const exists = async (rel: string) =>
     resolveInRoot(root, rel).then((host) => fs.lstat(host)).then(() => true, () => false);
   const parts = clean.split('/');
-  if (!parts.some(hasMeta)) return (await exists(clean)) ? [clean] : [];
+  // Like docker, a source with no unescaped `*?[` is a plain path, backslashes and all
+  // (`COPY src\a.txt` under `# escape=\``); only a pattern gives `\` its escaping meaning.
+  if (!hasWildcard(clean)) return (await exists(clean)) ? [clean] : [];
   let current = [''];
   for (const part of parts) {
     const next: string[] = [];
@@ -34,6 +36,14 @@ export async function matchSources(root: string, source: string): Promise<string
     current = next;
   }
   return current;
+}
+
+function hasWildcard(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '\\') i++;
+    else if (s[i] === '*' || s[i] === '?' || s[i] === '[') return true;
+  }
+  return false;
 }
 
 function hasMeta(s: string): boolean {

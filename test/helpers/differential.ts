@@ -42,10 +42,10 @@ export async function filesystemListing(image: string): Promise<string[]> {
 }
 
 /** docker's classic builder on a context dir; returns the image ID. */
-export async function classicBuild(context: string, args: string[] = []): Promise<string> {
+export async function classicBuild(context: string, args: string[] = [], env: Record<string, string> = {}): Promise<string> {
   const tag = uniqueName('strata-classic');
   const r = await execa('docker', ['build', '-q', '-t', tag, ...args, context], {
-    env: { DOCKER_BUILDKIT: '0' },
+    env: { ...env, DOCKER_BUILDKIT: '0' },
     reject: false,
   });
   if (r.exitCode !== 0) throw new Error(`classic docker build failed (${r.exitCode}):\n${r.stderr}`);
@@ -53,11 +53,11 @@ export async function classicBuild(context: string, args: string[] = []): Promis
 }
 
 /** strata build → save → docker load; returns the tag docker knows it by. */
-export async function strataBuildIntoDocker(context: string, args: string[] = []): Promise<string> {
+export async function strataBuildIntoDocker(context: string, args: string[] = [], env: Record<string, string> = {}): Promise<string> {
   const tag = uniqueName('strata-built');
   const out = `${context}.strata-out.tar`;
   try {
-    await strataOk(['build', '-t', tag, ...args, '--output', `type=docker,dest=${out}`, context]);
+    await strataOk(['build', '-t', tag, ...args, '--output', `type=docker,dest=${out}`, context], { env });
     await dockerLoad(out);
   } finally {
     await execa('rm', ['-f', out]);
@@ -116,7 +116,7 @@ export function normalizeClassicHistory(createdBy: string): string {
     const arg = /^ARG (.*)$/s.exec(text);
     if (arg) return argKeys(arg[1]!);
     const expose = /^EXPOSE (.*)$/s.exec(text);
-    if (expose) return `EXPOSE [${expose[1]!.split(' ').map((p) => (p.includes('/') ? p : `${p}/tcp`)).join(' ')}]`;
+    if (expose) return `EXPOSE [${expose[1]!.split(' ').flatMap(exposedPorts).sort().join(' ')}]`;
     // COPY/ADD: the classic builder names the content by hash ("file:…", "dir:…", "multi:…").
     // (and writes `--chown=X` straight before that name, without a blank).
     const copy = /^(COPY|ADD) (?:--chown=(\S*?))?(?:file|dir|multi):[0-9a-f]+ in (.*)$/s.exec(text);
@@ -142,5 +142,16 @@ export function normalizeStrataHistory(createdBy: string): string {
 
 /** An ARG row reduced to its names: the classic builder shows defaults, BuildKit values. */
 function argKeys(args: string): string {
-  return `ARG ${args.split(' ').map((a) => a.split('=')[0]).join(' ')}`;
+  // Values may hold blanks (`ARG V=from flag`): with any `NAME=` in the row, only those are names.
+  const assigned = [...args.matchAll(/(?:^| )([A-Za-z_][A-Za-z0-9_]*)=/g)].map((m) => m[1]);
+  return `ARG ${(assigned.length ? assigned : args.split(' ')).join(' ')}`;
+}
+
+/** A classic EXPOSE word as BuildKit lists it: `8000-8001/UDP` → `8000/udp 8001/udp`. */
+function exposedPorts(word: string): string[] {
+  const [ports = '', proto = 'tcp'] = word.split('/');
+  const [start = '', end = start] = ports.split('-');
+  const out: string[] = [];
+  for (let p = Number(start); p <= Number(end); p++) out.push(`${p}/${proto.toLowerCase()}`);
+  return out;
 }

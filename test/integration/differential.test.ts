@@ -5,6 +5,7 @@
 // A case is a directory: the build context with its Dockerfile, and optionally case.json
 // (not part of the context):
 //   args         flags given to both builders (--build-arg, --target, -f)
+//   env          environment variables both builders' CLIs get (for a bare `--build-arg K`)
 //   classic      the Dockerfile (in the context) docker builds instead, for BuildKit-only
 //                syntax (--chmod, heredocs, RUN --mount…): the same result written the
 //                classic way; its history then differs, so such a case lists "history"
@@ -29,6 +30,7 @@ import { dockerRmi } from '../helpers/docker.js';
 
 interface CaseFile {
   args?: string[];
+  env?: Record<string, string>;
   classic?: string;
   fails?: string;
   differences?: string[];
@@ -75,18 +77,19 @@ test.each(cases)('%s builds as docker builds it', async (name) => {
   const ctx = await contextOf(name);
   try {
     const args = c.args ?? [];
+    const env = c.env ?? {};
     if (c.fails !== undefined) {
-      const r = await strata(['build', ...args, ctx]);
+      const r = await strata(['build', ...args, ctx], { env });
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toContain(c.fails);
       const classicArgs = c.classic ? [...args, '-f', path.join(ctx, c.classic)] : args;
-      const classic = await execa('docker', ['build', ...classicArgs, ctx], { env: { DOCKER_BUILDKIT: '0' }, reject: false });
+      const classic = await execa('docker', ['build', ...classicArgs, ctx], { env: { ...env, DOCKER_BUILDKIT: '0' }, reject: false });
       expect(classic.exitCode).not.toBe(0);
       return;
     }
-    const ours = await strataBuildIntoDocker(ctx, args);
+    const ours = await strataBuildIntoDocker(ctx, args, env);
     images.push(ours);
-    const theirs = await classicBuild(ctx, c.classic ? [...args, '-f', path.join(ctx, c.classic)] : args);
+    const theirs = await classicBuild(ctx, c.classic ? [...args, '-f', path.join(ctx, c.classic)] : args, env);
     images.push(theirs);
     const skip = new Set(c.differences ?? []);
 

@@ -240,6 +240,45 @@ const goldens: Golden[] = [
       warnings: ['One or more build-args [AAA UNUSED] were not consumed'],
     },
   },
+  {
+    name: 'ENV ${P}_HOME=… expands the key as well as the value, with the ENV before the line',
+    dockerfile: ['FROM busybox', 'ENV P=app', 'ENV ${P}_HOME=/srv/$P P=next ${P}_MODE=$P'].join('\n'),
+    want: {
+      stages: [
+        stage(0, image('busybox'), [
+          from(1, 1, 'FROM busybox'),
+          config(2, 2, 'ENV P=app', { Env: [PATH, 'P=app'] }, 'ENV P=app'),
+          config(
+            3,
+            3,
+            'ENV ${P}_HOME=/srv/$P P=next ${P}_MODE=$P',
+            { Env: [PATH, 'P=next', 'app_HOME=/srv/app', 'app_MODE=app'] },
+            'ENV app_HOME=/srv/app P=next app_MODE=app',
+          ),
+        ]),
+      ],
+      target: 0,
+      totalSteps: 3,
+      warnings: [],
+    },
+  },
+  {
+    name: 'ARG A=b B=$A C=${B}c: each default sees the ARGs before it on the same line (BuildKit)',
+    dockerfile: ['FROM busybox', 'ARG A=a', 'ARG A=b B=$A C=${B}c', 'LABEL l=$A$B$C'].join('\n'),
+    want: {
+      stages: [
+        stage(0, image('busybox'), [
+          from(1, 1, 'FROM busybox'),
+          config(2, 2, 'ARG A=a', {}, 'ARG A=a'),
+          config(3, 3, 'ARG A=b B=$A C=${B}c', {}, 'ARG A=b B=b C=bc'),
+          config(4, 4, 'LABEL l=$A$B$C', { Labels: { l: 'bbbc' } }, 'LABEL l=bbbc'),
+        ]),
+      ],
+      target: 0,
+      totalSteps: 4,
+      warnings: [],
+    },
+  },
   // WORKDIR
   {
     name: 'WORKDIR app / sub/../lib / $D/data / rel: relative to the previous WORKDIR, expanded, cleaned',
@@ -261,6 +300,24 @@ const goldens: Golden[] = [
     },
   },
   // COPY
+  {
+    name: 'WORKDIR /a/../b/ and /c/: an absolute path stays as written in the config, cleaned for use',
+    dockerfile: ['FROM busybox', 'WORKDIR /a/../b/', 'WORKDIR c/', 'WORKDIR /d/', 'RUN pwd'].join('\n'),
+    want: {
+      stages: [
+        stage(0, image('busybox'), [
+          from(1, 1, 'FROM busybox'),
+          { ...workdir(2, 2, 'WORKDIR /a/../b/', '/a/../b/'), path: '/b/' },
+          workdir(3, 3, 'WORKDIR c/', '/b/c'),
+          workdir(4, 4, 'WORKDIR /d/', '/d/'),
+          run(5, 5, 'RUN pwd', ['/bin/sh', '-c', 'pwd'], [PATH], { workdir: '/d/' }),
+        ]),
+      ],
+      target: 0,
+      totalSteps: 5,
+      warnings: [],
+    },
+  },
   {
     name: 'COPY dest: absolute, relative to WORKDIR, trailing slash, `.`, several sources into ./, JSON form, expanded',
     dockerfile: [
