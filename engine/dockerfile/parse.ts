@@ -43,7 +43,7 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): ParsedDocker
     const instruction = atLine(file, node.range.startLine, () => toInstruction(node, escapeChar));
     // Only ARGs may come before the first FROM: they parameterize the FROM lines.
     if (!inStage && instruction.kind !== 'ARG' && instruction.kind !== 'FROM') {
-      throw new DockerfileError({ file, line: node.range.startLine }, 'no build stage in current context');
+      throw new DockerfileError({ file, line: node.range.startLine }, `${instruction.kind} before the first FROM: no build stage in current context`);
     }
     if (instruction.kind === 'FROM') inStage = true;
     instructions.push(instruction);

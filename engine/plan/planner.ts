@@ -557,7 +557,8 @@ function planCopy(
       if (pattern === '') throw new DockerfileError(where, `${inst.kind}: --exclude requires a pattern`);
       excludes.push(pattern);
     } else {
-      throw new DockerfileError(where, `${inst.kind}: flag --${f.name} is not supported yet`);
+      // Every flag BuildKit gives COPY and ADD is implemented: anything else is a typo.
+      throw new DockerfileError(where, `${inst.kind}: unknown flag --${f.name}`);
     }
   }
   // With --link the files land on an empty filesystem: there is no /etc/passwd to look names up in.
@@ -666,8 +667,10 @@ function planRun(inst: RunInstruction, s: StageState, common: { number: number; 
     } else if (f.name === 'security') {
       if (f.value === 'insecure') throw new DockerfileError(where, 'RUN: --security=insecure is not supported (strata runs every step sandboxed)');
       if (f.value !== 'sandbox') throw new DockerfileError(where, `RUN: --security must be sandbox or insecure, got ${JSON.stringify(f.value ?? '')}`);
-    } else {
+    } else if (f.name === 'device') {
       throw new DockerfileError(where, `RUN: flag --${f.name} is not supported yet`);
+    } else {
+      throw new DockerfileError(where, `RUN: unknown flag --${f.name}`);
     }
   }
   const args = inst.heredocs.length > 0 ? heredocArgs(inst, s.config, mounts, where) : commandArgs(inst.command, s.config);

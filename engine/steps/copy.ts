@@ -216,7 +216,7 @@ async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, item
       await ensureDir(ctx, step.dest, st);
       await copyTree(ctx, srcHost, step.dest, '');
     } else {
-      const target = destIsDir ? posixPath.join(step.dest, posixPath.basename(m.rel)) : step.dest;
+      const target = destIsDir ? posixPath.join(step.dest, posixPath.basename(m.rel)) : await throughSymlink(rootfs, step.dest);
       await ensureDir(ctx, posixPath.dirname(target), undefined, ownParents);
       await copyEntry(ctx, srcHost, target, st);
     }
@@ -261,8 +261,9 @@ function modeFor(ctx: CopyContext, st: Stats): number {
 
 /**
  * Makes sure the directory `imagePath` exists in the rootfs: missing parents are created
- * root-owned 0755 (as docker does); `like`, when given, gives the last one its mode/times
- * and the --chown owner (docker leaves a created destination root-owned otherwise).
+ * root-owned 0755 (as docker does). `like`, the source directory whose contents go there,
+ * gives a created destination its times; its mode is 0755 (or a numeric --chmod), never the
+ * source directory's, and its owner --chown's or root (both builders).
  * `ownCreated`: the new directories get --chown's owner, as docker's builder does for the
  * parents of a file it copies (not for a directory's or an archive's).
  */
@@ -286,7 +287,7 @@ async function ensureDir(ctx: CopyContext, imagePath: string, like?: Stats, ownC
     }
   }
   if (like) {
-    await fs.chmod(host, modeFor(ctx, like));
+    await fs.chmod(host, typeof ctx.chmod === 'number' ? ctx.chmod : 0o755);
     const owner = ctx.owner ?? ROOT;
     await fs.lchown(host, owner.uid, owner.gid);
     ctx.createdDirs.push({ host, st: like });
@@ -355,6 +356,15 @@ async function copyEntry(ctx: CopyContext, src: string, destImagePath: string, s
   await fs.chown(host, owner.uid, owner.gid);
   await fs.chmod(host, modeFor(ctx, st));
   await fs.utimes(host, mtime ?? st.atime, mtime ?? st.mtime);
+}
+
+/**
+ * The image path a file destination names: a symlink there is followed (inside the rootfs),
+ * so the file replaces the link's target and the link stays, as both docker builders do.
+ */
+async function throughSymlink(rootfs: string, imagePath: string): Promise<string> {
+  const host = await resolveInRoot(rootfs, imagePath, { followFinal: true });
+  return posixPath.join('/', path.relative(rootfs, host).split(path.sep).join('/'));
 }
 
 async function replaceNonDir(host: string): Promise<void> {

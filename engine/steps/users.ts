@@ -69,7 +69,9 @@ export interface ExecUser extends Owner {
 /**
  * USER as a process runs it (docker's rules, which differ from --chown's): a named user
  * brings its primary group and its memberships in /etc/group; a uid missing from passwd
- * runs with gid 0; `user:group` sets the group and drops the memberships.
+ * runs with gid 0; `user:group` sets the group and drops the memberships. The primary gid
+ * is always among the supplementary groups too (the classic builder, and BuildKit since
+ * moby/buildkit#3651), so `id` shows `groups=1000(app),…`.
  */
 export async function resolveExecUser(rootfs: string, spec: string | undefined): Promise<ExecUser> {
   const [user = '', group] = (spec || 'root').split(':', 2);

@@ -62,7 +62,8 @@ export function patternToRegExp(pattern: string): RegExp {
       const end = pattern.indexOf(']', i + 2);
       if (end < 0) throw new PathEscapeError(`COPY failed: syntax error in pattern ${pattern}`);
       let body = pattern.slice(i + 1, end);
-      const negate = body.startsWith('^') || body.startsWith('!');
+      // Go's filepath.Match negates a class with `^` only: `[!a]` matches `!` or `a`.
+      const negate = body.startsWith('^');
       if (negate) body = body.slice(1);
       re += `[${negate ? '^' : ''}${body.replace(/[\]\\]/g, '\\$&')}]`;
       i = end;

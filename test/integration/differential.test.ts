@@ -4,7 +4,8 @@
 //
 // A case is a directory: the build context with its Dockerfile, and optionally case.json
 // (not part of the context):
-//   args         flags given to both builders (--build-arg, --target, -f)
+//   args         flags given to both builders (--build-arg, --target, -f); the value of -f
+//                is a path inside the case directory
 //   env          environment variables both builders' CLIs get (for a bare `--build-arg K`)
 //   classic      the Dockerfile (in the context) docker builds instead, for BuildKit-only
 //                syntax (--chmod, heredocs, RUN --mount…): the same result written the
@@ -12,6 +13,9 @@
 //   fails        both builders must fail; strata's error must contain this text
 //   differences  aspects not compared ("history", "config:<Field>", "filesystem"), each one a
 //                deliberate difference listed in docs/compatibility.md under the case's name
+//   mkdir        directories made in the copied context (git keeps no empty directories)
+//   chmod        {"path": "0600"}: modes set in the copied context, since git keeps only +x
+//                (applied after mkdir, so they may name the new directories)
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +38,8 @@ interface CaseFile {
   classic?: string;
   fails?: string;
   differences?: string[];
+  mkdir?: string[];
+  chmod?: Record<string, string>;
 }
 
 const CASES_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'differential');
@@ -55,11 +61,18 @@ async function readCase(name: string): Promise<CaseFile> {
 }
 
 /** The case's context in a scratch dir (git keeps neither owners nor most modes stable). */
-async function contextOf(name: string): Promise<string> {
+async function contextOf(name: string, c: CaseFile): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `strata-diff-${name}-`));
   await execa('cp', ['-a', `${path.join(CASES_DIR, name)}/.`, dir]);
   await fs.rm(path.join(dir, 'case.json'), { force: true });
+  for (const d of c.mkdir ?? []) await fs.mkdir(path.join(dir, d), { recursive: true });
+  for (const [p, mode] of Object.entries(c.chmod ?? {})) await fs.chmod(path.join(dir, p), parseInt(mode, 8));
   return dir;
+}
+
+/** The case's flags, with the Dockerfile named by -f found in the copied context. */
+function argsIn(ctx: string, args: string[]): string[] {
+  return args.map((a, i) => (args[i - 1] === '-f' || args[i - 1] === '--file' ? path.join(ctx, a) : a));
 }
 
 test('there are differential cases, and every listed difference is documented', async () => {
@@ -74,9 +87,9 @@ test('there are differential cases, and every listed difference is documented', 
 
 test.each(cases)('%s builds as docker builds it', async (name) => {
   const c = await readCase(name);
-  const ctx = await contextOf(name);
+  const ctx = await contextOf(name, c);
   try {
-    const args = c.args ?? [];
+    const args = argsIn(ctx, c.args ?? []);
     const env = c.env ?? {};
     if (c.fails !== undefined) {
       const r = await strata(['build', ...args, ctx], { env });

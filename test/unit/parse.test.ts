@@ -559,7 +559,7 @@ const failures: Array<[string, number, string]> = [
   ['', 1, 'file with no instructions'],
   ['# only a comment\n\n', 1, 'file with no instructions'],
   ['ARG A=1\n', 1, 'dockerfile contains no stages to build'],
-  ['ARG A=1\nRUN echo\nFROM a\n', 2, 'no build stage in current context'],
+  ['ARG A=1\nRUN echo\nFROM a\n', 2, 'RUN before the first FROM: no build stage in current context'],
   ['FROM a\nCOPPY a b\n', 2, 'unknown instruction: COPPY'],
   ['FROM a\nrun\\\n  echo\nfrobnicate x\n', 4, 'unknown instruction: frobnicate'],
   ['FROM\n', 1, 'FROM requires either one or three arguments'],

@@ -932,6 +932,9 @@ describe('RUN heredocs and mounts', () => {
     ['RUN --mount=type=cache,target=/x,mode=999 true', 'mode must be an octal mode'],
     ['RUN --security=insecure true', '--security=insecure is not supported'],
     ['RUN --device=/dev/fuse true', 'flag --device is not supported yet'],
+    ['RUN --mnt=type=cache,target=/x true', 'RUN: unknown flag --mnt'],
+    ['COPY --frm=x a /b', 'COPY: unknown flag --frm'],
+    ['ADD --from=x a /b', 'ADD: unknown flag --from'],
   ])('%s fails: %s', async (line, message) => {
     const err = await plan({ dockerfile: ['FROM busybox', line].join('\n') }).then(
       () => undefined,

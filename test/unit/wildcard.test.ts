@@ -1,8 +1,9 @@
-// COPY source matching against a real directory: docker's rules for what is a pattern.
+// COPY sources: docker's rules for what is a pattern, matched against a real directory, and
+// the patterns themselves, one path component at a time in Go's filepath.Match syntax.
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { matchSources } from '../../engine/steps/wildcard.js';
+import { matchSources, patternToRegExp } from '../../engine/steps/wildcard.js';
 
 let root: string;
 beforeAll(async () => {
@@ -28,5 +29,21 @@ const rows: [string, string[]][] = [
 describe('matchSources', () => {
   test.each(rows)('%s', async (source, want) => {
     expect(await matchSources(root, source)).toEqual(want);
+  });
+});
+
+const matches = (pattern: string, names: string[]) => names.filter((n) => patternToRegExp(pattern).test(n));
+
+describe('patternToRegExp', () => {
+  test.each([
+    ['*.txt', ['a.txt', 'b.txt', '.txt', 'a.log', 'dir/a.txt'], ['a.txt', 'b.txt', '.txt']],
+    ['x?.log', ['x1.log', 'x10.log', 'x.log'], ['x1.log']],
+    ['[a-c].txt', ['a.txt', 'c.txt', 'd.txt', 'ab.txt'], ['a.txt', 'c.txt']],
+    ['[^a-c].txt', ['a.txt', 'd.txt', '!.txt'], ['d.txt', '!.txt']],
+    // `!` does not negate in Go's syntax (both docker builders use it): it is a member.
+    ['[!a-c].txt', ['a.txt', 'd.txt', '!.txt'], ['a.txt', '!.txt']],
+    ['\\*.txt', ['*.txt', 'a.txt'], ['*.txt']],
+  ])('%s', (pattern, names, expected) => {
+    expect(matches(pattern, names)).toEqual(expected);
   });
 });
