@@ -268,12 +268,18 @@ export async function openSession(store: Store, err: (l: string) => void): Promi
 
 type BuildHandle = ReturnType<Client['workflow']['getHandle']>;
 
-/** The build's progress, or undefined when no worker answers within 2 s. */
-async function queryProgress(handle: BuildHandle): Promise<BuildProgress | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 2000)));
+/**
+ * The build's progress, or undefined when no worker answers within 2 s. The query is aborted
+ * then, not left behind: an abandoned call would go on retrying and, once the connection is
+ * closed, crash the process from a timer.
+ */
+async function queryProgress(client: Client, handle: BuildHandle): Promise<BuildProgress | undefined> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 2000);
   try {
-    return await Promise.race([handle.query<BuildProgress>('progress').catch(() => undefined), timeout]);
+    return await client.connection.withAbortSignal(abort.signal, () => handle.query<BuildProgress>('progress'));
+  } catch {
+    return undefined;
   } finally {
     clearTimeout(timer);
   }
@@ -316,7 +322,7 @@ export async function follow(
   try {
     while (!settled) {
       await Promise.race([result, new Promise((r) => setTimeout(r, 250))]).catch(() => undefined);
-      const p = await queryProgress(handle);
+      const p = await queryProgress(client, handle);
       if (!p && Date.now() - lastAnswer > UNANSWERED_MS) {
         // The worker that seemed alive (a recent poller) is gone: do the work here.
         await startLocalWorker();
