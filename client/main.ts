@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { importRootfs } from '../engine/archive/import.js';
 import { saveImages } from '../engine/archive/save.js';
-import { EngineError } from '../engine/errors.js';
+import { EngineError, RegistryError } from '../engine/errors.js';
 import { normalizeReference } from '../engine/image/reference.js';
 import { Store } from '../engine/store/store.js';
 import { buildLogDir } from '../engine/store/logs.js';
@@ -251,7 +251,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program().parseAsync(argv);
   } catch (err) {
-    if (err instanceof UsageError || (err instanceof EngineError && err.userError)) {
+    // A registry that is down or failing is not a bug of ours: its message says it all.
+    if (err instanceof UsageError || err instanceof RegistryError || (err instanceof EngineError && err.userError)) {
       console.error(`error: ${err.message}`);
       process.exitCode = 1;
       return;
