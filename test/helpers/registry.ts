@@ -20,6 +20,15 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
+/** The token auth of the distribution token spec: the registry trusts tokens signed by the cert's key. */
+export interface TokenAuth {
+  realm: string;
+  service: string;
+  issuer: string;
+  /** PEM certificate whose key signs the tokens (sent in each token's x5c header). */
+  certFile: string;
+}
+
 /** A loopback port nothing listens on (it was free a moment ago). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -36,7 +45,7 @@ export async function freePort(): Promise<number> {
  * Starts a registry. `htpasswd` (a `user:bcrypt-hash` line) turns on basic auth, as
  * `docker login` meets it.
  */
-export async function startRegistry(opts: { htpasswd?: string } = {}): Promise<TestRegistry> {
+export async function startRegistry(opts: { htpasswd?: string; token?: TokenAuth } = {}): Promise<TestRegistry> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-registry-'));
   const port = await freePort();
   const logFile = path.join(dir, 'registry.log');
@@ -55,6 +64,10 @@ export async function startRegistry(opts: { htpasswd?: string } = {}): Promise<T
   if (opts.htpasswd) {
     await fs.writeFile(path.join(dir, 'htpasswd'), opts.htpasswd + '\n');
     config.push('auth:', '  htpasswd:', '    realm: strata-test', `    path: ${path.join(dir, 'htpasswd')}`);
+  }
+  if (opts.token) {
+    const t = opts.token;
+    config.push('auth:', '  token:', `    realm: ${t.realm}`, `    service: ${t.service}`, `    issuer: ${t.issuer}`, `    rootcertbundle: ${t.certFile}`);
   }
   await fs.writeFile(path.join(dir, 'config.yml'), config.join('\n') + '\n');
   const log = await fs.open(logFile, 'a');

@@ -1,7 +1,9 @@
 // Pushing to a real registry (Debian's docker-registry on a loopback port): strata build
 // --push, strata push of an imported image, a schedule with --push; verified with skopeo
 // and by docker pull + docker run, the way a user would check.
+import { createPrivateKey, sign, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -186,5 +188,64 @@ describe('strata schedule create --push', () => {
     expect((await inspectRemote(ref)).Digest).toBe(digest);
     await dockerPull(ref);
     expect(await dockerRun(ref)).toBe('scheduled');
+  });
+});
+
+describe('a registry with bearer-token auth', () => {
+  let secured: TestRegistry;
+  let tokenServer: http.Server;
+  const scopes: string[] = [];
+  const logins: string[] = [];
+
+  beforeAll(async () => {
+    const dir = await scratchDir('strata-token-');
+    const keyFile = path.join(dir, 'key.pem');
+    const certFile = path.join(dir, 'cert.pem');
+    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=strata-test-token']);
+    const key = createPrivateKey(await fs.readFile(keyFile));
+    const certDer = new X509Certificate(await fs.readFile(certFile)).raw.toString('base64');
+    const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
+    // A token server as the distribution token spec describes: it grants what the scope asks
+    // to a client that logs in as tester:s3cret.
+    tokenServer = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      scopes.push(...url.searchParams.getAll('scope'));
+      logins.push(req.headers.authorization ?? '');
+      if (req.headers.authorization !== `Basic ${Buffer.from('tester:s3cret').toString('base64')}`) {
+        res.writeHead(401).end();
+        return;
+      }
+      const access = url.searchParams.getAll('scope').map((s) => {
+        const [type, name, actions] = s.split(':');
+        return { type, name, actions: actions!.split(',') };
+      });
+      const now = Math.floor(Date.now() / 1000);
+      const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer] }));
+      const claims = b64url(JSON.stringify({ iss: 'strata-test-issuer', sub: 'tester', aud: url.searchParams.get('service'), exp: now + 600, nbf: now - 60, iat: now, jti: String(now), access }));
+      const signature = b64url(sign('sha256', Buffer.from(`${header}.${claims}`), key));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${header}.${claims}.${signature}` }));
+    });
+    await new Promise<void>((r) => tokenServer.listen(0, '127.0.0.1', r));
+    const realm = `http://127.0.0.1:${(tokenServer.address() as { port: number }).port}/token`;
+    secured = await startRegistry({ token: { realm, service: 'strata-test-registry', issuer: 'strata-test-issuer', certFile } });
+  });
+  afterAll(async () => {
+    await secured?.stop();
+    await new Promise((r) => tokenServer?.close(r));
+  });
+
+  test('logs in to the token server with config.json credentials and pushes with the token', async () => {
+    const ref = `${secured.address}/tokened:1`;
+    const config = await scratchDir('strata-docker-config-');
+    await fs.writeFile(path.join(config, 'config.json'), JSON.stringify({ auths: { [secured.address]: { auth: Buffer.from('tester:s3cret').toString('base64') } } }));
+    await strataOk(['push', 'busybox:latest', ref], { env: { DOCKER_CONFIG: config } });
+    expect(scopes).toContain('repository:tokened:pull,push');
+    // The registry does refuse anonymous clients (skopeo has no login here).
+    expect(await inspectRemote(ref).catch((e: Error) => e.message)).toMatch(/unauthorized|authentication required/i);
+    expect((await secured.requests()).filter((q) => q.method === 'PUT' && q.uri === '/v2/tokened/manifests/1').map((q) => q.status)).toEqual([201]);
+
+    const refused = await strata(['push', 'busybox:latest', ref], { env: { DOCKER_CONFIG: await scratchDir('strata-docker-config-') } });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`error: push ${ref}: token server http://127\\.0\\.0\\.1:\\d+/token answered 401 Unauthorized for registry ${secured.address}: a login is required`));
   });
 });
