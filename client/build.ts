@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import proto from '@temporalio/proto'; // CommonJS: no named exports under ESM
 import { normalizeReference } from '../engine/image/reference.js';
+import { registryReference } from '../engine/registry/reference.js';
 import { stepLogPath } from '../engine/store/logs.js';
 import { removeBuildSecrets, writeBuildSecret } from '../engine/store/secrets.js';
 import type { Store } from '../engine/store/store.js';
@@ -14,6 +15,7 @@ import type { buildImage } from '../workflows/buildImage.js';
 import type { BuildProgress, BuildRequest, OutputSpec, RunHeartbeat } from '../workflows/types.js';
 import { makeFilter, packContext, readDockerignore } from './context.js';
 import { ProgressPrinter, formatSize } from './progress.js';
+import { printPushResult } from './push.js';
 
 export interface BuildOptions {
   file?: string;
@@ -28,6 +30,8 @@ export interface BuildOptions {
   retryWindow?: string;
   /** Print the build ID and return instead of following the build. */
   detach?: boolean;
+  /** Push each tag after the build. */
+  push?: boolean;
 }
 
 /** `strata build --retry-window` when neither the flag nor STRATA_RETRY_WINDOW says otherwise. */
@@ -131,6 +135,15 @@ export async function readSecrets(items: string[], env: NodeJS.ProcessEnv = proc
   return out;
 }
 
+/** `--push` pushes the tags: without one there is nowhere to push, and a bad name fails now. */
+export function checkPushTags(tags: string[], command: string): void {
+  if (tags.length === 0) throw new UsageError(`${command}: --push needs a name to push to: -t REGISTRY/REPO:TAG`);
+  for (const t of tags) {
+    if (t.includes('@')) throw new UsageError(`${command}: --push: -t ${t} is a digest reference; give a tag`);
+    registryReference(t);
+  }
+}
+
 function parseNetwork(v: string | undefined): 'host' | 'none' | undefined {
   if (v === undefined || v === 'default') return undefined;
   if (v === 'host' || v === 'none') return v;
@@ -188,7 +201,9 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
     network: parseNetwork(opts.network),
     stepTimeoutMs: opts.stepTimeout ? parseDuration(opts.stepTimeout) : undefined,
     retryWindowMs: parseRetryWindow(opts.retryWindow ?? (process.env.STRATA_RETRY_WINDOW || DEFAULT_RETRY_WINDOW)),
+    ...(opts.push ? { push: true } : {}),
   };
+  if (opts.push) checkPushTags(tags, 'build');
 
   const secrets = await readSecrets(opts.secret ?? []);
 
@@ -345,6 +360,7 @@ export async function follow(
       out(`Successfully built ${r.imageId.slice(7, 19)}`);
       for (const t of r.tags) out(`Successfully tagged ${t}`);
       for (const o of r.outputs) out(`Saved image to ${o}`);
+      for (const p of r.pushed ?? []) printPushResult(p, out);
       return 0;
     } catch (e) {
       const p = await handle.query<BuildProgress>('progress').catch(() => undefined);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { importRootfs } from '../engine/archive/import.js';
 import { saveImages } from '../engine/archive/save.js';
-import { EngineError } from '../engine/errors.js';
+import { EngineError, RegistryError } from '../engine/errors.js';
 import { normalizeReference } from '../engine/image/reference.js';
 import { Store } from '../engine/store/store.js';
 import { buildLogDir } from '../engine/store/logs.js';
@@ -13,6 +13,7 @@ import { createWorker, taskQueue } from '../worker/worker.js';
 import { DEFAULT_RETRY_WINDOW, EXIT_WAITING, runBuild, sourceDateEpoch, UsageError } from './build.js';
 import { abortBuild, attachBuild, BUILD_STATUSES, describeBuild, listBuilds, retryBuild } from './builds.js';
 import { formatSize } from './progress.js';
+import { runPush } from './push.js';
 import { scheduleCommand } from './schedule.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -32,6 +33,8 @@ Environment:
   TEMPORAL_CLI         the temporal binary that runs the embedded server
   SOURCE_DATE_EPOCH    clamp file times and set "created", for reproducible image IDs
   STRATA_RETRY_WINDOW  default of build --retry-window (default ${DEFAULT_RETRY_WINDOW}; 0 fails at once)
+  STRATA_INSECURE_REGISTRIES  host[:port],... pushed to over http (loopback registries always are)
+  DOCKER_CONFIG        directory of the config.json whose "auths" hold registry credentials
 
 A failed step keeps the build open for its retry window: strata build then exits with
 status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).`,
@@ -52,6 +55,7 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
     .option('--detach', 'print the build ID and return; follow it later with strata attach')
+    .option('--push', 'push each -t name to its registry after the build (e.g. -t localhost:5000/app:1)')
     .action(async (context: string, opts) => {
       process.exitCode = await runBuild(await Store.open(), context, opts);
     });
@@ -205,6 +209,25 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     });
 
   cli
+    .command('push')
+    .description('Push an image from the store to a registry (skips the blobs it already has)')
+    .argument('<image>', 'NAME[:TAG] in the store, e.g. localhost:5000/app:1, or an image ID with DEST')
+    .argument('[dest]', 'push under this REGISTRY/REPO:TAG instead of the image\'s own name')
+    .addHelpText(
+      'after',
+      `
+The registry is the name's first component when it has a dot or a port or is localhost
+(else Docker Hub). Loopback registries (localhost, 127.0.0.0/8) are spoken to over http, as
+docker does; STRATA_INSECURE_REGISTRIES=host:port,... adds others. Credentials come from
+the "auths" of $DOCKER_CONFIG/config.json or ~/.docker/config.json (docker login writes
+them): basic auth and bearer tokens. Layers are pushed as stored (uncompressed tars for
+the layers strata built), so the pushed manifest digest is the local one.`,
+    )
+    .action(async (image: string, dest: string | undefined) => {
+      await runPush(await Store.open(), image, dest);
+    });
+
+  cli
     .command('images')
     .description('List tagged images in the store')
     .action(async () => {
@@ -228,7 +251,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program().parseAsync(argv);
   } catch (err) {
-    if (err instanceof UsageError || (err instanceof EngineError && err.userError)) {
+    // A registry that is down or failing is not a bug of ours: its message says it all.
+    if (err instanceof UsageError || err instanceof RegistryError || (err instanceof EngineError && err.userError)) {
       console.error(`error: ${err.message}`);
       process.exitCode = 1;
       return;

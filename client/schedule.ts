@@ -21,7 +21,7 @@ import { ensureTemporal } from '../worker/temporal.js';
 import { taskQueue } from '../worker/worker.js';
 import type { scheduledBuild } from '../workflows/scheduledBuild.js';
 import type { ScheduledBuildRequest, ScheduledBuildResult, ScheduleSource, ScheduleWhen } from '../workflows/scheduleTypes.js';
-import { hasLiveWorker, parseBuildArgs, parseDuration, sourceDateEpoch, UsageError } from './build.js';
+import { checkPushTags, hasLiveWorker, parseBuildArgs, parseDuration, sourceDateEpoch, UsageError } from './build.js';
 import { makeFilter, packContext, readDockerignore } from './context.js';
 
 const WORKFLOW_TYPE = 'scheduledBuild';
@@ -86,7 +86,7 @@ Examples:
     .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect, [])
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage and what it needs')
-    .option('--push', 'push each built image (not implemented yet: an error)')
+    .option('--push', 'push each -t name to its registry after each build (read by the worker: its ~/.docker/config.json)')
     .option('--paused', 'create the schedule paused (`trigger` still runs it)')
     .action((id: string, source: string, opts: CreateOptions) => withClient((ctx) => createSchedule(ctx, id, source, opts)));
 
@@ -168,7 +168,6 @@ async function withClient(fn: (ctx: Ctx) => Promise<void>): Promise<void> {
 
 async function createSchedule({ store, client, namespace }: Ctx, id: string, sourceArg: string, opts: CreateOptions): Promise<void> {
   if (!SCHEDULE_ID.test(id)) throw new UsageError(`schedule create: invalid ID ${JSON.stringify(id)} (letters, digits, _ . -; not starting with . or -)`);
-  if (opts.push) throw new UsageError('schedule create: --push is not implemented yet (strata has no registry client); tag the image with -t and push it with another tool');
   if ((opts.cron === undefined) === (opts.every === undefined)) throw new UsageError('schedule create: give exactly one of --cron EXPR and --every DURATION');
   if (opts.when !== 'always' && opts.when !== 'changed') throw new UsageError(`schedule create: --when must be always or changed, got ${JSON.stringify(opts.when)}`);
   if (opts.file === '-') throw new UsageError('schedule create: -f - (stdin) cannot be read again at each run; give a file');
@@ -187,7 +186,9 @@ async function createSchedule({ store, client, namespace }: Ctx, id: string, sou
     target: opts.target,
     tags,
     sourceDateEpoch: sourceDateEpoch(),
+    ...(opts.push ? { push: true } : {}),
   };
+  if (opts.push) checkPushTags(tags, 'schedule create');
   const { source, shown } = await resolveSourceArg(store, sourceArg, opts);
   const request: ScheduledBuildRequest = { scheduleId: id, source, when: opts.when, build };
   const memo: ScheduleMemo = { spec, source: shown, when: opts.when, tags };
@@ -222,7 +223,7 @@ async function createSchedule({ store, client, namespace }: Ctx, id: string, sou
     if (err instanceof Error && /invalid|cron|interval/i.test(err.message)) throw new UsageError(`schedule create: ${err.message}`);
     throw err;
   }
-  console.log(`Created schedule ${id}: ${spec}, ${opts.when === 'changed' ? 'when changed' : 'always'}, ${shown}${tags.length ? ` → ${tags.join(', ')}` : ''}`);
+  console.log(`Created schedule ${id}: ${spec}, ${opts.when === 'changed' ? 'when changed' : 'always'}, ${shown}${tags.length ? ` → ${tags.join(', ')}` : ''}${opts.push ? ' (pushed)' : ''}`);
   if (!(await hasLiveWorker(client, namespace, queue))) {
     console.error(`warning: no worker polls task queue "${queue}": runs wait until \`strata worker\` runs`);
   }
@@ -320,7 +321,8 @@ async function runOutcome(client: Client, workflowId: string, runId: string): Pr
 function formatResult(r: ScheduledBuildResult): string {
   const at = r.revision ? ` at ${r.revision.slice(0, 12)}` : '';
   if (r.outcome === 'skipped') return `skipped: ${r.reason}${at} (image ${r.imageId.slice(7, 19)})`;
-  return `built ${r.imageId.slice(7, 19)}${at}${r.tags.length ? ` (${r.tags.join(', ')})` : ''} by ${r.buildId}`;
+  const pushed = r.pushed?.length ? `, pushed ${r.pushed.map((p) => `${p.reference}@${p.digest}`).join(', ')}` : '';
+  return `built ${r.imageId.slice(7, 19)}${at}${r.tags.length ? ` (${r.tags.join(', ')})` : ''} by ${r.buildId}${pushed}`;
 }
 
 function failureMessage(err: unknown): string {

@@ -54,3 +54,18 @@ export class NotFoundError extends EngineError {
     super(code, message, { userError });
   }
 }
+
+/**
+ * A registry refused a request or could not be reached. 4xx answers (bad credentials, no
+ * such repository, a rejected manifest) are the user's to fix: retrying cannot help. 5xx
+ * answers and network failures are the registry's trouble and worth retrying.
+ */
+export class RegistryError extends EngineError {
+  /** The HTTP status, absent when no answer came. */
+  readonly status?: number;
+  constructor(message: string, opts: { status?: number; cause?: unknown } = {}) {
+    const clientError = opts.status !== undefined && opts.status >= 400 && opts.status < 500 && opts.status !== 408 && opts.status !== 429;
+    super(opts.status === undefined ? 'REGISTRY_UNREACHABLE' : `REGISTRY_HTTP_${opts.status}`, message, { cause: opts.cause, userError: clientError });
+    this.status = opts.status;
+  }
+}

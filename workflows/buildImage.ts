@@ -14,7 +14,7 @@ import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
 import { RetryGate } from './retry.js';
 import { CONTEXT_ATTRIBUTE, STATUS_ATTRIBUTE, TAGS_ATTRIBUTE } from './searchAttributes.js';
-import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, BuildStatus, CopyInput, LayerResult, RunInput, StepProgress } from './types.js';
+import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, BuildStatus, CopyInput, LayerResult, PushActivities, RunInput, StepProgress } from './types.js';
 
 export const progressQuery = defineQuery<BuildProgress>('progress');
 
@@ -27,6 +27,12 @@ const steps = proxyActivities<BuildActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
+});
+// A push heartbeats with its progress; an unreachable registry or a 5xx is retried, a 4xx is not.
+const pushing = proxyActivities<PushActivities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 // RUN heartbeats every second; a lost worker is noticed within the heartbeat timeout, and a
 // cancelled build waits until the container is killed and its mount gone. 15 beats may be
@@ -80,9 +86,21 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
       const saved = await steps.saveImage({ manifestDigest: image.manifestDigest, tags: req.tags, dest: out.dest });
       outputs.push(saved.dest);
     }
+    const pushed = [];
+    if (req.push) {
+      progress.phase = 'pushing';
+      for (const reference of req.tags) pushed.push(await pushing.pushImage({ manifestDigest: image.manifestDigest, reference }));
+    }
     progress.phase = 'done';
     setStatus('succeeded');
-    return { imageId: image.imageId, manifestDigest: image.manifestDigest, tags: req.tags, outputs, warnings: plan.warnings };
+    return {
+      imageId: image.imageId,
+      manifestDigest: image.manifestDigest,
+      tags: req.tags,
+      outputs,
+      warnings: plan.warnings,
+      ...(req.push ? { pushed } : {}),
+    };
   } catch (err) {
     progress.phase = 'failed';
     setStatus(isCancellation(err) ? 'cancelled' : 'failed');

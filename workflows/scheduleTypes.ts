@@ -55,7 +55,16 @@ export interface LastScheduledBuild {
 }
 
 export type ScheduledBuildResult =
-  | { outcome: 'built'; imageId: Digest; buildId: string; tags: string[]; contextDigest: Digest; revision?: string }
+  | {
+      outcome: 'built';
+      imageId: Digest;
+      buildId: string;
+      tags: string[];
+      contextDigest: Digest;
+      revision?: string;
+      /** Each tag pushed (`--push`) with its manifest digest. */
+      pushed?: { reference: string; digest: Digest }[];
+    }
   | { outcome: 'skipped'; reason: string; imageId: Digest; lastBuildId: string; contextDigest: Digest; revision?: string };
 
 export interface ScheduleActivities {

@@ -55,7 +55,8 @@ export async function scheduledBuild(req: ScheduledBuildRequest): Promise<Schedu
       args: [{ ...req.build, ...source, outputs: [] }],
     });
     await quick.recordScheduledBuild({ scheduleId: req.scheduleId, build: { inputs, imageId: result.imageId, buildId, revision: source.revision } });
-    return { outcome: 'built', imageId: result.imageId, buildId, tags: result.tags, contextDigest: source.contextDigest, revision: source.revision };
+    const pushed = result.pushed?.map((p) => ({ reference: p.reference, digest: p.digest }));
+    return { outcome: 'built', imageId: result.imageId, buildId, tags: result.tags, contextDigest: source.contextDigest, revision: source.revision, pushed };
   } catch (err) {
     throw runFailure(err);
   }

@@ -3,6 +3,7 @@
 import type { Digest } from '../engine/digest.js';
 import type { HistoryEntry, ImageState, LayerRef } from '../engine/image/types.js';
 import type { BaseSpec, BuildPlan, CopyStep, RunStep, WorkdirStep } from '../engine/plan/types.js';
+import type { PushResult } from '../engine/registry/push.js';
 
 export interface OutputSpec {
   /** `docker`: a tar for `docker load` (OCI layout + docker's manifest.json). */
@@ -33,6 +34,8 @@ export interface BuildRequest {
    * its error (`--retry-window`), in milliseconds. Absent or 0: the build fails at once.
    */
   retryWindowMs?: number;
+  /** Push each tag to its registry after the commit (`--push`); the tags must name registries. */
+  push?: boolean;
 }
 
 export interface BuildResult {
@@ -41,6 +44,8 @@ export interface BuildResult {
   tags: string[];
   outputs: string[];
   warnings: string[];
+  /** One per tag, when the request asked for a push. */
+  pushed?: PushResult[];
 }
 
 /** `failed` while the build's phase is `waiting`: the step waits for `retry` or `abort`. */
@@ -62,7 +67,7 @@ export interface StepProgress {
 
 export interface BuildProgress {
   /** `waiting`: a step failed and the build waits for `retry` or `abort` until `waitingUntil`. */
-  phase: 'planning' | 'building' | 'waiting' | 'committing' | 'saving' | 'done' | 'failed';
+  phase: 'planning' | 'building' | 'waiting' | 'committing' | 'saving' | 'pushing' | 'done' | 'failed';
   totalSteps: number;
   steps: StepProgress[];
   warnings: string[];
@@ -157,4 +162,15 @@ export interface BuildActivities {
   workdirStep(input: WorkdirInput): Promise<LayerResult>;
   commitImage(input: CommitInput): Promise<CommitResult>;
   saveImage(input: SaveInput): Promise<{ dest: string; size: number }>;
+}
+
+export interface PushInput {
+  manifestDigest: Digest;
+  /** `host[:port]/repo:tag`. */
+  reference: string;
+}
+
+/** Pushing runs on any worker: it reads only the store. */
+export interface PushActivities {
+  pushImage(input: PushInput): Promise<PushResult>;
 }

@@ -199,7 +199,7 @@ describe('strata schedule', () => {
       const r = await strata(['schedule', ...args]);
       expect({ args, exitCode: r.exitCode, stderr: r.stderr }).toEqual({ args, exitCode: 1, stderr: expect.stringContaining(message) });
     };
-    await refused(['create', 'bad', '--every', '1h', '--push', ctx], '--push is not implemented yet');
+    await refused(['create', 'bad', '--every', '1h', '--push', ctx], '--push needs a name to push to: -t REGISTRY/REPO:TAG');
     await refused(['create', 'bad', '--every', '1h', '--cron', '0 3 * * *', ctx], 'give exactly one of --cron EXPR and --every DURATION');
     await refused(['create', 'bad', ctx], 'give exactly one of --cron EXPR and --every DURATION');
     await refused(['create', 'bad', '--every', 'soon', ctx], 'invalid duration "soon"');

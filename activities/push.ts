@@ -1,0 +1,24 @@
+// The push activity: an image from the store to a registry. It heartbeats with the upload's
+// progress; registry 4xx answers are user errors (non-retryable), 5xx and an unreachable
+// registry are retried by Temporal.
+import { Context } from '@temporalio/activity';
+import { pushImage, type PushProgress } from '../engine/registry/push.js';
+import type { PushActivities, PushInput } from '../workflows/types.js';
+import { guarded, type ActivityDeps } from './index.js';
+
+const HEARTBEAT_MS = 10_000;
+
+export function createPushActivities({ store }: ActivityDeps): PushActivities {
+  return {
+    pushImage: (input: PushInput) => {
+      const ctx = Context.current();
+      let latest: PushProgress | undefined;
+      ctx.heartbeat();
+      const timer = setInterval(() => ctx.heartbeat(latest), HEARTBEAT_MS);
+      return guarded(async () => {
+        const image = await store.loadImage(input.manifestDigest);
+        return pushImage(store, image, input.reference, { onProgress: (p) => (latest = p), signal: ctx.cancellationSignal });
+      }).finally(() => clearInterval(timer));
+    },
+  };
+}
