@@ -12,7 +12,12 @@ unset TEMPORAL_ADDRESS
 base=strata-bench-busybox:latest
 strata() { node "$root/bin/strata.js" "$@"; }
 cleanup() {
-  [ -n "${worker_pid:-}" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
+  # The worker's graceful shutdown needs the server: stop it first, and never wait forever.
+  if [ -n "${worker_pid:-}" ]; then
+    kill "$worker_pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$worker_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$worker_pid" 2>/dev/null || true
+  fi
   strata server stop >/dev/null 2>&1 || true
   docker rmi -f "$base" >/dev/null 2>&1 || true
   buildah rmi -f "localhost/$base" >/dev/null 2>&1 || true
@@ -26,7 +31,8 @@ strata import --change 'CMD ["sh"]' "$work/busybox.tar" "$base" >/dev/null
 docker import --change 'CMD ["sh"]' "$work/busybox.tar" "$base" >/dev/null
 # buildah has no import: it takes docker's copy of the base.
 docker save -o "$work/base.tar" "$base" && buildah pull -q "docker-archive:$work/base.tar" >/dev/null 2>&1 || echo "buildah: could not load the base; its column will read nan" >&2
-strata worker >"$work/worker.log" 2>&1 &
+# node itself, not the shell function: $! must be the worker process.
+node "$root/bin/strata.js" worker >"$work/worker.log" 2>&1 &
 worker_pid=$!
 sleep 3
 
@@ -37,9 +43,11 @@ printf '%-20s %10s %10s %10s %14s %14s\n' scenario strata docker buildah strata/
 for name in "${scenarios[@]}"; do
   dir="bench/scenarios/$name"
   t_strata=$(seconds strata build "$dir")
-  t_docker=$(DOCKER_BUILDKIT=0 seconds docker build --no-cache -q "$dir")
+  t_docker=$(DOCKER_BUILDKIT=0 seconds docker build --no-cache --force-rm -q -t "strata-bench-result:$name" "$dir")
+  docker rmi "strata-bench-result:$name" >/dev/null 2>&1 || true
   # buildah builds independent stages concurrently only when told (--jobs).
-  t_buildah=$(seconds buildah bud --layers=false --isolation=chroot --jobs 4 -q "$dir" 2>/dev/null || echo nan)
+  t_buildah=$(seconds buildah bud --layers=false --isolation=chroot --jobs 4 -q -t "strata-bench-result:$name" "$dir" 2>/dev/null || echo nan)
+  buildah rmi "strata-bench-result:$name" >/dev/null 2>&1 || true
   ratio() { [ "$2" = nan ] && echo nan || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
   printf '%-20s %9.2fs %9.2fs %10s %14s %14s\n' "$name" "$t_strata" "$t_docker" "$t_buildah" "$(ratio "$t_strata" "$t_docker")" "$(ratio "$t_strata" "$t_buildah")"
 done

@@ -41,15 +41,35 @@ export async function filesystemListing(image: string): Promise<string[]> {
   }
 }
 
-/** docker's classic builder on a context dir; returns the image ID. */
+/**
+ * Images the classic builder made besides the tagged results: other stages' results and the
+ * steps of failed builds. docker keeps them untagged; removeClassicLeftovers() drops them.
+ */
+const classicLeftovers = new Set<string>();
+
+/** `DOCKER_BUILDKIT=0 docker build`, its failed containers removed and its images recorded. */
+export async function classicBuildRaw(context: string, args: string[], env: Record<string, string> = {}): Promise<{ exitCode: number; output: string }> {
+  const r = await execa('docker', ['build', '--force-rm', ...args, context], { env: { ...env, DOCKER_BUILDKIT: '0' }, reject: false, all: true });
+  const output = String(r.all ?? '');
+  for (const m of output.matchAll(/^ ---> ([0-9a-f]{12})$/gm)) classicLeftovers.add(m[1]!);
+  return { exitCode: r.exitCode ?? -1, output };
+}
+
+/** docker's classic builder on a context dir; returns the tag of the image it built. */
 export async function classicBuild(context: string, args: string[] = [], env: Record<string, string> = {}): Promise<string> {
   const tag = uniqueName('strata-classic');
-  const r = await execa('docker', ['build', '-q', '-t', tag, ...args, context], {
-    env: { ...env, DOCKER_BUILDKIT: '0' },
-    reject: false,
-  });
-  if (r.exitCode !== 0) throw new Error(`classic docker build failed (${r.exitCode}):\n${r.stderr}`);
+  const r = await classicBuildRaw(context, ['-t', tag, ...args], env);
+  if (r.exitCode !== 0) throw new Error(`classic docker build failed (${r.exitCode}):\n${r.output}`);
   return tag;
+}
+
+/** Removes the untagged images classic builds of this test file left (tagged ones stay). */
+export async function removeClassicLeftovers(): Promise<void> {
+  // Only the untagged ones: `docker rmi ID` of an image with one tag (the base) would untag it.
+  const dangling = new Set((await docker(['images', '-q', '--filter', 'dangling=true'])).split('\n').filter(Boolean));
+  const ids = [...classicLeftovers].filter((id) => dangling.has(id));
+  classicLeftovers.clear();
+  if (ids.length) await execa('docker', ['rmi', ...ids], { reject: false });
 }
 
 /** strata build → save → docker load; returns the tag docker knows it by. */

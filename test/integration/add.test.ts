@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { strata } from '../helpers/cli.js';
-import { classicBuild, filesystemListing, strataBuildIntoDocker } from '../helpers/differential.js';
+import { classicBuild, filesystemListing, removeClassicLeftovers, strataBuildIntoDocker } from '../helpers/differential.js';
 import { dockerRmi, dockerRun } from '../helpers/docker.js';
 import { activityAttempts } from '../helpers/temporal.js';
 
@@ -49,6 +49,7 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
   if (images.length) await dockerRmi(...images);
+  await removeClassicLeftovers();
 });
 
 async function scratchDir(): Promise<string> {

@@ -23,11 +23,13 @@ import { execa } from 'execa';
 import { REPO_ROOT, strata } from '../helpers/cli.js';
 import {
   classicBuild,
+  classicBuildRaw,
   comparedConfig,
   filesystemListing,
   historyRows,
   normalizeClassicHistory,
   normalizeStrataHistory,
+  removeClassicLeftovers,
   strataBuildIntoDocker,
 } from '../helpers/differential.js';
 import { dockerRmi } from '../helpers/docker.js';
@@ -53,6 +55,7 @@ const cases = (await fs.readdir(CASES_DIR, { withFileTypes: true }))
 const images: string[] = [];
 afterAll(async () => {
   if (images.length) await dockerRmi(...images);
+  await removeClassicLeftovers();
 });
 
 async function readCase(name: string): Promise<CaseFile> {
@@ -96,7 +99,7 @@ test.each(cases)('%s builds as docker builds it', async (name) => {
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toContain(c.fails);
       const classicArgs = c.classic ? [...args, '-f', path.join(ctx, c.classic)] : args;
-      const classic = await execa('docker', ['build', ...classicArgs, ctx], { env: { ...env, DOCKER_BUILDKIT: '0' }, reject: false });
+      const classic = await classicBuildRaw(ctx, classicArgs, env);
       expect(classic.exitCode).not.toBe(0);
       return;
     }

@@ -4,13 +4,14 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { classicBuild, DIFF_BASE, filesystemListing, strataBuildIntoDocker } from '../helpers/differential.js';
+import { classicBuild, DIFF_BASE, filesystemListing, removeClassicLeftovers, strataBuildIntoDocker } from '../helpers/differential.js';
 import { dockerRmi, dockerRun } from '../helpers/docker.js';
 
 const images: string[] = [];
 const dirs: string[] = [];
 afterAll(async () => {
   if (images.length) await dockerRmi(...images);
+  await removeClassicLeftovers();
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
 });
 
