@@ -116,7 +116,7 @@ type ShouldRetry = () => Promise<boolean>;
 async function runStages(plan: BuildPlan, req: BuildRequest, progress: BuildProgress, shouldRetry: ShouldRetry): Promise<ImageState> {
   const results = new Map<number, Promise<ImageState>>();
   for (const stage of plan.stages) {
-    for (const step of stage.steps) progress.steps.push({ number: step.number, text: step.text, status: 'pending' });
+    for (const step of stage.steps) progress.steps.push({ number: step.number, text: step.text, line: step.line, status: 'pending' });
   }
   for (const stage of plan.stages) {
     results.set(stage.index, runStage(stage, results, req, progress, shouldRetry));

@@ -54,6 +54,8 @@ export type StepStatus = 'pending' | 'running' | 'done' | 'failed';
 export interface StepProgress {
   number: number;
   text: string;
+  /** The instruction's line in the Dockerfile, for errors. */
+  line?: number;
   status: StepStatus;
   /** Short ID of the layer a step made, for ` ---> 0123456789ab`. */
   layer?: string;

@@ -42,7 +42,7 @@ test('a COPY whose source is missing waits; strata retry --context with the file
   const first = await strata(['build', '--retry-window', '1h', '-t', tag, broken]);
   expect(first.exitCode).toBe(2);
   const id = buildId(first.stdout);
-  expect(first.stderr).toContain('Step 4/5 : COPY flag /flag');
+  expect(first.stderr).toContain('Step 4/5 : COPY flag /flag (line 4): ');
   expect(first.stderr).toContain('The build is waiting for a decision until');
   expect(first.stderr).toContain(`strata retry ${id}`);
   expect(first.stderr).toContain(`/workflows/${id}`);
