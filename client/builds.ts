@@ -36,7 +36,18 @@ async function progressOf(s: Session, id: string): Promise<BuildProgress> {
     throw new UsageError(`no build ${id} on ${s.target.address}`);
   });
   await ensureWorker(s);
-  return handle.query<BuildProgress>('progress');
+  // A worker that polled a moment ago may be gone (the client that ran it exited): when the
+  // query goes unanswered, answer it from a worker in this process.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 5000);
+  try {
+    return await s.client.connection.withAbortSignal(abort.signal, () => handle.query<BuildProgress>('progress'));
+  } catch {
+    await s.startLocalWorker();
+    return handle.query<BuildProgress>('progress');
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function followBuild(store: Store, s: Session, id: string, retriesBefore?: number): Promise<number> {
