@@ -10,6 +10,7 @@ import {
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
+import { LONG, QUICK } from './activityOptions.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
 import { RetryGate } from './retry.js';
@@ -18,29 +19,17 @@ import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, BuildSt
 
 export const progressQuery = defineQuery<BuildProgress>('progress');
 
-// User errors are thrown by activities as non-retryable failures; these limits cover the rest.
-const quick = proxyActivities<BuildActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
-});
-const steps = proxyActivities<BuildActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
-});
+const quick = proxyActivities<BuildActivities>(QUICK);
+const steps = proxyActivities<BuildActivities>(LONG);
 // A push heartbeats with its progress; an unreachable registry or a 5xx is retried, a 4xx is not.
-const pushing = proxyActivities<PushActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
-});
+const pushing = proxyActivities<PushActivities>({ ...LONG, retry: QUICK.retry });
 // RUN heartbeats every second; a lost worker is noticed within the heartbeat timeout, and a
 // cancelled build waits until the container is killed and its mount gone. 15 beats may be
 // missed before the step is retried elsewhere: only an event loop stalled that long (never
 // seen: commits stream) would be taken for dead, and then the step is just run again.
 const RUN_OPTIONS = {
   heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
+  retry: LONG.retry,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 } as const;
 const DEFAULT_RUN_TIMEOUT_MS = 24 * 3600_000;

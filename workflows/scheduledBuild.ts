@@ -2,22 +2,16 @@
 // context in the store, skips the run under `--when changed` when nothing the build depends
 // on moved since the last successful build, and otherwise runs buildImage as a child.
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { LONG, QUICK } from './activityOptions.js';
 import type { Digest } from '../engine/digest.js';
 import type { BuildPlan } from '../engine/plan/types.js';
 import type { buildImage } from './buildImage.js';
 import type { ScheduleActivities, ScheduledBuildInputs, ScheduledBuildRequest, ScheduledBuildResult } from './scheduleTypes.js';
 import type { BuildActivities } from './types.js';
 
-const quick = proxyActivities<ScheduleActivities & Pick<BuildActivities, 'planBuild'>>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
-});
+const quick = proxyActivities<ScheduleActivities & Pick<BuildActivities, 'planBuild'>>(QUICK);
 // Packing a large directory or cloning a repository takes a while; it heartbeats.
-const fetching = proxyActivities<ScheduleActivities>({
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
-});
+const fetching = proxyActivities<ScheduleActivities>({ ...LONG, startToCloseTimeout: '1 hour' });
 
 export async function scheduledBuild(req: ScheduledBuildRequest): Promise<ScheduledBuildResult> {
   try {

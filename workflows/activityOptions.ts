@@ -1,0 +1,16 @@
+// Activity options the workflows share. User errors are thrown by activities as
+// non-retryable failures; these limits cover the rest (lost workers, flaky I/O).
+import type { ActivityOptions } from '@temporalio/workflow';
+
+/** Short activities: planning, resolving a base, committing. */
+export const QUICK: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
+};
+
+/** Long activities that heartbeat (copying, saving, packing, cloning): a lost worker shows within 2 minutes. */
+export const LONG: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
+};
