@@ -55,3 +55,14 @@ export async function dockerHistory(image: string): Promise<{ createdBy: string;
 export async function dockerRmi(...images: string[]): Promise<void> {
   await execa('docker', ['rmi', '-f', ...images], { reject: false });
 }
+
+/** Entry names of each layer tar in a saved archive, bottom layer first. */
+export async function layerListings(archive: string): Promise<string[][]> {
+  const manifest = JSON.parse((await execa('tar', ['-xOf', archive, 'manifest.json'])).stdout) as { Layers: string[] }[];
+  const out: string[][] = [];
+  for (const layer of manifest[0]!.Layers) {
+    const r = await execa('sh', ['-c', 'tar -xOf "$1" "$2" | tar -t', 'sh', archive, layer]);
+    out.push(r.stdout.split('\n').filter(Boolean));
+  }
+  return out;
+}

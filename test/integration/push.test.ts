@@ -140,8 +140,10 @@ describe('strata push', () => {
     expect(unreachable.stderr).toMatch(new RegExp(`^error: push ${down}/x:1: cannot reach registry ${down} \\(HEAD http://${down}/v2/x/blobs/sha256:[0-9a-f]{64}\\): connect ECONNREFUSED`, 'm'));
 
     const missing = await strata(['push', `${registry.address}/nothing:here`]);
+    expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toContain(`no such image in the local store`);
     const id = await strata(['push', 'sha256:' + '0'.repeat(12)]);
+    expect(id.exitCode).toBe(1);
     expect(id.stderr).toContain('is an image ID; name where it goes');
   });
 
@@ -195,7 +197,6 @@ describe('a registry with bearer-token auth', () => {
   let secured: TestRegistry;
   let tokenServer: http.Server;
   const scopes: string[] = [];
-  const logins: string[] = [];
 
   beforeAll(async () => {
     const dir = await scratchDir('strata-token-');
@@ -210,7 +211,6 @@ describe('a registry with bearer-token auth', () => {
     tokenServer = http.createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://x');
       scopes.push(...url.searchParams.getAll('scope'));
-      logins.push(req.headers.authorization ?? '');
       if (req.headers.authorization !== `Basic ${Buffer.from('tester:s3cret').toString('base64')}`) {
         res.writeHead(401).end();
         return;

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { STRATA_BIN, strata, strataOk } from '../helpers/cli.js';
-import { dockerInspect, dockerLoad, dockerRmi, dockerRun, uniqueName } from '../helpers/docker.js';
+import { dockerInspect, dockerLoad, dockerRmi, dockerRun, layerListings, uniqueName } from '../helpers/docker.js';
 
 const dirs: string[] = [];
 const images: string[] = [];
@@ -19,17 +19,6 @@ async function context(dockerfile: string): Promise<string> {
   dirs.push(dir);
   await fs.writeFile(path.join(dir, 'Dockerfile'), dockerfile);
   return dir;
-}
-
-/** Entry names of each layer tar in a saved archive, bottom layer first. */
-async function layerListings(archive: string): Promise<string[][]> {
-  const manifest = JSON.parse((await execa('tar', ['-xOf', archive, 'manifest.json'])).stdout) as { Layers: string[] }[];
-  const out: string[][] = [];
-  for (const layer of manifest[0]!.Layers) {
-    const r = await execa('sh', ['-c', `tar -xOf "$1" "$2" | tar -t`, 'sh', archive, layer]);
-    out.push(r.stdout.split('\n').filter(Boolean));
-  }
-  return out;
 }
 
 test('RUN steps that create, change, chmod and delete give docker the filesystem they describe, with whiteouts', async () => {
