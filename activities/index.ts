@@ -17,6 +17,7 @@ import { executeWorkdir } from '../engine/steps/workdir.js';
 import { stepLogPath } from '../engine/store/logs.js';
 import { readBuildSecret } from '../engine/store/secrets.js';
 import type { BuildActivities, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
+import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
 
 export interface ActivityDeps {
   store: Store;
@@ -111,8 +112,6 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
 
 /** How often a long activity tells Temporal it is alive. */
 const HEARTBEAT_MS = 10_000;
-/** RUN heartbeats often: they carry its output to clients and its cancellation to us. */
-const RUN_HEARTBEAT_MS = 1_000;
 /** The most output one heartbeat carries; a client that falls behind is told to see the log. */
 const BEAT_BYTES = 64 * 1024;
 

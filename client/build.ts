@@ -13,6 +13,7 @@ import { ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
 import type { buildImage } from '../workflows/buildImage.js';
 import type { BuildProgress, BuildRequest, OutputSpec, RunHeartbeat } from '../workflows/types.js';
+import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
 import { makeFilter, packContext, readDockerignore } from './context.js';
 import { ProgressPrinter, formatSize } from './progress.js';
 import { printPushResult } from './push.js';
@@ -284,13 +285,13 @@ export async function openSession(store: Store, err: (l: string) => void): Promi
 type BuildHandle = ReturnType<Client['workflow']['getHandle']>;
 
 /**
- * The build's progress, or undefined when no worker answers within 2 s. The query is aborted
+ * The build's progress, or undefined when no worker answers in time (2 s). The query is aborted
  * then, not left behind: an abandoned call would go on retrying and, once the connection is
  * closed, crash the process from a timer.
  */
-async function queryProgress(client: Client, handle: BuildHandle): Promise<BuildProgress | undefined> {
+export async function queryProgress(client: Client, handle: BuildHandle, timeoutMs = 2000): Promise<BuildProgress | undefined> {
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), 2000);
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
     return await client.connection.withAbortSignal(abort.signal, () => handle.query<BuildProgress>('progress'));
   } catch {
@@ -363,7 +364,7 @@ export async function follow(
       for (const p of r.pushed ?? []) printPushResult(p, out);
       return 0;
     } catch (e) {
-      const p = await handle.query<BuildProgress>('progress').catch(() => undefined);
+      const p = await queryProgress(client, handle);
       if (p) printer.render(p);
       if (cancelled) {
         err('Build cancelled');
@@ -422,7 +423,12 @@ class OutputStreamer {
     this.printed.set(step, buf.length);
   }
 
+  /** When describe last ran: RUN heartbeats come once a second, so asking more often finds nothing new. */
+  private lastPoll = 0;
+
   async poll(step: number): Promise<void> {
+    if (Date.now() - this.lastPoll < RUN_HEARTBEAT_MS) return;
+    this.lastPoll = Date.now();
     const desc = await this.client.workflowService
       .describeWorkflowExecution({ namespace: this.client.options.namespace, execution: { workflowId: this.workflowId } })
       .catch(() => undefined);

@@ -8,7 +8,7 @@ import type { Store } from '../engine/store/store.js';
 import { normalizeReference } from '../engine/image/reference.js';
 import { CONTEXT_ATTRIBUTE, SCHEDULE_ATTRIBUTE_NAME, STATUS_ATTRIBUTE, TAGS_ATTRIBUTE } from '../workflows/searchAttributes.js';
 import type { BuildProgress, BuildResult, BuildStatus, RetryRequest } from '../workflows/types.js';
-import { EXIT_WAITING, UsageError, buildUrl, follow, hasLiveWorker, openSession, type Session } from './build.js';
+import { EXIT_WAITING, UsageError, buildUrl, follow, hasLiveWorker, openSession, queryProgress, type Session } from './build.js';
 import { makeFilter, packContext, readDockerignore } from './context.js';
 import { formatSize } from './progress.js';
 
@@ -35,19 +35,19 @@ async function progressOf(s: Session, id: string): Promise<BuildProgress> {
   await handle.describe().catch(() => {
     throw new UsageError(`no build ${id} on ${s.target.address}`);
   });
+  return answeredProgress(s, handle);
+}
+
+/**
+ * The progress query, answered: a worker that polled a moment ago may be gone (the client
+ * that ran it exited), so an unanswered query is asked again with a worker in this process.
+ */
+async function answeredProgress(s: Session, handle: ReturnType<Session['client']['workflow']['getHandle']>): Promise<BuildProgress> {
   await ensureWorker(s);
-  // A worker that polled a moment ago may be gone (the client that ran it exited): when the
-  // query goes unanswered, answer it from a worker in this process.
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), 5000);
-  try {
-    return await s.client.connection.withAbortSignal(abort.signal, () => handle.query<BuildProgress>('progress'));
-  } catch {
-    await s.startLocalWorker();
-    return handle.query<BuildProgress>('progress');
-  } finally {
-    clearTimeout(timer);
-  }
+  const p = await queryProgress(s.client, handle, 5000);
+  if (p) return p;
+  await s.startLocalWorker();
+  return handle.query<BuildProgress>('progress');
 }
 
 async function followBuild(store: Store, s: Session, id: string, retriesBefore?: number): Promise<number> {
@@ -170,8 +170,7 @@ export async function describeBuild(store: Store, id: string): Promise<void> {
     const info = await handle.describe().catch(() => {
       throw new UsageError(`builds describe: no build ${id} on ${s.target.address}`);
     });
-    await ensureWorker(s);
-    const p = await handle.query<BuildProgress>('progress');
+    const p = await answeredProgress(s, handle);
     out(`Build:     ${id}`);
     out(`Status:    ${statusOf(info)}${p.phase === 'waiting' && p.waitingUntil ? ` (a step failed; waiting for retry or abort until ${p.waitingUntil})` : ''}`);
     out(`Started:   ${info.startTime.toISOString()}`);

@@ -18,13 +18,20 @@ export function taskQueue(): string {
 
 let runtimeInstalled = false;
 
+let rejectionsLogged = false;
+
 /**
  * A worker serves many builds: one stray rejected promise must not take them all down.
- * It is logged with its stack (a bug to fix), and the worker goes on.
+ * It is logged with its stack (a bug to fix), and the worker goes on. Installed by the first
+ * worker of a process only, so CLI commands that run none keep failing on such a bug.
  */
-process.on('unhandledRejection', (reason) => {
-  process.stderr.write(`[worker ERROR] unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
-});
+function logUnhandledRejections(): void {
+  if (rejectionsLogged) return;
+  rejectionsLogged = true;
+  process.on('unhandledRejection', (reason) => {
+    process.stderr.write(`[worker ERROR] unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
+  });
+}
 
 /** Temporal's own logs go to stderr at WARN unless STRATA_LOG_LEVEL says otherwise. */
 function installRuntime(defaultLevel: LogLevel): void {
@@ -51,6 +58,7 @@ export interface WorkerOptions {
 /** Creates a worker ready to run; `worker.run()` polls until `worker.shutdown()`. */
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime(opts.logLevel ?? 'WARN');
+  logUnhandledRejections();
   await reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR');
   // Workers elsewhere on a shared store die too; their leftovers are only known to be dead later.
   setInterval(() => void reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR'), RECLAIM_MS).unref();

@@ -132,6 +132,12 @@ export interface LayerResult {
 }
 
 /** What a running RUN step heartbeats: the newest output, for clients to stream. */
+/**
+ * How often a RUN step heartbeats: often, since beats carry its output to clients (which need
+ * not look more often) and its cancellation to the worker.
+ */
+export const RUN_HEARTBEAT_MS = 1_000;
+
 export interface RunHeartbeat {
   step: number;
   /** Byte offset of `text` in the step's whole output. */
