@@ -10,8 +10,13 @@ import path from 'node:path';
  */
 export const PROCESS_TAG = randomBytes(6).toString('hex');
 
+/** A fresh temp entry name, `PREFIX-TAG-RANDOM`: owners.ts reads the tag back out of it. */
+export function tempEntryName(prefix: string): string {
+  return `${prefix}-${PROCESS_TAG}-${randomBytes(6).toString('hex')}`;
+}
+
 export function tempName(dir: string, prefix = 'tmp'): string {
-  return path.join(dir, `.${prefix}-${PROCESS_TAG}-${randomBytes(6).toString('hex')}`);
+  return path.join(dir, `.${tempEntryName(prefix)}`);
 }
 
 /** Writes `data` to `file` so that readers see the old content or the new, never a part. */

@@ -5,6 +5,7 @@ import { layerDescriptor, type Store } from '../store/store.js';
 import {
   MEDIA_TYPE_CONFIG,
   MEDIA_TYPE_MANIFEST,
+  type HistoryEntry,
   type ImageConfigFile,
   type ImageManifest,
   type ImageState,
@@ -26,8 +27,10 @@ export async function commitImage(store: Store, state: ImageState, opts: CommitO
     created: opts.sourceDateEpoch !== undefined ? created : (h.created ?? created),
     comment: h.comment ?? 'strata',
   }));
+  const author = authorOf(state.history);
   const config: ImageConfigFile = {
     created,
+    ...(author !== undefined ? { author } : {}),
     architecture: state.architecture,
     os: state.os,
     config: state.config,
@@ -55,4 +58,17 @@ export function stateOf(config: ImageConfigFile, layers: ImageState['layers']): 
     architecture: config.architecture,
     os: config.os,
   };
+}
+
+/**
+ * MAINTAINER sets the image's author (outside `config`, so the planner records it only as a
+ * history row): the last one wins, a base's included, as in BuildKit.
+ */
+function authorOf(history: HistoryEntry[]): string | undefined {
+  for (let i = history.length - 1; i >= 0; i--) {
+    // strata's own rows, and the classic builder's `/bin/sh -c #(nop)  MAINTAINER x`.
+    const m = /^(?:.* #\(nop\)\s+)?MAINTAINER (.*)$/s.exec(history[i]!.created_by ?? '');
+    if (m) return m[1];
+  }
+  return undefined;
 }

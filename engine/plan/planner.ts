@@ -448,7 +448,7 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
     }
     case 'MAINTAINER': {
       noFlags();
-      // MAINTAINER sets the image's author, outside `config`; the commit reads it from history.
+      // MAINTAINER sets the image's author, outside `config`; commitImage reads it from history.
       return config({}, `MAINTAINER ${inst.name}`);
     }
     case 'ONBUILD': {

@@ -1,7 +1,6 @@
 // The store ($STRATA_HOME): blobs by digest, unpacked layer snapshots by chainID, tags.
 // Contract: every write lands in tmp/ first and is renamed into place, so a crash leaves
 // either nothing or a complete, verified object. Layout: docs/store.md and DESIGN.md.
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +9,7 @@ import type { Readable } from 'node:stream';
 import lockfile from 'proper-lockfile';
 import { DigestStream, asDigest, chainId as computeChainId, digestHex, isDigest, sha256, type Digest } from '../digest.js';
 import { DigestMismatchError, NotFoundError, UserInputError } from '../errors.js';
-import { PROCESS_TAG, exists, syncDir, writeFileAtomic } from '../fsutil/atomic.js';
+import { exists, syncDir, tempEntryName, writeFileAtomic } from '../fsutil/atomic.js';
 import {
   ANNOTATION_REF_NAME,
   MEDIA_TYPE_INDEX,
@@ -72,7 +71,7 @@ export class Store {
 
   /** A fresh private directory under tmp/; the caller removes it (or renames it away). */
   async makeTempDir(prefix: string): Promise<string> {
-    const dir = path.join(this.root, 'tmp', `${prefix}-${PROCESS_TAG}-${randomBytes(6).toString('hex')}`);
+    const dir = path.join(this.root, 'tmp', tempEntryName(prefix));
     await fs.mkdir(dir, { mode: 0o700 });
     return dir;
   }
@@ -102,7 +101,7 @@ export class Store {
    * `expected`, a mismatch stores nothing and throws. Idempotent.
    */
   async putBlobStream(src: Readable, expected?: Digest): Promise<{ digest: Digest; size: number }> {
-    const tmp = path.join(this.root, 'tmp', `blob-${PROCESS_TAG}-${randomBytes(6).toString('hex')}`);
+    const tmp = path.join(this.root, 'tmp', tempEntryName('blob'));
     const hasher = new DigestStream();
     try {
       const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });

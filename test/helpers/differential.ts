@@ -113,6 +113,8 @@ export async function comparedConfig(image: string): Promise<Record<string, unkn
   // docker shows an unset field as null, [] or {} depending on how the image was made.
   const empty = (v: unknown) => v === undefined || v === null || v === '' || (typeof v === 'object' && Object.keys(v as object).length === 0);
   for (const f of COMPARED_CONFIG_FIELDS) out[f] = empty(config[f]) ? null : config[f];
+  // MAINTAINER's author sits beside the config, not in it.
+  out.Author = (await docker(['image', 'inspect', '--format', '{{.Author}}', image])).trim() || null;
   return out;
 }
 
