@@ -132,7 +132,6 @@ export interface WorkdirStep extends StepCommon {
   history: HistoryEntry;
 }
 
-export type LayerStep = CopyStep | RunStep | WorkdirStep;
 export type Step = FromStep | ConfigStep | CopyStep | RunStep | WorkdirStep;
 
 export interface StagePlan {

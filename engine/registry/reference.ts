@@ -13,8 +13,6 @@ export interface RegistryReference {
   /** A tag, or a manifest digest for `name@sha256:…`. */
   reference: string;
   scheme: 'http' | 'https';
-  /** The reference as it was given, for messages. */
-  display: string;
 }
 
 const DOCKER_HUB = 'docker.io';
@@ -38,7 +36,7 @@ export function registryReference(input: string, env: NodeJS.ProcessEnv = proces
   const reference = ref.tag ?? ref.digest;
   if (!reference) throw new UserInputError('INVALID_REFERENCE', `push: ${input} names no tag or digest`);
   const host = registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
-  return { registry, host, repository, reference, scheme: isInsecure(registry, env) ? 'http' : 'https', display: input };
+  return { registry, host, repository, reference, scheme: isInsecure(registry, env) ? 'http' : 'https' };
 }
 
 function isInsecure(registry: string, env: NodeJS.ProcessEnv): boolean {

@@ -27,8 +27,6 @@ export interface PreparedMounts {
   oci: OciMount[];
   /** `NAME=value` for secrets with `env=`. */
   env: string[];
-  /** Where the mounts land in the container, for removing the mountpoints runc created. */
-  targets: string[];
   /** Unmounts and unlocks; call it (in a finally) once the container is gone. */
   release(): Promise<void>;
 }
@@ -44,14 +42,12 @@ export async function prepareRunMounts(store: Store, mounts: RunMount[], dir: st
   const prepared: PreparedMounts = {
     oci: [],
     env: [],
-    targets: [],
     async release() {
       for (const u of undo.splice(0).reverse()) await u();
     },
   };
   const bind = (target: string, source: string, readonly: boolean) => {
     prepared.oci.push({ destination: target, type: 'bind', source, options: ['rbind', readonly ? 'ro' : 'rw'] });
-    prepared.targets.push(target);
   };
   try {
     for (const [i, m] of mounts.entries()) {
@@ -69,7 +65,6 @@ export async function prepareRunMounts(store: Store, mounts: RunMount[], dir: st
           break;
         case 'tmpfs':
           prepared.oci.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
-          prepared.targets.push(m.target);
           break;
         case 'secret': {
           const value = await inputs.secret(m.id);

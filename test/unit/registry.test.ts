@@ -22,7 +22,7 @@ describe('registryReference', () => {
     [`ghcr.io/o/a@sha256:${'b'.repeat(64)}`, { registry: 'ghcr.io', host: 'ghcr.io', repository: 'o/a', reference: `sha256:${'b'.repeat(64)}`, scheme: 'https' }],
   ];
   test.each(rows)('%s', (input, want) => {
-    expect(registryReference(input, {})).toEqual({ ...want, display: input });
+    expect(registryReference(input, {})).toEqual(want);
   });
 
   test('STRATA_INSECURE_REGISTRIES adds http registries, by host:port or host', () => {
