@@ -6,7 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 // The worker packs a directory exactly as `strata build` does, so the same tree gives the
 // same context digest from either side.
-import { makeFilter, packContext, readDockerignore } from '../client/context.js';
+import { makeFilter, packContext, readDockerignore } from '../engine/context/pack.js';
 import { EngineError, UserInputError } from '../engine/errors.js';
 import { resolveInRoot } from '../engine/fsutil/scoped.js';
 import { classifyAddSource } from '../engine/plan/addSource.js';

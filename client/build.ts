@@ -14,7 +14,7 @@ import { createWorker, taskQueue } from '../worker/worker.js';
 import type { buildImage } from '../workflows/buildImage.js';
 import type { BuildProgress, BuildRequest, OutputSpec, RunHeartbeat } from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
-import { makeFilter, packContext, readDockerignore } from './context.js';
+import { makeFilter, packContext, readDockerignore } from '../engine/context/pack.js';
 import { ProgressPrinter, formatSize } from './progress.js';
 import { printPushResult } from './push.js';
 

@@ -22,7 +22,7 @@ import { taskQueue } from '../worker/worker.js';
 import type { scheduledBuild } from '../workflows/scheduledBuild.js';
 import type { ScheduledBuildRequest, ScheduledBuildResult, ScheduleSource, ScheduleWhen } from '../workflows/scheduleTypes.js';
 import { checkPushTags, hasLiveWorker, parseBuildArgs, parseDuration, sourceDateEpoch, UsageError } from './build.js';
-import { makeFilter, packContext, readDockerignore } from './context.js';
+import { makeFilter, packContext, readDockerignore } from '../engine/context/pack.js';
 
 const WORKFLOW_TYPE = 'scheduledBuild';
 

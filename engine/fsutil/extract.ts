@@ -5,7 +5,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { EngineError, PathEscapeError } from '../errors.js';
-import { readTar, type TarEntry, type TarHeader } from '../layer/tarformat.js';
+import { readTar, type TarEntry, type TarHeader } from '../tar/tarformat.js';
 import { cleanRelative, resolveInRoot } from './scoped.js';
 import { makeNodes, writeXattrs, type NodeSpec, type XattrSpec } from './special.js';
 

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { DigestStream, type Digest } from '../digest.js';
 import { EngineError } from '../errors.js';
 import { readXattrsTree, xattrKey, type Xattrs } from '../fsutil/special.js';
-import { blockPadding, encodeEntryHeader, endOfArchive, printable, type EntryHeader, type PaxRecord } from './tarformat.js';
+import { blockPadding, encodeEntryHeader, endOfArchive, printable, type EntryHeader, type PaxRecord } from '../tar/tarformat.js';
 
 export interface LayerTarOptions {
   /** SOURCE_DATE_EPOCH in seconds: every mtime later than it is clamped down to it. */

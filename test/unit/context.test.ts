@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tarStream from 'tar-stream';
-import { makeFilter, packContext, readDockerignore } from '../../client/context.js';
+import { makeFilter, packContext, readDockerignore } from '../../engine/context/pack.js';
 
 // ---- helpers ------------------------------------------------------------------------------
 

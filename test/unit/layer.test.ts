@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { extractTar } from '../../engine/fsutil/extract.js';
 import { makeNodes, readXattrsTree, writeXattrs } from '../../engine/fsutil/special.js';
 import { hashLayerTar, writeLayerTar, type LayerTarOptions } from '../../engine/layer/tar.js';
-import { readTar } from '../../engine/layer/tarformat.js';
+import { readTar } from '../../engine/tar/tarformat.js';
 
 // ---- helpers ------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import {
   readTar,
   type EntryHeader,
   type PaxRecord,
-} from '../../engine/layer/tarformat.js';
+} from '../../engine/tar/tarformat.js';
 
 // ---- helpers ------------------------------------------------------------------------------
 
