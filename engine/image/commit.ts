@@ -1,15 +1,22 @@
 // Commit: a build's final state becomes a config blob, a manifest blob and tags.
 import type { Digest } from '../digest.js';
-import { createdAt } from '../layer/commit.js';
-import { layerDescriptor, type Store } from '../store/store.js';
 import {
   MEDIA_TYPE_CONFIG,
+  MEDIA_TYPE_LAYER,
   MEDIA_TYPE_MANIFEST,
+  type Descriptor,
   type HistoryEntry,
   type ImageConfigFile,
   type ImageManifest,
   type ImageState,
+  type LayerRef,
 } from './types.js';
+
+/** What a commit writes to: the store's blobs and tags (engine/store satisfies it). */
+export interface ImageSink {
+  putBlob(data: string): Promise<{ digest: Digest; size: number }>;
+  setTags(tags: string[], manifest: Descriptor): Promise<void>;
+}
 
 export interface CommitOptions {
   tags: string[];
@@ -20,7 +27,7 @@ export interface CommitOptions {
 }
 
 /** Writes config and manifest (idempotent: same state, same digests) and points the tags at it. */
-export async function commitImage(store: Store, state: ImageState, opts: CommitOptions): Promise<{ imageId: Digest; manifestDigest: Digest }> {
+export async function commitImage(store: ImageSink, state: ImageState, opts: CommitOptions): Promise<{ imageId: Digest; manifestDigest: Digest }> {
   const created = createdAt(opts.sourceDateEpoch, opts.now);
   const history = state.history.map((h) => ({
     ...h,
@@ -71,4 +78,14 @@ function authorOf(history: HistoryEntry[]): string | undefined {
     if (m) return m[1];
   }
   return undefined;
+}
+
+/** The descriptor a manifest lists for a layer the store holds. */
+export function layerDescriptor(layer: LayerRef): Descriptor {
+  return { mediaType: layer.mediaType || MEDIA_TYPE_LAYER, digest: layer.digest, size: layer.blobSize };
+}
+
+/** A history/config `created` time: SOURCE_DATE_EPOCH when set (reproducible), else `now`. */
+export function createdAt(sourceDateEpoch: number | undefined, now: Date = new Date()): string {
+  return sourceDateEpoch !== undefined ? new Date(sourceDateEpoch * 1000).toISOString() : now.toISOString();
 }

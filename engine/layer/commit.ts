@@ -2,6 +2,7 @@
 // the directory itself is renamed into the store as the snapshot, never copied.
 import { promises as fs } from 'node:fs';
 import type { Digest } from '../digest.js';
+import { createdAt } from '../image/commit.js';
 import { MEDIA_TYPE_LAYER, type HistoryEntry, type LayerRef } from '../image/types.js';
 import type { Store } from '../store/store.js';
 import { hashLayerTar } from './tar.js';
@@ -39,9 +40,4 @@ export async function commitStep(
   if ((await fs.readdir(upper)).length === 0) return { history: { ...history, created, empty_layer: true } };
   const layer = await commitSnapshot(store, upper, parent, sourceDateEpoch);
   return { layer, history: { ...history, created } };
-}
-
-/** A history/config `created` time: SOURCE_DATE_EPOCH when set (reproducible), else `now`. */
-export function createdAt(sourceDateEpoch: number | undefined, now: Date = new Date()): string {
-  return sourceDateEpoch !== undefined ? new Date(sourceDateEpoch * 1000).toISOString() : now.toISOString();
 }

@@ -326,8 +326,3 @@ export class Store {
     return { manifestDigest, manifest, configDigest, config, layers };
   }
 }
-
-/** The descriptor a manifest lists for a layer the store holds. */
-export function layerDescriptor(layer: LayerRef): Descriptor {
-  return { mediaType: layer.mediaType || MEDIA_TYPE_LAYER, digest: layer.digest, size: layer.blobSize };
-}
