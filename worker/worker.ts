@@ -5,7 +5,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from 
 import { createActivities } from '../activities/index.js';
 import { createPushActivities } from '../activities/push.js';
 import { createScheduleActivities } from '../activities/schedule.js';
-import { reclaimDeadOwners } from '../engine/store/owners.js';
+import { reclaimDeadOwners } from '../engine/runtime/reclaim.js';
 import type { Store } from '../engine/store/store.js';
 import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
 import type { TemporalTarget } from './temporal.js';

@@ -1,15 +1,13 @@
-// Which processes use the store, and the reclaiming of what dead ones left: a worker killed
-// in the middle of a step leaves its staging directory in tmp/ (with the step's overlay
-// mounted on it and maybe its runc container still running) and temp files beside blobs.
-// Every temp entry carries its maker's PROCESS_TAG; owners/<tag>.json says who that is, so
-// a worker can remove exactly the entries of processes that are gone, while other live
-// workers (same machine or other containers on the same volume) keep theirs.
+// Which processes use the store, and what dead ones left: a worker killed in the middle of a
+// step leaves its staging directory in tmp/ (with the step's overlay mounted on it and maybe
+// its runc container still running) and temp files beside blobs. Every temp entry carries its
+// maker's PROCESS_TAG; owners/<tag>.json says who that is, so a worker can find exactly the
+// entries of processes that are gone, while other live workers (same machine or other
+// containers on the same volume) keep theirs. engine/runtime/reclaim.ts removes them.
 import { readFileSync, rmSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { PROCESS_TAG } from '../fsutil/atomic.js';
-import { unmountPath } from '../runtime/overlay.js';
 
 /** Who made the temp entries tagged with one PROCESS_TAG. */
 interface OwnerRecord {
@@ -100,66 +98,31 @@ export async function ownerAlive(root: string, tag: string, self?: OwnerRecord):
   return Date.now() - mtimeMs < OWNER_STALE_MS;
 }
 
-interface RuncContainer {
-  id: string;
-  bundle: string;
+/** What dead processes left: their temp entries (staging dirs, partial files) and owner records. */
+export interface DeadLeftovers {
+  entries: string[];
+  records: string[];
 }
 
-async function runcContainers(): Promise<RuncContainer[]> {
-  const r = await execa('runc', ['list', '--format', 'json'], { reject: false });
-  if (r.exitCode !== 0) return [];
-  try {
-    return (JSON.parse(String(r.stdout) || '[]') ?? []) as RuncContainer[];
-  } catch {
-    return [];
-  }
-}
-
-/** Mount points of this mount namespace, with /proc's octal escapes decoded. */
-export async function mountPoints(): Promise<string[]> {
-  const text = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => line.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
-}
-
-function isUnder(p: string, dir: string): boolean {
-  return p === dir || p.startsWith(dir + path.sep);
-}
-
-/**
- * Removes what dead processes left in the store: their runc containers (a killed worker's
- * `runc run` outlives it, and the step's process with it), the mounts under their staging
- * directories (deepest first), the directories, their partial blob and index temp files, and
- * their owner records. Returns the paths removed.
- */
-export async function reclaimDeadOwners(root: string): Promise<string[]> {
+/** Finds the temp entries and owner records of processes that are gone; removes nothing. */
+export async function findDeadLeftovers(root: string): Promise<DeadLeftovers> {
   const self = await selfRecord();
   const verdicts = new Map<string, Promise<boolean>>();
   const dead = (tag: string) => {
     if (!verdicts.has(tag)) verdicts.set(tag, ownerAlive(root, tag, self).then((alive) => !alive));
     return verdicts.get(tag)!;
   };
-  const leftovers: string[] = [];
+  const entries: string[] = [];
   for (const dir of [path.join(root, 'tmp'), path.join(root, 'blobs', 'sha256'), root]) {
     for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
       const m = TEMP_ENTRY.exec(name);
-      if (m && (await dead(m[1]!))) leftovers.push(path.join(dir, name));
+      if (m && (await dead(m[1]!))) entries.push(path.join(dir, name));
     }
   }
-  if (leftovers.length > 0) {
-    const containers = await runcContainers();
-    for (const c of containers.filter((c) => leftovers.some((d) => isUnder(c.bundle, d)))) {
-      await execa('runc', ['delete', '--force', c.id], { reject: false });
-    }
-    const mounts = (await mountPoints()).filter((m) => leftovers.some((d) => isUnder(m, d)));
-    for (const m of mounts.sort((a, b) => b.length - a.length)) await unmountPath(m);
-    for (const p of leftovers) await fs.rm(p, { recursive: true, force: true });
-  }
+  const records: string[] = [];
   for (const name of await fs.readdir(ownersDir(root)).catch(() => [] as string[])) {
     const tag = /^([0-9a-f]{12})\.json$/.exec(name)?.[1];
-    if (tag && (await dead(tag))) await fs.rm(path.join(ownersDir(root), name), { force: true });
+    if (tag && (await dead(tag))) records.push(path.join(ownersDir(root), name));
   }
-  return leftovers;
+  return { entries, records };
 }

@@ -5,7 +5,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PROCESS_TAG } from '../../engine/fsutil/atomic.js';
-import { OWNER_STALE_MS, ownerAlive, reclaimDeadOwners } from '../../engine/store/owners.js';
+import { reclaimDeadOwners } from '../../engine/runtime/reclaim.js';
+import { OWNER_STALE_MS, ownerAlive } from '../../engine/store/owners.js';
 import { Store } from '../../engine/store/store.js';
 
 let root: string;
