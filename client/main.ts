@@ -10,11 +10,11 @@ import { Store } from '../engine/store/store.js';
 import { buildLogDir } from '../engine/store/logs.js';
 import { ensureTemporal, serverStatus, startServer, stopServer, configuredTarget } from '../worker/temporal.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
-import { DEFAULT_RETRY_WINDOW, EXIT_WAITING, runBuild, sourceDateEpoch, UsageError } from './build.js';
-import { abortBuild, attachBuild, BUILD_STATUSES, describeBuild, listBuilds, retryBuild } from './builds.js';
+import { DEFAULT_RETRY_WINDOW, EXIT_WAITING, runBuild, sourceDateEpoch, UsageError } from './commands/build.js';
+import { abortBuild, attachBuild, BUILD_STATUSES, describeBuild, listBuilds, retryBuild } from './commands/builds/describe.js';
 import { formatSize } from './progress.js';
-import { runPush } from './push.js';
-import { scheduleCommand } from './schedule.js';
+import { runPush } from './commands/push.js';
+import { scheduleCommand } from './commands/schedule/create.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 

@@ -1,10 +1,10 @@
 // `strata push`: an image from the local store to a registry. The CLI pushes by itself, with
 // no workflow: a push reads only the store, and a failure is simply run again (blobs the
 // registry already took are skipped). `strata build --push` pushes in the build's workflow.
-import { UserInputError } from '../engine/errors.js';
-import { pushImage, type PushResult } from '../engine/registry/push.js';
-import { registryReference } from '../engine/registry/reference.js';
-import type { Store } from '../engine/store/store.js';
+import { UserInputError } from '../../engine/errors.js';
+import { pushImage, type PushResult } from '../../engine/registry/push.js';
+import { registryReference } from '../../engine/registry/reference.js';
+import type { Store } from '../../engine/store/store.js';
 
 /** docker push's report: one line per layer, then the tag's digest and size. */
 export function printPushResult(r: PushResult, out: (line: string) => void): void {

@@ -3,14 +3,14 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { WorkflowFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
-import { removeBuildSecrets } from '../engine/store/secrets.js';
-import type { Store } from '../engine/store/store.js';
-import { normalizeReference } from '../engine/image/reference.js';
-import { CONTEXT_ATTRIBUTE, SCHEDULE_ATTRIBUTE_NAME, STATUS_ATTRIBUTE, TAGS_ATTRIBUTE } from '../workflows/searchAttributes.js';
-import type { BuildProgress, BuildResult, BuildStatus, RetryRequest } from '../workflows/types.js';
-import { EXIT_WAITING, UsageError, buildUrl, follow, hasLiveWorker, openSession, queryProgress, type Session } from './build.js';
-import { makeFilter, packContext, readDockerignore } from '../engine/context/pack.js';
-import { formatSize } from './progress.js';
+import { removeBuildSecrets } from '../../../engine/store/secrets.js';
+import type { Store } from '../../../engine/store/store.js';
+import { normalizeReference } from '../../../engine/image/reference.js';
+import { CONTEXT_ATTRIBUTE, SCHEDULE_ATTRIBUTE_NAME, STATUS_ATTRIBUTE, TAGS_ATTRIBUTE } from '../../../workflows/searchAttributes.js';
+import type { BuildProgress, BuildResult, BuildStatus, RetryRequest } from '../../../workflows/types.js';
+import { EXIT_WAITING, UsageError, buildUrl, follow, hasLiveWorker, openSession, queryProgress, type Session } from '../build.js';
+import { makeFilter, packContext, readDockerignore } from '../../../engine/context/pack.js';
+import { formatSize } from '../../progress.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
 const err = (line: string) => process.stderr.write(line + '\n');

@@ -4,18 +4,18 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import proto from '@temporalio/proto'; // CommonJS: no named exports under ESM
-import { normalizeReference } from '../engine/image/reference.js';
-import { registryReference } from '../engine/registry/reference.js';
-import { stepLogPath } from '../engine/store/logs.js';
-import { removeBuildSecrets, writeBuildSecret } from '../engine/store/secrets.js';
-import type { Store } from '../engine/store/store.js';
-import { ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
-import { createWorker, taskQueue } from '../worker/worker.js';
-import type { buildImage } from '../workflows/buildImage.js';
-import type { BuildProgress, BuildRequest, OutputSpec, RunHeartbeat } from '../workflows/types.js';
-import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
-import { makeFilter, packContext, readDockerignore } from '../engine/context/pack.js';
-import { ProgressPrinter, formatSize } from './progress.js';
+import { normalizeReference } from '../../engine/image/reference.js';
+import { registryReference } from '../../engine/registry/reference.js';
+import { stepLogPath } from '../../engine/store/logs.js';
+import { removeBuildSecrets, writeBuildSecret } from '../../engine/store/secrets.js';
+import type { Store } from '../../engine/store/store.js';
+import { ensureTemporal, type TemporalTarget } from '../../worker/temporal.js';
+import { createWorker, taskQueue } from '../../worker/worker.js';
+import type { buildImage } from '../../workflows/buildImage.js';
+import type { BuildProgress, BuildRequest, OutputSpec, RunHeartbeat } from '../../workflows/types.js';
+import { RUN_HEARTBEAT_MS } from '../../workflows/types.js';
+import { makeFilter, packContext, readDockerignore } from '../../engine/context/pack.js';
+import { ProgressPrinter, formatSize } from '../progress.js';
 import { printPushResult } from './push.js';
 
 export interface BuildOptions {

@@ -13,16 +13,16 @@ import {
   type ScheduleDescription,
 } from '@temporalio/client';
 import { Command } from 'commander';
-import { normalizeReference } from '../engine/image/reference.js';
-import { classifyAddSource } from '../engine/plan/addSource.js';
-import { removeScheduleState, SCHEDULE_ID } from '../engine/store/schedules.js';
-import { Store } from '../engine/store/store.js';
-import { ensureTemporal } from '../worker/temporal.js';
-import { taskQueue } from '../worker/worker.js';
-import type { scheduledBuild } from '../workflows/scheduledBuild.js';
-import type { ScheduledBuildRequest, ScheduledBuildResult, ScheduleSource, ScheduleWhen } from '../workflows/scheduleTypes.js';
-import { checkPushTags, hasLiveWorker, parseBuildArgs, parseDuration, sourceDateEpoch, UsageError } from './build.js';
-import { makeFilter, packContext, readDockerignore } from '../engine/context/pack.js';
+import { normalizeReference } from '../../../engine/image/reference.js';
+import { classifyAddSource } from '../../../engine/plan/addSource.js';
+import { removeScheduleState, SCHEDULE_ID } from '../../../engine/store/schedules.js';
+import { Store } from '../../../engine/store/store.js';
+import { ensureTemporal } from '../../../worker/temporal.js';
+import { taskQueue } from '../../../worker/worker.js';
+import type { scheduledBuild } from '../../../workflows/scheduledBuild.js';
+import type { ScheduledBuildRequest, ScheduledBuildResult, ScheduleSource, ScheduleWhen } from '../../../workflows/scheduleTypes.js';
+import { checkPushTags, hasLiveWorker, parseBuildArgs, parseDuration, sourceDateEpoch, UsageError } from '../build.js';
+import { makeFilter, packContext, readDockerignore } from '../../../engine/context/pack.js';
 
 const WORKFLOW_TYPE = 'scheduledBuild';
 
