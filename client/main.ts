@@ -1,22 +1,44 @@
-// The `strata` command line.
-import { createReadStream, promises as fs } from 'node:fs';
-import path from 'node:path';
+// The `strata` command line: every command, its flags and help, wired to the function in
+// client/commands/ that does it. Nothing else lives here.
 import { Command, Option } from 'commander';
-import { importRootfs } from '../engine/archive/import.js';
-import { saveImages } from '../engine/archive/save.js';
-import { EngineError, RegistryError } from '../engine/errors.js';
-import { normalizeReference } from '../engine/image/reference.js';
-import { Store } from '../engine/store/store.js';
-import { buildLogDir } from '../engine/store/logs.js';
-import { ensureTemporal, serverStatus, startServer, stopServer, configuredTarget } from '../worker/temporal.js';
-import { createWorker, taskQueue } from '../worker/worker.js';
-import { DEFAULT_RETRY_WINDOW, EXIT_WAITING, runBuild, sourceDateEpoch, UsageError } from './commands/build.js';
-import { abortBuild, attachBuild, BUILD_STATUSES, describeBuild, listBuilds, retryBuild } from './commands/builds/describe.js';
-import { formatSize } from './progress.js';
+import { runAbort } from './commands/abort.js';
+import { runAttach } from './commands/attach.js';
+import { DEFAULT_RETRY_WINDOW, runBuild } from './commands/build.js';
+import { runBuildsDescribe } from './commands/builds/describe.js';
+import { runBuildsLs } from './commands/builds/ls.js';
+import { BUILD_STATUSES } from './commands/builds/status.js';
+import { runImages } from './commands/images.js';
+import { runImport } from './commands/import.js';
+import { runLogs } from './commands/logs.js';
 import { runPush } from './commands/push.js';
-import { scheduleCommand } from './commands/schedule/create.js';
+import { runRetry } from './commands/retry.js';
+import { runSave } from './commands/save.js';
+import { runScheduleCreate } from './commands/schedule/create.js';
+import { runScheduleDescribe } from './commands/schedule/describe.js';
+import { runScheduleLs } from './commands/schedule/ls.js';
+import { runSchedulePause } from './commands/schedule/pause.js';
+import { runScheduleRm } from './commands/schedule/rm.js';
+import { runScheduleTrigger } from './commands/schedule/trigger.js';
+import { runScheduleUnpause } from './commands/schedule/unpause.js';
+import { runServerStart } from './commands/server/start.js';
+import { runServerStatus } from './commands/server/status.js';
+import { runServerStop } from './commands/server/stop.js';
+import { runWorker } from './commands/worker.js';
+import { EXIT_WAITING, reportError } from './errors.js';
+import { buildFlagOptions, collect } from './options.js';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
+/** An action whose number, when it returns one, is the exit status. */
+function exits<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+  return async (...args) => {
+    const code = await fn(...args);
+    if (typeof code === 'number') process.exitCode = code;
+  };
+}
+
+function withOptions(cmd: Command, options: Option[]): Command {
+  for (const o of options) cmd.addOption(o);
+  return cmd;
+}
 
 function program(): Command {
   const cli = new Command('strata')
@@ -41,32 +63,20 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     )
     .showHelpAfterError();
 
-  cli
-    .command('build')
+  withOptions(cli.command('build'), buildFlagOptions())
     .description('Build an image from a Dockerfile and a context directory')
     .argument('<context>', 'the build context directory')
-    .option('-f, --file <file>', 'the Dockerfile, anywhere, or - for stdin (default: CONTEXT/Dockerfile)')
-    .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect, [])
-    .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
-    .option('--target <stage>', 'build this stage and what it needs')
     .option('--output <spec>', 'also save the image: type=docker,dest=FILE')
-    .option('--network <mode>', 'network for RUN steps: default (the host\'s), host or none')
-    .option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m')
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
     .option('--detach', 'print the build ID and return; follow it later with strata attach')
-    .option('--push', 'push each -t name to its registry after the build (e.g. -t localhost:5000/app:1)')
-    .action(async (context: string, opts) => {
-      process.exitCode = await runBuild(await Store.open(), context, opts);
-    });
+    .action(exits(runBuild));
 
   cli
     .command('attach')
     .description(`Follow a build's progress and output, as strata build does (exit ${EXIT_WAITING}: it waits for a retry)`)
     .argument('<build>', 'the build ID')
-    .action(async (build: string) => {
-      process.exitCode = await attachBuild(await Store.open(), build);
-    });
+    .action(exits(runAttach));
 
   cli
     .command('retry')
@@ -74,108 +84,37 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .argument('<build>', 'the build ID')
     .option('--context <dir>', 'a fixed build context for the failed step and the steps after it (the Dockerfile stays)')
     .option('--detach', 'send the retry and return')
-    .action(async (build: string, opts: { context?: string; detach?: boolean }) => {
-      process.exitCode = await retryBuild(await Store.open(), build, opts);
-    });
+    .action(exits(runRetry));
 
   cli
     .command('abort')
     .description("End a build that waits for a retry: it fails with its step's error")
     .argument('<build>', 'the build ID')
-    .action(async (build: string) => {
-      process.exitCode = await abortBuild(await Store.open(), build);
-    });
+    .action(exits(runAbort));
 
-  const builds = cli.command('builds').description('Builds as records, from Temporal\'s visibility');
+  const builds = cli.command('builds').description("Builds as records, from Temporal's visibility");
   builds
     .command('ls')
     .description('List builds, newest first')
     .option('--tag <name:tag>', 'only builds that tag this image')
     .option('--status <status>', `only builds in this state: ${BUILD_STATUSES.join(', ')}`)
     .option('--schedule <id>', 'only builds this schedule started')
-    .action(async (opts: { tag?: string; status?: string; schedule?: string }) => {
-      await listBuilds(await Store.open(), opts);
-    });
-  builds
-    .command('describe')
-    .description("Show a build's status, timings, steps and image ID")
-    .argument('<build>', 'the build ID')
-    .action(async (build: string) => {
-      await describeBuild(await Store.open(), build);
-    });
+    .action(exits(runBuildsLs));
+  builds.command('describe').description("Show a build's status, timings, steps and image ID").argument('<build>', 'the build ID').action(exits(runBuildsDescribe));
 
-  cli
-    .command('worker')
-    .description('Run a worker: it executes builds from the task queue until stopped')
-    .action(async () => {
-      const store = await Store.open();
-      const target = await ensureTemporal(store.root, (m) => console.error(m));
-      const { worker, connection } = await createWorker({ target, store });
-      console.error(`strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root})`);
-      // Graceful first: running activities finish or are cancelled. A worker whose server is
-      // gone would wait on its polls forever, so it leaves after a grace period, or at once
-      // on a second signal.
-      let stopping = false;
-      const stop = () => {
-        if (stopping) process.exit(130);
-        stopping = true;
-        worker.shutdown();
-        setTimeout(() => process.exit(1), Number(process.env.STRATA_WORKER_SHUTDOWN_GRACE_MS || 20_000)).unref();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      await worker.run();
-      await connection.close();
-    });
+  cli.command('worker').description('Run a worker: it executes builds from the task queue until stopped').action(exits(runWorker));
 
   const server = cli.command('server').description('Manage the embedded Temporal dev server');
-  server
-    .command('start')
-    .description('Start the embedded server in the background (a SQLite file under $STRATA_HOME)')
-    .action(async () => {
-      const store = await Store.open();
-      if (!configuredTarget().embedded) throw new UsageError('server start: TEMPORAL_ADDRESS is set, so strata uses that server');
-      const state = await startServer(store.root, (m) => console.error(m));
-      console.log(`Temporal server running: 127.0.0.1:${state.port} (pid ${state.pid}), Web UI http://127.0.0.1:${state.uiPort}`);
-    });
-  server
-    .command('stop')
-    .description('Stop the embedded server')
-    .action(async () => {
-      const store = await Store.open();
-      console.log((await stopServer(store.root)) ? 'Temporal server stopped' : 'Temporal server was not running');
-    });
-  server
-    .command('status')
-    .description('Show which server strata uses and whether it answers')
-    .action(async () => {
-      const store = await Store.open();
-      const s = await serverStatus(store.root);
-      console.log(`address: ${s.target.address} (${s.target.embedded ? 'embedded' : 'TEMPORAL_ADDRESS'})`);
-      console.log(`reachable: ${s.reachable ? 'yes' : 'no'}`);
-      if (s.state) console.log(`embedded server: pid ${s.state.pid}, Web UI http://127.0.0.1:${s.state.uiPort}, db ${s.state.db}`);
-      else if (s.target.embedded) console.log('embedded server: not started by this store');
-      process.exitCode = s.reachable ? 0 : 3;
-    });
+  server.command('start').description('Start the embedded server in the background (a SQLite file under $STRATA_HOME)').action(exits(runServerStart));
+  server.command('stop').description('Stop the embedded server').action(exits(runServerStop));
+  server.command('status').description('Show which server strata uses and whether it answers').action(exits(runServerStatus));
 
   cli
     .command('logs')
     .description("Print a build's RUN output, kept whole in the store")
     .argument('<build>', 'the build ID (the workflow ID, e.g. build-0123abcd…)')
     .option('--step <n>', 'only this step', (v) => Number(v))
-    .action(async (build: string, opts: { step?: number }) => {
-      const store = await Store.open();
-      const dir = buildLogDir(store.root, build);
-      const files = (await fs.readdir(dir).catch(() => [] as string[]))
-        .map((f) => ({ f, n: Number(/^step-(\d+)\.log$/.exec(f)?.[1]) }))
-        .filter((x) => !Number.isNaN(x.n) && (opts.step === undefined || x.n === opts.step))
-        .sort((a, b) => a.n - b.n);
-      if (files.length === 0) throw new UsageError(`logs: no output kept for ${build}${opts.step !== undefined ? ` step ${opts.step}` : ''} in ${store.root}`);
-      for (const { f, n } of files) {
-        if (opts.step === undefined) process.stdout.write(`--- step ${n} ---\n`);
-        process.stdout.write(await fs.readFile(path.join(dir, f)));
-      }
-    });
+    .action(exits(runLogs));
 
   cli
     .command('import')
@@ -183,36 +122,20 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .argument('<file>', 'the tarball, or - for standard input')
     .argument('[name]', 'NAME[:TAG] for the image')
     .addOption(new Option('-c, --change <instruction>', 'apply a Dockerfile instruction to the config (repeatable)').argParser(collect).default([]))
-    .action(async (file: string, name: string | undefined, opts: { change: string[] }) => {
-      const store = await Store.open();
-      const tags = name ? [normalizeReference(name)] : [];
-      const src = file === '-' ? process.stdin : createReadStream(path.resolve(file));
-      const { imageId } = await importRootfs(store, src, { tags, changes: opts.change, source: file, sourceDateEpoch: sourceDateEpoch() });
-      console.log(imageId);
-    });
+    .action(exits(runImport));
 
   cli
     .command('save')
     .description('Save images to a tar archive that docker load and OCI tools read')
     .requiredOption('-o, --output <file>', 'write to this file')
     .argument('<images...>', 'NAME[:TAG] or image ID')
-    .action(async (refs: string[], opts: { output: string }) => {
-      const store = await Store.open();
-      const items = [];
-      for (const ref of refs) {
-        const image = await store.getImage(ref);
-        const isTag = !/^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
-        items.push({ image, tags: isTag ? [normalizeReference(ref)] : [] });
-      }
-      const { size } = await saveImages(store, items, path.resolve(opts.output));
-      console.error(`Saved ${refs.join(', ')} to ${opts.output} (${formatSize(size)})`);
-    });
+    .action(exits(runSave));
 
   cli
     .command('push')
     .description('Push an image from the store to a registry (skips the blobs it already has)')
     .argument('<image>', 'NAME[:TAG] in the store, e.g. localhost:5000/app:1, or an image ID with DEST')
-    .argument('[dest]', 'push under this REGISTRY/REPO:TAG instead of the image\'s own name')
+    .argument('[dest]', "push under this REGISTRY/REPO:TAG instead of the image's own name")
     .addHelpText(
       'after',
       `
@@ -223,26 +146,56 @@ the "auths" of $DOCKER_CONFIG/config.json or ~/.docker/config.json (docker login
 them): basic auth and bearer tokens. Layers are pushed as stored (uncompressed tars for
 the layers strata built), so the pushed manifest digest is the local one.`,
     )
-    .action(async (image: string, dest: string | undefined) => {
-      await runPush(await Store.open(), image, dest);
-    });
+    .action(exits(runPush));
 
-  cli
-    .command('images')
-    .description('List tagged images in the store')
-    .action(async () => {
-      const store = await Store.open();
-      const rows = [['REPOSITORY', 'TAG', 'IMAGE ID', 'SIZE']];
-      for (const t of await store.listTags()) {
-        const img = await store.loadImage(t.manifest);
-        const [repo, tag] = [t.name.slice(0, t.name.lastIndexOf(':')), t.name.slice(t.name.lastIndexOf(':') + 1)];
-        rows.push([repo, tag, img.configDigest.slice(7, 19), formatSize(img.layers.reduce((n, l) => n + l.size, 0))]);
-      }
-      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd());
-    });
+  cli.command('images').description('List tagged images in the store').action(exits(runImages));
 
-  cli.addCommand(scheduleCommand());
+  const schedule = cli
+    .command('schedule')
+    .description('Rebuild images on a schedule (Temporal Schedules; runs need a `strata worker`)')
+    .addHelpText(
+      'after',
+      `
+SOURCE is one of:
+  DIR                      packed now, as \`strata build\` sends it: every run builds these files
+                           (--source-mode snapshot, the default for a directory)
+  DIR --source-mode dir    read by the worker at each run (the worker's disk: same machine or
+                           a shared path); -f is read at each run too
+  URL#REF[:SUBDIR]         a git repository cloned at each run (https://…/x.git, git@host:x,
+                           ssh://, git://; file:///…/x.git when the worker has
+                           STRATA_ALLOW_FILE_GIT=1); -f is a path inside the checkout
+
+--when changed skips a run when the context, the Dockerfile, the base images' digests and the
+build flags are those of the schedule's last successful build (kept in the store under the
+schedule's ID). A run that starts while the previous one still runs is skipped.
+
+Examples:
+  strata schedule create nightly --cron '0 3 * * *' -t app:nightly ./app
+  strata schedule create poll --every 10m --when changed -t app:edge 'https://example.com/app.git#main'
+  strata schedule trigger nightly --wait
+  strata schedule describe nightly`,
+    );
+  withOptions(schedule.command('create'), buildFlagOptions())
+    .description('Create a schedule that builds SOURCE')
+    .argument('<id>', 'the schedule ID (letters, digits, _ . -)')
+    .argument('<source>', 'a directory or a git URL (see `strata schedule --help`)')
+    .option('--cron <expr>', "when to run, as cron (UTC): e.g. '0 3 * * *'")
+    .option('--every <duration>', 'run at this interval: e.g. 30s, 10m, 1h')
+    .option('--when <always|changed>', 'build at every run, or only when an input changed', 'always')
+    .option('--source-mode <snapshot|dir|git>', 'how SOURCE is read (default: snapshot for a directory, git for a URL)')
+    .option('--paused', 'create the schedule paused (`trigger` still runs it)')
+    .action(exits(runScheduleCreate));
+  schedule.command('ls').description('List the schedules').action(exits(runScheduleLs));
+  schedule.command('describe').description("Show a schedule: its spec, source, state and its recent runs' results").argument('<id>').action(exits(runScheduleDescribe));
+  schedule
+    .command('trigger')
+    .description('Run a schedule now (skipped while a run is still going)')
+    .argument('<id>')
+    .option('--wait', 'wait for the run and print its result (exit 1 if it failed)')
+    .action(exits(runScheduleTrigger));
+  schedule.command('pause').description('Stop a schedule from running until unpaused').argument('<id>').option('--note <text>', 'why (shown by describe)').action(exits(runSchedulePause));
+  schedule.command('unpause').description('Let a paused schedule run again').argument('<id>').action(exits(runScheduleUnpause));
+  schedule.command('rm').description('Delete a schedule (a running build finishes; images stay)').argument('<id>').action(exits(runScheduleRm));
 
   return cli;
 }
@@ -251,14 +204,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program().parseAsync(argv);
   } catch (err) {
-    // A registry that is down or failing is not a bug of ours: its message says it all.
-    if (err instanceof UsageError || err instanceof RegistryError || (err instanceof EngineError && err.userError)) {
-      console.error(`error: ${err.message}`);
-      process.exitCode = 1;
-      return;
-    }
-    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
-    process.exitCode = 1;
+    process.exitCode = reportError(err);
   }
 }
 

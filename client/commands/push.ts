@@ -2,28 +2,18 @@
 // no workflow: a push reads only the store, and a failure is simply run again (blobs the
 // registry already took are skipped). `strata build --push` pushes in the build's workflow.
 import { UserInputError } from '../../engine/errors.js';
-import { pushImage, type PushResult } from '../../engine/registry/push.js';
-import { registryReference } from '../../engine/registry/reference.js';
-import type { Store } from '../../engine/store/store.js';
-
-/** docker push's report: one line per layer, then the tag's digest and size. */
-export function printPushResult(r: PushResult, out: (line: string) => void): void {
-  const ref = registryReference(r.reference);
-  out(`The push refers to repository [${ref.registry === 'docker.io' ? 'docker.io/' : `${ref.registry}/`}${ref.repository}]`);
-  for (const b of r.blobs) {
-    if (b.kind !== 'layer') continue;
-    out(`${b.digest.slice(7, 19)}: ${b.uploaded ? 'Pushed' : 'Layer already exists'}`);
-  }
-  out(`${ref.reference}: digest: ${r.digest} size: ${r.size}`);
-}
+import { pushImage } from '../../engine/registry/push.js';
+import { Store } from '../../engine/store/store.js';
+import { printPushResult } from '../format.js';
 
 /**
  * Pushes IMAGE (a name or ID in the store) to DEST, or to IMAGE's own name when DEST is absent
  * (podman's form; docker pushes a tag to its own name only).
  */
-export async function runPush(store: Store, image: string, dest: string | undefined): Promise<void> {
+export async function runPush(image: string, dest: string | undefined): Promise<void> {
   const target = dest ?? image;
   if (/^(sha256:)?[0-9a-f]{12,64}$/.test(target)) throw new UserInputError('PUSH_NO_NAME', `push: ${image} is an image ID; name where it goes: strata push ${image} REGISTRY/REPO:TAG`);
+  const store = await Store.open();
   const stored = await store.getImage(image);
   const result = await pushImage(store, stored, target);
   printPushResult(result, (l) => console.log(l));

@@ -1,6 +1,6 @@
 // The retry window's syntax and the visibility queries `strata builds ls` sends.
 import { parseRetryWindow } from '../../client/commands/build.js';
-import { listQuery } from '../../client/commands/builds/describe.js';
+import { listQuery } from '../../client/commands/builds/ls.js';
 
 test.each([
   ['0', 0],

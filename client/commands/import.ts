@@ -1,0 +1,14 @@
+// `strata import FILE [NAME]`: an image from a rootfs tarball, like docker import.
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { importRootfs } from '../../engine/archive/import.js';
+import { Store } from '../../engine/store/store.js';
+import { normalizeTag, sourceDateEpoch } from '../options.js';
+
+export async function runImport(file: string, name: string | undefined, opts: { change: string[] }): Promise<void> {
+  const store = await Store.open();
+  const tags = name ? [normalizeTag(name, 'import')] : [];
+  const src = file === '-' ? process.stdin : createReadStream(path.resolve(file));
+  const { imageId } = await importRootfs(store, src, { tags, changes: opts.change, source: file, sourceDateEpoch: sourceDateEpoch() });
+  console.log(imageId);
+}

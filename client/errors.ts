@@ -1,0 +1,23 @@
+// How the CLI fails: usage errors and exit statuses, and the one place that prints an error.
+import { ScheduleNotFoundError } from '@temporalio/client';
+import { EngineError, RegistryError } from '../engine/errors.js';
+
+/** A mistake in how strata was called: printed as `error: …` without a stack, exit 1. */
+export class UsageError extends Error {}
+
+/** Exit status of a client that leaves a build waiting for `strata retry` or `strata abort`. */
+export const EXIT_WAITING = 2;
+
+/**
+ * Prints an error that ended a command and returns the exit status. The user's mistakes and
+ * failing registries (not bugs of ours: the message says it all) print without a stack.
+ */
+export function reportError(err: unknown): number {
+  if (err instanceof ScheduleNotFoundError) err = new UsageError(`schedule: no schedule ${err.scheduleId}`);
+  if (err instanceof UsageError || err instanceof RegistryError || (err instanceof EngineError && err.userError)) {
+    console.error(`error: ${err.message}`);
+    return 1;
+  }
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  return 1;
+}

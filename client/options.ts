@@ -1,0 +1,104 @@
+// The flags `strata build` and `strata schedule create` share, declared once, and what they
+// become in a build request; the parsers of flag values both use (durations, build args, tags).
+import { Option } from 'commander';
+import { normalizeReference } from '../engine/image/reference.js';
+import { registryReference } from '../engine/registry/reference.js';
+import type { BuildRequest } from '../workflows/types.js';
+import { UsageError } from './errors.js';
+
+/** Commander's accumulator for repeatable flags. */
+export const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** The shared flags as commander hands them over. */
+export interface BuildFlags {
+  file?: string;
+  tag: string[];
+  buildArg: string[];
+  target?: string;
+  network?: string;
+  stepTimeout?: string;
+  push?: boolean;
+}
+
+/** The shared flags, new objects at each call (commander owns an Option once added). */
+export function buildFlagOptions(): Option[] {
+  return [
+    new Option('-f, --file <file>', 'the Dockerfile (default: Dockerfile in the context); strata build takes - for stdin'),
+    new Option('-t, --tag <name:tag>', 'name the image (repeatable)').argParser(collect).default([]),
+    new Option('--build-arg <key=value>', 'set a build-time variable (repeatable)').argParser(collect).default([]),
+    new Option('--target <stage>', 'build this stage and what it needs'),
+    new Option('--network <mode>', "network for RUN steps: default (the host's), host or none"),
+    new Option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m'),
+    new Option('--push', "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1 (credentials: the worker's docker config.json)"),
+  ];
+}
+
+/** The part of a build request the shared flags give; `command` names the command in errors. */
+export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'stepTimeoutMs' | 'push'>;
+
+export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
+  const tags = flags.tag.map((t) => normalizeTag(t));
+  if (flags.push) checkPushTags(tags, command);
+  return {
+    buildArgs: parseBuildArgs(flags.buildArg),
+    target: flags.target,
+    tags,
+    sourceDateEpoch: sourceDateEpoch(),
+    network: parseNetwork(flags.network),
+    stepTimeoutMs: flags.stepTimeout ? parseDuration(flags.stepTimeout) : undefined,
+    ...(flags.push ? { push: true } : {}),
+  };
+}
+
+/** NAME[:TAG] as the store keeps it (docker.io/library/… spelled out, `:latest` added). */
+export function normalizeTag(name: string, flag = '-t'): string {
+  try {
+    return normalizeReference(name);
+  } catch (e) {
+    throw new UsageError(`${flag} ${name}: ${(e as Error).message}`);
+  }
+}
+
+/** `--push` pushes the tags: without one there is nowhere to push, and a bad name fails now. */
+export function checkPushTags(tags: string[], command: string): void {
+  if (tags.length === 0) throw new UsageError(`${command}: --push needs a name to push to: -t REGISTRY/REPO:TAG`);
+  for (const t of tags) {
+    if (t.includes('@')) throw new UsageError(`${command}: --push: -t ${t} is a digest reference; give a tag`);
+    registryReference(t);
+  }
+}
+
+/** `K=V` sets; a bare `K` takes the value from the environment, or is skipped (docker). */
+export function parseBuildArgs(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const i = item.indexOf('=');
+    if (i === 0) throw new UsageError(`--build-arg: invalid argument ${JSON.stringify(item)}`);
+    if (i > 0) out[item.slice(0, i)] = item.slice(i + 1);
+    else if (env[item] !== undefined) out[item] = env[item]!;
+  }
+  return out;
+}
+
+/** `90`, `90s`, `5m`, `1h30m` → milliseconds. */
+export function parseDuration(s: string): number {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/.exec(s.trim());
+  if (!m || s.trim() === '') throw new UsageError(`invalid duration ${JSON.stringify(s)} (use e.g. 90s, 5m, 1h)`);
+  const [, h = '0', min = '0', sec = '0'] = m;
+  const ms = ((Number(h) * 60 + Number(min)) * 60 + Number(sec)) * 1000;
+  if (ms <= 0) throw new UsageError(`invalid duration ${JSON.stringify(s)}: must be positive`);
+  return ms;
+}
+
+export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`SOURCE_DATE_EPOCH must be a whole number of seconds, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+function parseNetwork(v: string | undefined): 'host' | 'none' | undefined {
+  if (v === undefined || v === 'default') return undefined;
+  if (v === 'host' || v === 'none') return v;
+  throw new UsageError(`--network: expected default, host or none, got ${JSON.stringify(v)}`);
+}
