@@ -1,11 +1,10 @@
 // Activities: thin wrappers that check input, call one engine function, heartbeat, and turn
 // user errors (EngineError.userError) into non-retryable failures. The worker composes them.
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { saveImages } from '../engine/archive/save.js';
 import { hostPlatform } from '../engine/image/platform.js';
 import { ensureContext } from '../engine/context/unpack.js';
 import { parseDockerfile } from '../engine/dockerfile/parse.js';
-import { EngineError } from '../engine/errors.js';
 import { commitImage, stateOf } from '../engine/image/commit.js';
 import type { ImageState } from '../engine/image/types.js';
 import { planDockerfile } from '../engine/plan/planner.js';
@@ -18,6 +17,7 @@ import { stepLogPath } from '../engine/store/logs.js';
 import { readBuildSecret } from '../engine/store/secrets.js';
 import type { BuildActivities, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
+import { guarded } from './guarded.js';
 
 export interface ActivityDeps {
   store: Store;
@@ -62,12 +62,12 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
     runStep: (input: RunInput) => {
       const ctx = Context.current();
       const output = new OutputBeat(input.step.number);
+      const buildId = ctx.info.workflowExecution?.workflowId ?? 'standalone';
       // Heartbeats carry the newest output (clients stream it from the pending activity's
       // details, from any machine) and bring cancellation to the running container.
-      const timer = setInterval(() => ctx.heartbeat(output.take()), RUN_HEARTBEAT_MS);
-      ctx.heartbeat(output.take());
-      const buildId = ctx.info.workflowExecution?.workflowId ?? 'standalone';
-      return guarded(() =>
+      const heartbeat = { everyMs: RUN_HEARTBEAT_MS, details: () => output.take() };
+      return guarded(
+        () =>
         executeRun(store, {
           parentTop: input.parentTop,
           step: input.step,
@@ -91,7 +91,8 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
           if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
           throw err;
         }),
-      ).finally(() => clearInterval(timer));
+        { heartbeat },
+      );
     },
 
     workdirStep: (input: WorkdirInput) => guarded(() => executeWorkdir(store, input), { heartbeat: true }),
@@ -110,8 +111,6 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
   };
 }
 
-/** How often a long activity tells Temporal it is alive. */
-const HEARTBEAT_MS = 10_000;
 /** The most output one heartbeat carries; a client that falls behind is told to see the log. */
 const BEAT_BYTES = 64 * 1024;
 
@@ -134,24 +133,5 @@ class OutputBeat {
       buf = buf.subarray(skipped);
     }
     return { step: this.step, offset: start + skipped, text: buf.toString('utf8') };
-  }
-}
-
-export async function guarded<T>(fn: () => Promise<T>, opts: { heartbeat?: boolean } = {}): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  if (opts.heartbeat) {
-    const ctx = Context.current();
-    ctx.heartbeat();
-    timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
-  }
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof EngineError && err.userError) {
-      throw ApplicationFailure.create({ message: err.message, type: err.code, nonRetryable: true });
-    }
-    throw err;
-  } finally {
-    if (timer) clearInterval(timer);
   }
 }

@@ -4,21 +4,21 @@
 import { Context } from '@temporalio/activity';
 import { pushImage, type PushProgress } from '../engine/registry/push.js';
 import type { PushActivities, PushInput } from '../workflows/types.js';
-import { guarded, type ActivityDeps } from './index.js';
-
-const HEARTBEAT_MS = 10_000;
+import { guarded } from './guarded.js';
+import type { ActivityDeps } from './index.js';
 
 export function createPushActivities({ store }: ActivityDeps): PushActivities {
   return {
     pushImage: (input: PushInput) => {
       const ctx = Context.current();
       let latest: PushProgress | undefined;
-      ctx.heartbeat();
-      const timer = setInterval(() => ctx.heartbeat(latest), HEARTBEAT_MS);
-      return guarded(async () => {
-        const image = await store.loadImage(input.manifestDigest);
-        return pushImage(store, image, input.reference, { onProgress: (p) => (latest = p), signal: ctx.cancellationSignal });
-      }).finally(() => clearInterval(timer));
+      return guarded(
+        async () => {
+          const image = await store.loadImage(input.manifestDigest);
+          return pushImage(store, image, input.reference, { onProgress: (p) => (latest = p), signal: ctx.cancellationSignal });
+        },
+        { heartbeat: { details: () => latest } },
+      );
     },
   };
 }

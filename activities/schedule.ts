@@ -14,7 +14,8 @@ import { cloneGit } from '../engine/steps/add.js';
 import { readScheduleState, writeScheduleState } from '../engine/store/schedules.js';
 import type { Store } from '../engine/store/store.js';
 import type { LastScheduledBuild, ResolvedSource, ScheduleActivities, ScheduleSource } from '../workflows/scheduleTypes.js';
-import { guarded, type ActivityDeps } from './index.js';
+import { guarded } from './guarded.js';
+import type { ActivityDeps } from './index.js';
 
 export function createScheduleActivities({ store, allowFileGit }: ActivityDeps): ScheduleActivities {
   return {
