@@ -1,7 +1,8 @@
 // BuildPlan: what planBuild records in workflow history, and all the workflow needs to run
 // a build. Plain JSON, kept small: no layer bytes, no whole configs per step.
 import type { Digest } from '../digest.js';
-import type { ContainerConfig, HistoryEntry } from '../image/types.js';
+import type { Platform } from '../image/platform.js';
+import type { ContainerConfig, HistoryEntry, ImageConfigFile } from '../image/types.js';
 
 /** Where a stage starts. An image base is pinned to digests at planning time. */
 export type BaseSpec =
@@ -152,4 +153,21 @@ export interface BuildPlan {
   totalSteps: number;
   /** Things the user should hear about, e.g. build args no instruction used. */
   warnings: string[];
+}
+
+export interface ResolvedImage {
+  ref: string;
+  manifestDigest: Digest;
+  configDigest: Digest;
+  config: ImageConfigFile;
+}
+
+export interface PlanOptions {
+  buildArgs: Record<string, string>;
+  /** Stage name to build; the last stage when absent. */
+  target?: string;
+  /** The platform built for (and on); the host's by default. */
+  platform?: Platform;
+  /** Finds an image by reference (local store now, registries later). Throws when absent. */
+  resolveImage: (ref: string) => Promise<ResolvedImage>;
 }
