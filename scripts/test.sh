@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# The whole suite: installs what is missing, starts dockerd (the verifier) when none runs,
-# runs jest, stops what it started, and ends with jest's totals on one line.
+# The whole suite: installs what is missing, lints (npm run lint: the engine's folder graph,
+# eslint with the floor plan's fences), starts dockerd (the verifier) when none runs, runs
+# jest, stops what it started, and ends with jest's totals on one line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
+# Lint first: it takes a minute at most (eslint caches what it checked), the suite far longer.
+if ! npm run --silent lint; then
+  echo "lint failed: see above (npm run lint)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
 
 run_dir=$(mktemp -d /tmp/strata-test-run.XXXXXX)
 dockerd_pid=""

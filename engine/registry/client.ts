@@ -113,7 +113,7 @@ export class RegistryClient {
   }
 
   private refused(method: string, url: URL, a: Answer): RegistryError {
-    let detail = '';
+    let detail: string;
     try {
       const errs = (JSON.parse(a.body.toString('utf8')) as { errors?: { code?: string; message?: string }[] }).errors ?? [];
       detail = errs.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');

@@ -13,7 +13,6 @@ import { exists, syncDir, tempEntryName, writeFileAtomic } from '../fsutil/atomi
 import {
   ANNOTATION_REF_NAME,
   MEDIA_TYPE_INDEX,
-  MEDIA_TYPE_LAYER,
   type Descriptor,
   type ImageConfigFile,
   type ImageIndex,
@@ -235,7 +234,7 @@ export class Store {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const current = await fs.readlink(link);
-      if (current !== target) throw new Error(`commit layer: short link ${link} already names ${current}`);
+      if (current !== target) throw new Error(`commit layer: short link ${link} already names ${current}`, { cause: err });
     }
   }
 

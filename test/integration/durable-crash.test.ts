@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
 import { findTemporalCli } from '../../worker/temporal.js';
-import { commandLines, findContainer, mountPoints, runcContainers, until } from '../helpers/host.js';
+import { findContainer, mountPoints, runcContainers, until } from '../helpers/host.js';
 import { STRATA_BIN } from '../helpers/cli.js';
 import { activityAttempts } from '../helpers/temporal.js';
 
