@@ -13,6 +13,7 @@
 // output in use, so this file scans the lines itself, as docker does.
 
 import { DockerfileError } from '../errors.js';
+import { suggestInstruction } from './suggest.js';
 import { processWords, splitWordsRaw } from './expand.js';
 import type {
   CommandForm,
@@ -545,8 +546,10 @@ function toInstruction(node: RawInstruction, escapeChar: string): Instruction {
       for (const h of node.heredocs) expression += `\n${h.body}${h.name}`;
       return { kind: 'ONBUILD', ...common, trigger: expression };
     }
-    default:
-      throw new Error(`unknown instruction: ${node.keyword}`);
+    default: {
+      const near = suggestInstruction(node.keyword);
+      throw new Error(`unknown instruction: ${node.keyword}${near ? ` (did you mean ${near}?)` : ''}`);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 
 import { DockerfileError } from '../../engine/errors.js';
 import { parseDockerfile } from '../../engine/dockerfile/parse.js';
+import { suggestInstruction } from '../../engine/dockerfile/suggest.js';
 import type { FromInstruction, Instruction, SourceRange } from '../../engine/dockerfile/instructions.js';
 
 const r = (startLine: number, endLine = startLine): SourceRange => ({ startLine, endLine });
@@ -560,7 +561,10 @@ const failures: Array<[string, number, string]> = [
   ['# only a comment\n\n', 1, 'file with no instructions'],
   ['ARG A=1\n', 1, 'dockerfile contains no stages to build'],
   ['ARG A=1\nRUN echo\nFROM a\n', 2, 'RUN before the first FROM: no build stage in current context'],
-  ['FROM a\nCOPPY a b\n', 2, 'unknown instruction: COPPY'],
+  ['FROM a\nCOPPY a b\n', 2, 'unknown instruction: COPPY (did you mean COPY?)'],
+  ['FROM a\nRUNN echo\n', 2, 'unknown instruction: RUNN (did you mean RUN?)'],
+  ['FROM a\nworkdri /x\n', 2, 'unknown instruction: workdri (did you mean WORKDIR?)'],
+  ['FROM a\nENTRYPIONT ["x"]\n', 2, 'unknown instruction: ENTRYPIONT (did you mean ENTRYPOINT?)'],
   ['FROM a\nrun\\\n  echo\nfrobnicate x\n', 4, 'unknown instruction: frobnicate'],
   ['FROM\n', 1, 'FROM requires either one or three arguments'],
   ['FROM a b\n', 1, 'FROM requires either one or three arguments'],
@@ -621,5 +625,25 @@ describe('parseDockerfile rejects', () => {
     expect(err.code).toBe('DOCKERFILE_INVALID');
     expect(err.userError).toBe(true);
     expect(err.message).toContain(`app/Dockerfile:${line}: ${message}`);
+  });
+});
+
+describe('an unknown instruction', () => {
+  test.each([
+    ['RUNN', 'RUN'],
+    ['COPPY', 'COPY'],
+    ['cmd2', 'CMD'],
+    ['EXPOS', 'EXPOSE'],
+    ['HEALTHCHEK', 'HEALTHCHECK'],
+    ['AD', 'ADD'],
+    ['frobnicate', undefined],
+    ['RUNNNN', undefined],
+    ['X', undefined],
+  ])('%s suggests %s', (word, expected) => {
+    expect(suggestInstruction(word)).toBe(expected);
+  });
+
+  test('with nothing near gets no suggestion', () => {
+    expect(() => parseDockerfile('FROM a\nfrobnicate x\n')).toThrow(/unknown instruction: frobnicate$/);
   });
 });
