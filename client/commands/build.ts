@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { makeFilter, packContext, readDockerignore } from '../../engine/context/pack.js';
+import { parseDockerfile } from '../../engine/dockerfile/parse.js';
 import { removeBuildSecrets, writeBuildSecret } from '../../engine/store/secrets.js';
 import { Store } from '../../engine/store/store.js';
 import type { buildImage } from '../../workflows/buildImage.js';
@@ -40,6 +41,9 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
     : await fs.readFile(dockerfilePath).catch((e: NodeJS.ErrnoException) => {
         throw new UsageError(`build: cannot read Dockerfile ${dockerfilePath}: ${e.code ?? e.message}`);
       });
+  // Parsed here too, so a syntax error shows at once, before any workflow; the workflow parses
+  // again in its planning activity, whose result is what history records.
+  parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath));
   const request: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'> = {
     dockerfileName: path.basename(dockerfilePath),
     ...buildSettings(opts, 'build'),

@@ -49,3 +49,15 @@ export async function stepStarts(workflowId: string): Promise<Map<number, number
     await connection.close();
   }
 }
+
+/** IDs of the workflows started on a task queue (TaskQueue is a built-in search attribute). */
+export async function workflowsOnQueue(queue: string): Promise<string[]> {
+  const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
+  try {
+    const ids: string[] = [];
+    for await (const info of new Client({ connection }).workflow.list({ query: `TaskQueue = '${queue}'` })) ids.push(info.workflowId);
+    return ids;
+  } finally {
+    await connection.close();
+  }
+}

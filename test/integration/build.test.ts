@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { strata, strataOk } from '../helpers/cli.js';
-import { activityAttempts } from '../helpers/temporal.js';
+import { activityAttempts, workflowsOnQueue } from '../helpers/temporal.js';
 import { dockerHistory, dockerInspect, dockerLoad, dockerRmi, dockerRun, uniqueName } from '../helpers/docker.js';
 
 async function makeContext(files: Record<string, string>): Promise<string> {
@@ -100,6 +100,24 @@ describe('strata build → save → docker', () => {
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toMatch(/Dockerfile:3: unknown instruction: COPPY/i);
     expect(r.stdout).not.toContain('Step 1/');
+  });
+
+  test('a syntax error and an unknown instruction are reported by the client: no workflow starts', async () => {
+    // A queue of its own: no worker polls it, and what was started on it can be listed.
+    const queue = `early-errors-${process.pid}-${Date.now()}`;
+    const cases: [string, RegExp][] = [
+      ['FROM busybox\nRUN ["sh", 1]\n', /^error: Dockerfile:2: when using JSON array syntax, arrays must be comprised of strings only$/m],
+      ['FROM busybox\nENV A=1\nRUNN echo hi\n', /^error: Dockerfile:3: unknown instruction: RUNN \(did you mean RUN\?\)$/m],
+    ];
+    for (const [dockerfile, message] of cases) {
+      const ctx = await makeContext({ Dockerfile: dockerfile });
+      track(ctx);
+      const r = await strata(['build', ctx], { env: { STRATA_TASK_QUEUE: queue } });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stdout).not.toContain('Build ID');
+    }
+    expect(await workflowsOnQueue(queue)).toEqual([]);
   });
 
   test('a missing COPY source fails naming the step and line, without retries', async () => {

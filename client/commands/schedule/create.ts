@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import { makeFilter, packContext, readDockerignore } from '../../../engine/context/pack.js';
+import { parseDockerfile } from '../../../engine/dockerfile/parse.js';
 import { classifyAddSource } from '../../../engine/plan/addSource.js';
 import { removeScheduleState, SCHEDULE_ID } from '../../../engine/store/schedules.js';
 import type { Store } from '../../../engine/store/store.js';
@@ -91,6 +92,8 @@ async function resolveSourceArg(store: Store, arg: string, opts: CreateOptions):
   const dockerfileText = await fs.readFile(dockerfilePath).catch((e: NodeJS.ErrnoException) => {
     throw new UsageError(`schedule create: cannot read Dockerfile ${dockerfilePath}: ${e.code ?? e.message}`);
   });
+  // A syntax error shows now rather than at the first run (a dir source's file may still change).
+  parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath));
   if (mode === 'dir') {
     return { source: { kind: 'dir', dir, dockerfile: opts.file ? dockerfilePath : undefined }, shown: `directory ${dir} (read at each run)` };
   }
