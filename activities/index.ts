@@ -51,9 +51,7 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
     copyStep: (input: CopyInput) =>
       guarded(
         async () => {
-          const source = input.from
-            ? { kind: 'rootfs' as const, top: input.from.top }
-            : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
+          const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
           return executeCopy(store, { parentTop: input.parentTop, step: input.step, source, sourceDateEpoch: input.sourceDateEpoch, allowFileGit });
         },
         { heartbeat: true },
@@ -68,29 +66,29 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
       const heartbeat = { everyMs: RUN_HEARTBEAT_MS, details: () => output.take() };
       return guarded(
         () =>
-        executeRun(store, {
-          parentTop: input.parentTop,
-          step: input.step,
-          network: input.network,
-          sourceDateEpoch: input.sourceDateEpoch,
-          timeoutMs: input.stepTimeoutMs,
-          logFile: stepLogPath(store.root, buildId, input.step.number),
-          onOutput: (chunk) => output.push(chunk),
-          signal: ctx.cancellationSignal,
-          mountInputs: {
-            stageTops: Object.fromEntries((input.stageTops ?? []).map((t) => [t.stage, t.top])),
-            contextDir: () => {
-              if (!input.contextDigest) throw new Error('run step: a context mount needs the context digest');
-              return ensureContext(store, input.contextDigest);
+          executeRun(store, {
+            parentTop: input.parentTop,
+            step: input.step,
+            network: input.network,
+            sourceDateEpoch: input.sourceDateEpoch,
+            timeoutMs: input.stepTimeoutMs,
+            logFile: stepLogPath(store.root, buildId, input.step.number),
+            onOutput: (chunk) => output.push(chunk),
+            signal: ctx.cancellationSignal,
+            mountInputs: {
+              stageTops: Object.fromEntries((input.stageTops ?? []).map((t) => [t.stage, t.top])),
+              contextDir: () => {
+                if (!input.contextDigest) throw new Error('run step: a context mount needs the context digest');
+                return ensureContext(store, input.contextDigest);
+              },
+              // Secrets come through the store, never through Temporal (engine/store/secrets.ts).
+              secret: (id) => readBuildSecret(store.root, buildId, id),
             },
-            // Secrets come through the store, never through Temporal (engine/store/secrets.ts).
-            secret: (id) => readBuildSecret(store.root, buildId, id),
-          },
-        }).catch((err: unknown) => {
-          // A cancelled step reports Temporal's cancellation, not an engine error.
-          if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
-          throw err;
-        }),
+          }).catch((err: unknown) => {
+            // A cancelled step reports Temporal's cancellation, not an engine error.
+            if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
+            throw err;
+          }),
         { heartbeat },
       );
     },

@@ -20,19 +20,21 @@ import type { ActivityDeps } from './index.js';
 export function createScheduleActivities({ store, allowFileGit }: ActivityDeps): ScheduleActivities {
   return {
     resolveScheduleSource: (source: ScheduleSource) =>
-      guarded(async (): Promise<ResolvedSource> => {
-        switch (source.kind) {
-          case 'snapshot':
-            return { contextDigest: source.contextDigest, dockerfileDigest: source.dockerfileDigest, dockerfileName: source.dockerfileName };
-          case 'dir':
-            return packDirectory(store, source.dir, source.dockerfile ?? path.join(source.dir, 'Dockerfile'), source.dockerfile !== undefined);
-          case 'git':
-            return cloneAndPack(store, source.url, source.dockerfile, allowFileGit ?? false);
-        }
-      }, { heartbeat: true }),
+      guarded(
+        async (): Promise<ResolvedSource> => {
+          switch (source.kind) {
+            case 'snapshot':
+              return { contextDigest: source.contextDigest, dockerfileDigest: source.dockerfileDigest, dockerfileName: source.dockerfileName };
+            case 'dir':
+              return packDirectory(store, source.dir, source.dockerfile ?? path.join(source.dir, 'Dockerfile'), source.dockerfile !== undefined);
+            case 'git':
+              return cloneAndPack(store, source.url, source.dockerfile, allowFileGit ?? false);
+          }
+        },
+        { heartbeat: true },
+      ),
 
-    lastScheduledBuild: (scheduleId: string) =>
-      guarded(async () => (await readScheduleState<LastScheduledBuild>(store.root, scheduleId)) ?? null),
+    lastScheduledBuild: (scheduleId: string) => guarded(async () => (await readScheduleState<LastScheduledBuild>(store.root, scheduleId)) ?? null),
 
     recordScheduledBuild: ({ scheduleId, build }) => guarded(() => writeScheduleState(store.root, scheduleId, build)),
   };

@@ -140,7 +140,8 @@ export function buildUrl(target: TemporalTarget, workflowId: string): string {
 
 /** The failure, and how to go on: the build stays open until the retry window ends. */
 function printWaiting(p: BuildProgress, id: string, target: TemporalTarget): void {
-  for (const s of p.steps.filter((s) => s.status === 'failed')) err(`error: Step ${s.number}/${p.totalSteps} : ${s.text}${s.line ? ` (line ${s.line})` : ''}: ${s.error ?? 'failed'}`);
+  for (const s of p.steps.filter((s) => s.status === 'failed'))
+    err(`error: Step ${s.number}/${p.totalSteps} : ${s.text}${s.line ? ` (line ${s.line})` : ''}: ${s.error ?? 'failed'}`);
   err(`The build is waiting for a decision until ${p.waitingUntil ?? 'the retry window ends'} (then it fails):`);
   err(`  strata retry ${id} [--context DIR]   run the failed step again (DIR: a fixed build context)`);
   err(`  strata abort ${id}                   end the build with this error`);

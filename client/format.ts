@@ -27,7 +27,13 @@ export function formatDuration(ms: number): string {
 /** Prints rows (the first is the header) in columns three spaces apart, as docker's tables. */
 export function printTable(rows: string[][], write: (line: string) => void = (l) => console.log(l)): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) write(r.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd());
+  for (const r of rows)
+    write(
+      r
+        .map((c, i) => c.padEnd(widths[i]! + 3))
+        .join('')
+        .trimEnd(),
+    );
 }
 
 /** docker push's report: one line per layer, then the tag's digest and size. */

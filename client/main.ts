@@ -86,11 +86,7 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .option('--detach', 'send the retry and return')
     .action(exits(runRetry));
 
-  cli
-    .command('abort')
-    .description("End a build that waits for a retry: it fails with its step's error")
-    .argument('<build>', 'the build ID')
-    .action(exits(runAbort));
+  cli.command('abort').description("End a build that waits for a retry: it fails with its step's error").argument('<build>', 'the build ID').action(exits(runAbort));
 
   const builds = cli.command('builds').description("Builds as records, from Temporal's visibility");
   builds
@@ -193,7 +189,12 @@ Examples:
     .argument('<id>')
     .option('--wait', 'wait for the run and print its result (exit 1 if it failed)')
     .action(exits(runScheduleTrigger));
-  schedule.command('pause').description('Stop a schedule from running until unpaused').argument('<id>').option('--note <text>', 'why (shown by describe)').action(exits(runSchedulePause));
+  schedule
+    .command('pause')
+    .description('Stop a schedule from running until unpaused')
+    .argument('<id>')
+    .option('--note <text>', 'why (shown by describe)')
+    .action(exits(runSchedulePause));
   schedule.command('unpause').description('Let a paused schedule run again').argument('<id>').action(exits(runScheduleUnpause));
   schedule.command('rm').description('Delete a schedule (a running build finishes; images stay)').argument('<id>').action(exits(runScheduleRm));
 

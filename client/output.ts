@@ -56,7 +56,12 @@ export class OutputStreamer {
       const end = beat.offset + Buffer.byteLength(beat.text);
       if (end <= done) continue;
       if (beat.offset > done) this.write(`[… ${beat.offset - done} bytes of output skipped; see strata logs]\n`);
-      const text = beat.offset >= done ? beat.text : Buffer.from(beat.text).subarray(done - beat.offset).toString('utf8');
+      const text =
+        beat.offset >= done
+          ? beat.text
+          : Buffer.from(beat.text)
+              .subarray(done - beat.offset)
+              .toString('utf8');
       this.write(text);
       this.printed.set(step, end);
     }

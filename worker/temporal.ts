@@ -179,8 +179,21 @@ export async function startServer(home: string, log: (msg: string) => void = () 
   const fd = openSync(logFile, 'a');
   const child = spawn(
     cli,
-    ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--db-filename', db, '--log-level', 'warn',
-      ...BUILD_SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${cliAttributeType(k.type)}`])],
+    [
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--ui-port',
+      String(uiPort),
+      '--db-filename',
+      db,
+      '--log-level',
+      'warn',
+      ...BUILD_SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${cliAttributeType(k.type)}`]),
+    ],
     { detached: true, stdio: ['ignore', fd, fd] },
   );
   closeSync(fd);

@@ -64,7 +64,10 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
   setInterval(() => void reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR'), RECLAIM_MS).unref();
   const connection = await NativeConnection.connect({ address: opts.target.address });
   const activityDeps = { store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1' };
-  const bundleReady = await fs.access(BUNDLE_PATH).then(() => true, () => false);
+  const bundleReady = await fs.access(BUNDLE_PATH).then(
+    () => true,
+    () => false,
+  );
   const worker = await Worker.create({
     connection,
     namespace: opts.target.namespace,

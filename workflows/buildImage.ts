@@ -117,13 +117,7 @@ async function runStages(plan: BuildPlan, req: BuildRequest, progress: BuildProg
   return results.get(plan.target)!;
 }
 
-async function runStage(
-  stage: StagePlan,
-  results: Map<number, Promise<ImageState>>,
-  req: BuildRequest,
-  progress: BuildProgress,
-  shouldRetry: ShouldRetry,
-): Promise<ImageState> {
+async function runStage(stage: StagePlan, results: Map<number, Promise<ImageState>>, req: BuildRequest, progress: BuildProgress, shouldRetry: ShouldRetry): Promise<ImageState> {
   const track = (n: number): StepProgress => progress.steps.find((s) => s.number === n)!;
   let state: ImageState;
   const [fromStep, ...rest] = stage.steps;

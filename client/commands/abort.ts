@@ -8,7 +8,8 @@ import { withSession } from '../session.js';
 export function runAbort(id: string): Promise<number> {
   return withSession(async (s) => {
     const p = await progressOf(s, id);
-    if (p.phase !== 'waiting') throw new UsageError(`abort: build ${id} is not waiting for a retry (it is ${p.phase}); use Ctrl-C in its client or the Web UI to cancel a running build`);
+    if (p.phase !== 'waiting')
+      throw new UsageError(`abort: build ${id} is not waiting for a retry (it is ${p.phase}); use Ctrl-C in its client or the Web UI to cancel a running build`);
     const handle = s.client.workflow.getHandle(id);
     await handle.signal('abort');
     try {

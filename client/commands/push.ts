@@ -12,7 +12,8 @@ import { printPushResult } from '../format.js';
  */
 export async function runPush(image: string, dest: string | undefined): Promise<void> {
   const target = dest ?? image;
-  if (/^(sha256:)?[0-9a-f]{12,64}$/.test(target)) throw new UserInputError('PUSH_NO_NAME', `push: ${image} is an image ID; name where it goes: strata push ${image} REGISTRY/REPO:TAG`);
+  if (/^(sha256:)?[0-9a-f]{12,64}$/.test(target))
+    throw new UserInputError('PUSH_NO_NAME', `push: ${image} is an image ID; name where it goes: strata push ${image} REGISTRY/REPO:TAG`);
   const store = await Store.open();
   const stored = await store.getImage(image);
   const result = await pushImage(store, stored, target);

@@ -24,7 +24,12 @@ export async function runRetry(id: string, opts: { context?: string; detach?: bo
     const p = await progressOf(s, id);
     if (p.phase !== 'waiting') throw new UsageError(`retry: build ${id} is not waiting for a retry (it is ${p.phase})`);
     await s.client.workflow.getHandle(id).signal('retry', request);
-    console.log(`Retrying ${p.steps.filter((x) => x.status === 'failed').map((x) => `step ${x.number}`).join(', ')} of ${id}`);
+    console.log(
+      `Retrying ${p.steps
+        .filter((x) => x.status === 'failed')
+        .map((x) => `step ${x.number}`)
+        .join(', ')} of ${id}`,
+    );
     if (opts.detach) return 0;
     return followBuild(s, id, p.retries ?? 0);
   }, store);

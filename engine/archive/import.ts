@@ -9,14 +9,7 @@ import { DockerfileError, EngineError, UserInputError } from '../errors.js';
 import { extractTar } from '../fsutil/extract.js';
 import { parseDockerfile } from '../dockerfile/parse.js';
 import { commitImage } from '../image/commit.js';
-import {
-  MEDIA_TYPE_LAYER,
-  MEDIA_TYPE_LAYER_GZIP,
-  MEDIA_TYPE_LAYER_ZSTD,
-  type ContainerConfig,
-  type ImageState,
-  type LayerRef,
-} from '../image/types.js';
+import { MEDIA_TYPE_LAYER, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD, type ContainerConfig, type ImageState, type LayerRef } from '../image/types.js';
 import { planDockerfile } from '../plan/planner.js';
 import type { Store } from '../store/store.js';
 import { decompressed, type Compression } from './compression.js';

@@ -150,4 +150,3 @@ async function addLayer(store: Store, pack: tarStream.Pack, name: string, layer:
     throw new DigestMismatchError(`save layer: ${layer.diffId} regenerated as ${verify.digest()} (${verify.size} bytes): the snapshot changed`);
   }
 }
-

@@ -15,15 +15,7 @@
 import { DockerfileError } from '../errors.js';
 import { suggestInstruction } from './suggest.js';
 import { processWords, splitWordsRaw } from './expand.js';
-import type {
-  CommandForm,
-  Flag,
-  Heredoc,
-  Instruction,
-  KeyValue,
-  ParsedDockerfile,
-  SourceRange,
-} from './instructions.js';
+import type { CommandForm, Flag, Heredoc, Instruction, KeyValue, ParsedDockerfile, SourceRange } from './instructions.js';
 
 /**
  * Parses a Dockerfile into instructions with raw (unexpanded) words. Pure and deterministic.
@@ -126,10 +118,7 @@ function isComment(line: string): boolean {
 
 // Parser directives are `# name=value` lines at the very top. The first line that is not a
 // known directive (a blank line, another comment, an instruction) ends them for good.
-function readDirectives(
-  lines: string[],
-  file: string,
-): { directives: Record<string, string>; escapeChar: '\\' | '`' } {
+function readDirectives(lines: string[], file: string): { directives: Record<string, string>; escapeChar: '\\' | '`' } {
   const directives: Record<string, string> = {};
   let escapeChar: '\\' | '`' = '\\';
   for (let i = 0; i < lines.length; i++) {
@@ -162,9 +151,7 @@ function scanInstructions(lines: string[], escapeChar: string, file: string): Ra
   const e = escapeChar === '\\' ? '\\\\' : escapeChar;
   const continuation = new RegExp(`([^${e}])${e}[ \\t]*$|^${e}[ \\t]*$`);
   const cut = (line: string): { text: string; continues: boolean } =>
-    continuation.test(line)
-      ? { text: line.replace(continuation, '$1'), continues: true }
-      : { text: line, continues: false };
+    continuation.test(line) ? { text: line.replace(continuation, '$1'), continues: true } : { text: line, continues: false };
 
   const nodes: RawInstruction[] = [];
   let i = 0;
@@ -191,9 +178,7 @@ function scanInstructions(lines: string[], escapeChar: string, file: string): Ra
     });
 
     const heredocs: RawHeredoc[] = [];
-    const markers = atLine(file, startLine, () =>
-      line.includes('<<') && takesHeredocs(node.keyword, node.args, escapeChar) ? heredocMarkers(line) : [],
-    );
+    const markers = atLine(file, startLine, () => (line.includes('<<') && takesHeredocs(node.keyword, node.args, escapeChar) ? heredocMarkers(line) : []));
     for (const marker of markers) {
       let body = '';
       let terminated = false;
@@ -446,9 +431,7 @@ function toInstruction(node: RawInstruction, escapeChar: string): Instruction {
       // Stage names are case-insensitive: docker lower-cases them before checking.
       const stageName = words[2].toLowerCase();
       if (!STAGE_NAME.test(stageName)) {
-        throw new Error(
-          `invalid name for build stage: ${JSON.stringify(words[2])}, name can't start with a number or contain symbols`,
-        );
+        throw new Error(`invalid name for build stage: ${JSON.stringify(words[2])}, name can't start with a number or contain symbols`);
       }
       return { kind: 'FROM', ...common, image: words[0], stageName };
     }
@@ -480,9 +463,7 @@ function toInstruction(node: RawInstruction, escapeChar: string): Instruction {
       const json = jsonArray(args);
       const words = json ?? splitBlanks(args);
       if (words.length < 2) {
-        throw new Error(
-          `${kw} requires at least two arguments, but only one was provided. Destination could not be determined`,
-        );
+        throw new Error(`${kw} requires at least two arguments, but only one was provided. Destination could not be determined`);
       }
       const dest = words[words.length - 1];
       if (isHeredocWord(dest)) throw new Error(`${kw} cannot accept a heredoc as a destination`);
@@ -536,7 +517,7 @@ function toInstruction(node: RawInstruction, escapeChar: string): Instruction {
     case 'ONBUILD': {
       if (args === '') throw new Error('ONBUILD requires at least one argument');
       const trigger = splitKeyword(args).keyword.toUpperCase();
-      if (trigger === 'ONBUILD') throw new Error('Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+      if (trigger === 'ONBUILD') throw new Error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
       if (trigger === 'FROM' || trigger === 'MAINTAINER') {
         throw new Error(`${trigger} isn't allowed as an ONBUILD trigger`);
       }

@@ -1,8 +1,24 @@
 // "Did you mean …?" for an unknown instruction: the nearest instruction name within two edits.
 /** Every instruction keyword docker knows (MAINTAINER included: deprecated, still accepted). */
 export const INSTRUCTION_NAMES = [
-  'FROM', 'RUN', 'CMD', 'LABEL', 'MAINTAINER', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT',
-  'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL',
+  'FROM',
+  'RUN',
+  'CMD',
+  'LABEL',
+  'MAINTAINER',
+  'EXPOSE',
+  'ENV',
+  'ADD',
+  'COPY',
+  'ENTRYPOINT',
+  'VOLUME',
+  'USER',
+  'WORKDIR',
+  'ARG',
+  'ONBUILD',
+  'STOPSIGNAL',
+  'HEALTHCHECK',
+  'SHELL',
 ] as const;
 
 /** The most edits (insert, delete, substitute) a near miss may be from a keyword. */

@@ -360,5 +360,4 @@ async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
   }
 }
 
-
 function noop(): void {}

@@ -8,12 +8,7 @@ import type { Store } from '../store/store.js';
 import { hashLayerTar } from './tar.js';
 
 /** Commits `upper` on top of `parent` (a chainID, or undefined for the first layer). */
-export async function commitSnapshot(
-  store: Store,
-  upper: string,
-  parent: Digest | undefined,
-  sourceDateEpoch?: number,
-): Promise<LayerRef> {
+export async function commitSnapshot(store: Store, upper: string, parent: Digest | undefined, sourceDateEpoch?: number): Promise<LayerRef> {
   const { diffId, size } = await hashLayerTar(upper, { sourceDateEpoch });
   const chainId = await store.commitLayer(upper, { diffId, parent, size, sourceDateEpoch });
   return { diffId, chainId, size, digest: diffId, mediaType: MEDIA_TYPE_LAYER, blobSize: size };
@@ -29,13 +24,7 @@ export interface StepResult {
  * Commits a step's upperdir. An empty upperdir adds no layer and an `empty_layer` history
  * entry, as docker's commit does for a step that changed nothing.
  */
-export async function commitStep(
-  store: Store,
-  upper: string,
-  parent: Digest | undefined,
-  history: HistoryEntry,
-  sourceDateEpoch?: number,
-): Promise<StepResult> {
+export async function commitStep(store: Store, upper: string, parent: Digest | undefined, history: HistoryEntry, sourceDateEpoch?: number): Promise<StepResult> {
   const created = createdAt(sourceDateEpoch);
   if ((await fs.readdir(upper)).length === 0) return { history: { ...history, created, empty_layer: true } };
   const layer = await commitSnapshot(store, upper, parent, sourceDateEpoch);

@@ -203,9 +203,7 @@ function xattrRecords(rel: Buffer, attrs: Xattrs | undefined): PaxRecord[] {
   if (attrs === undefined) return [];
   // The kernel's own bookkeeping (uuid, origin, impure, opaque, redirect…) describes this
   // host's overlay mount, not the image: never part of a layer. Opaque becomes a marker.
-  const names = [...attrs.keys()]
-    .filter((n) => !n.startsWith(OVERLAY_XATTR_PREFIX))
-    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const names = [...attrs.keys()].filter((n) => !n.startsWith(OVERLAY_XATTR_PREFIX)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   return names.map((n) => {
     // A pax key ends at its first '=': such a name would be read back as another one.
     if (n.includes('=')) {
@@ -224,7 +222,7 @@ async function* fileBody(rel: Buffer, host: Buffer, size: number): AsyncGenerato
   // O_NOFOLLOW: the path was lstat'ed as a regular file; never read through a swapped-in link.
   const fh = await fs.open(host, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
-    for (let left = size; left > 0; ) {
+    for (let left = size; left > 0;) {
       const want = Math.min(left, READ_CHUNK);
       const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(want), 0, want, null);
       if (bytesRead === 0) throw sizeChanged(rel, size, 'shrank');

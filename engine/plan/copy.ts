@@ -10,12 +10,7 @@ import { checkSymbolicMode } from './mode.js';
 import { expandWord, type StageState } from './scope.js';
 import type { CopyStep, InlineFile } from './types.js';
 
-export function planCopy(
-  inst: CopyInstruction,
-  s: StageState,
-  common: { number: number; line: number; text: string },
-  where: { file: string; line: number },
-): CopyStep {
+export function planCopy(inst: CopyInstruction, s: StageState, common: { number: number; line: number; text: string }, where: { file: string; line: number }): CopyStep {
   if (inst.kind === 'ADD' && inst.heredocs.length > 0) throw new DockerfileError(where, 'ADD: heredocs are not supported yet');
   let chown: string | undefined;
   let chmod: number | string | undefined;

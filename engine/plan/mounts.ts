@@ -33,10 +33,7 @@ export function mountFromValue(value: string): string | undefined {
  * One `--mount` value as a RunMount. `expand` expands a value with the step's variables;
  * `resolveFrom` turns a `from=` into the stage or image it names.
  */
-export function parseRunMount(
-  value: string,
-  opts: { where: Where; workdir: string; expand: (w: string) => string; resolveFrom: (from: string) => MountSource },
-): RunMount {
+export function parseRunMount(value: string, opts: { where: Where; workdir: string; expand: (w: string) => string; resolveFrom: (from: string) => MountSource }): RunMount {
   const { where } = opts;
   const fail = (detail: string): never => {
     throw new DockerfileError(where, `RUN --mount=${value}: ${detail}`);

@@ -78,7 +78,8 @@ function heredocArgs(inst: RunInstruction, config: ContainerConfig, mounts: RunM
     return [...shell, inst.command.text + inst.heredocs.map((h) => `\n${h.content}${h.name}`).join('')];
   }
   if (!first.content.startsWith('#!')) return [...shell, first.content];
-  if (first.name.includes('/') || first.name === '.' || first.name === '..') throw new DockerfileError(where, `RUN: heredoc name ${JSON.stringify(first.name)} cannot name a script file`);
+  if (first.name.includes('/') || first.name === '.' || first.name === '..')
+    throw new DockerfileError(where, `RUN: heredoc name ${JSON.stringify(first.name)} cannot name a script file`);
   mounts.push({ type: 'inline', target: '/dev/pipes', files: [{ name: first.name, content: first.content, mode: 0o755 }] });
   return [...shell, `/dev/pipes/${first.name}`];
 }

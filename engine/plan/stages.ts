@@ -29,13 +29,7 @@ export interface RawStage {
  * Splits the instructions from the first FROM on into stages, checking each FROM: its base
  * (global ARGs expanded), its stage name, its --platform.
  */
-export function splitStages(
-  instructions: Instruction[],
-  globalArgs: Map<string, string>,
-  esc: string,
-  platform: Platform,
-  at: (line: number) => Where,
-): RawStage[] {
+export function splitStages(instructions: Instruction[], globalArgs: Map<string, string>, esc: string, platform: Platform, at: (line: number) => Where): RawStage[] {
   const rawStages: RawStage[] = [];
   for (const inst of instructions) {
     if (inst.kind === 'FROM') {
@@ -100,7 +94,10 @@ export function stageGraph(rawStages: RawStage[], globalArgs: Map<string, string
       s.copyFrom.set(inst, { value, stage: named });
       if (named && named.index < s.index) stageDeps.add(named.index);
     }
-    deps.set(s.index, [...stageDeps].sort((a, b) => a - b));
+    deps.set(
+      s.index,
+      [...stageDeps].sort((a, b) => a - b),
+    );
     if (s.name) stageByName.set(s.name, s);
   }
   // `RUN --mount=from=…` naming an earlier stage (by name or index) needs it built first; any
@@ -192,12 +189,7 @@ export async function mountImage(ref: string, opts: PlanOptions, where: { file: 
  * What a `COPY --from` reads: an earlier stage, or else an image, pinned like a FROM image.
  * A --from naming this stage or a later one is an error: it could only be a cycle.
  */
-export async function copySource(
-  raw: RawStage,
-  from: { value: string; stage?: RawStage },
-  opts: PlanOptions,
-  where: { file: string; line: number },
-): Promise<CopySource> {
+export async function copySource(raw: RawStage, from: { value: string; stage?: RawStage }, opts: PlanOptions, where: { file: string; line: number }): Promise<CopySource> {
   const flag = `--from=${from.value}`;
   if (from.value === '') throw new DockerfileError(where, 'COPY: --from requires a value');
   if (from.stage) {

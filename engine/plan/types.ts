@@ -5,10 +5,7 @@ import type { Platform } from '../image/platform.js';
 import type { ContainerConfig, HistoryEntry, ImageConfigFile } from '../image/types.js';
 
 /** Where a stage starts. An image base is pinned to digests at planning time. */
-export type BaseSpec =
-  | { kind: 'scratch' }
-  | { kind: 'image'; ref: string; manifestDigest: Digest; configDigest: Digest }
-  | { kind: 'stage'; stage: number };
+export type BaseSpec = { kind: 'scratch' } | { kind: 'image'; ref: string; manifestDigest: Digest; configDigest: Digest } | { kind: 'stage'; stage: number };
 
 interface StepCommon {
   /** 1-based position among all steps of the build, for `Step N/M`. */
@@ -38,9 +35,7 @@ export interface ConfigStep extends StepCommon {
 }
 
 /** Where `COPY --from` reads: an earlier stage's result, or an image pinned at planning time. */
-export type CopySource =
-  | { kind: 'stage'; stage: number }
-  | { kind: 'image'; ref: string; manifestDigest: Digest; configDigest: Digest };
+export type CopySource = { kind: 'stage'; stage: number } | { kind: 'image'; ref: string; manifestDigest: Digest; configDigest: Digest };
 
 /**
  * COPY/ADD from the build context (or `--from` a stage or image; ADD also from URLs and git,
@@ -81,10 +76,7 @@ export interface InlineFile {
 }
 
 /** Where a bind or cache mount's content comes from. An image is pinned at planning time. */
-export type MountSource =
-  | { kind: 'context' }
-  | { kind: 'stage'; stage: number }
-  | { kind: 'image'; ref: string; manifestDigest: Digest };
+export type MountSource = { kind: 'context' } | { kind: 'stage'; stage: number } | { kind: 'image'; ref: string; manifestDigest: Digest };
 
 /** `RUN --mount=…`: none of these is ever part of the step's layer. */
 export type RunMount =

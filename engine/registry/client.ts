@@ -84,7 +84,10 @@ export class RegistryClient {
     const challenge = parseChallenge(answer.headers['www-authenticate'] as string | undefined);
     const registry = this.target.registry;
     if (challenge?.scheme === 'basic') {
-      if (!this.credentials) throw new RegistryError(`${this.what}: registry ${registry} requires a login, and no credentials for it were found (docker login ${registry} writes them)`, { status: 401 });
+      if (!this.credentials)
+        throw new RegistryError(`${this.what}: registry ${registry} requires a login, and no credentials for it were found (docker login ${registry} writes them)`, {
+          status: 401,
+        });
       this.authorization = basicAuthorization(this.credentials);
       return;
     }
@@ -99,7 +102,9 @@ export class RegistryClient {
     const got = await this.send('GET', token, headers, undefined, false);
     if (got.status !== 200) {
       const why = got.status === 401 ? (this.credentials ? ': the credentials were refused' : ': a login is required (docker login)') : '';
-      throw new RegistryError(`${this.what}: token server ${token.origin}${token.pathname} answered ${statusText(got.status)} for registry ${registry}${why}`, { status: got.status });
+      throw new RegistryError(`${this.what}: token server ${token.origin}${token.pathname} answered ${statusText(got.status)} for registry ${registry}${why}`, {
+        status: got.status,
+      });
     }
     let parsed: { token?: string; access_token?: string };
     try {
@@ -120,10 +125,9 @@ export class RegistryClient {
     } catch {
       detail = a.body.toString('utf8').trim().slice(0, 200);
     }
-    return new RegistryError(
-      `${this.what}: registry ${this.target.registry} answered ${statusText(a.status)} to ${method} ${url.pathname}${detail ? `: ${detail}` : ''}`,
-      { status: a.status },
-    );
+    return new RegistryError(`${this.what}: registry ${this.target.registry} answered ${statusText(a.status)} to ${method} ${url.pathname}${detail ? `: ${detail}` : ''}`, {
+      status: a.status,
+    });
   }
 
   private send(method: string, url: URL, headers: Record<string, string>, body: Body | undefined, withAuth = true): Promise<Answer> {

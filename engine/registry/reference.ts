@@ -42,6 +42,9 @@ export function registryReference(input: string, env: NodeJS.ProcessEnv = proces
 function isInsecure(registry: string, env: NodeJS.ProcessEnv): boolean {
   const hostname = registry.replace(/:\d+$/, '');
   if (hostname === 'localhost' || /^127(?:\.\d{1,3}){3}$/.test(hostname) || hostname === '[::1]') return true;
-  const listed = (env.STRATA_INSECURE_REGISTRIES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const listed = (env.STRATA_INSECURE_REGISTRIES ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return listed.includes(registry) || listed.includes(hostname);
 }

@@ -162,7 +162,11 @@ async function readUpTo(stream: Readable, n: number): Promise<Buffer> {
 
 /** The header's checksum field matches its bytes (unsigned or signed sum, as readers accept). */
 function validTarHeader(block: Buffer): boolean {
-  const field = block.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/, '').trim();
+  const field = block
+    .subarray(148, 156)
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .trim();
   if (!/^[0-7]+$/.test(field)) return false;
   const want = parseInt(field, 8);
   let unsigned = 0;

@@ -153,7 +153,10 @@ async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, item
   const destExistsAsDir = await isDir(destHost);
   const destIsDir = step.dest.endsWith('/') || destExistsAsDir || step.parents === true;
   if (items.length > 1 && !destIsDir) {
-    throw new UserInputError('COPY_DEST_NOT_DIR', `${step.instruction} failed: when using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
+    throw new UserInputError(
+      'COPY_DEST_NOT_DIR',
+      `${step.instruction} failed: when using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`,
+    );
   }
 
   // --chown owns the directories made for a copied file; with --link those are only the

@@ -186,7 +186,11 @@ class OutputTail {
     this.buf = (this.buf + chunk.toString('utf8')).slice(-8192);
   }
   text(): string {
-    return this.buf.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1).slice(-TAIL_LINES).join('\n');
+    return this.buf
+      .split('\n')
+      .filter((l, i, all) => l !== '' || i < all.length - 1)
+      .slice(-TAIL_LINES)
+      .join('\n');
   }
   format(): string {
     const t = this.text();

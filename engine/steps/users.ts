@@ -92,7 +92,10 @@ export async function resolveExecUser(rootfs: string, spec: string | undefined):
       gid = Number(g[2]);
     }
   } else if (entry) {
-    additionalGids = groups.filter((f) => (f[3] ?? '').split(',').includes(entry.name)).map((f) => Number(f[2])).filter((g) => g !== gid);
+    additionalGids = groups
+      .filter((f) => (f[3] ?? '').split(',').includes(entry.name))
+      .map((f) => Number(f[2]))
+      .filter((g) => g !== gid);
   }
   // Both builders list the primary group among the supplementary ones too (`id` shows it in
   // groups=), which is what lets a process keep it across a setgid change.

@@ -13,7 +13,12 @@ export async function matchSources(root: string, source: string): Promise<string
   if (clean === '') return [''];
   // A component that is not a directory means "not found", as it does for docker.
   const exists = async (rel: string) =>
-    resolveInRoot(root, rel).then((host) => fs.lstat(host)).then(() => true, () => false);
+    resolveInRoot(root, rel)
+      .then((host) => fs.lstat(host))
+      .then(
+        () => true,
+        () => false,
+      );
   const parts = clean.split('/');
   // Like docker, a source with no unescaped `*?[` is a plain path, backslashes and all
   // (`COPY src\a.txt` under `# escape=\``); only a pattern gives `\` its escaping meaning.

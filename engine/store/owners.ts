@@ -109,7 +109,11 @@ export async function findDeadLeftovers(root: string): Promise<DeadLeftovers> {
   const self = await selfRecord();
   const verdicts = new Map<string, Promise<boolean>>();
   const dead = (tag: string) => {
-    if (!verdicts.has(tag)) verdicts.set(tag, ownerAlive(root, tag, self).then((alive) => !alive));
+    if (!verdicts.has(tag))
+      verdicts.set(
+        tag,
+        ownerAlive(root, tag, self).then((alive) => !alive),
+      );
     return verdicts.get(tag)!;
   };
   const entries: string[] = [];

@@ -268,9 +268,7 @@ export class Store {
   /** All tags with the manifest each names. */
   async listTags(): Promise<{ name: string; manifest: Digest }[]> {
     const index = await this.readIndex();
-    return index.manifests
-      .filter((d) => d.annotations?.[ANNOTATION_REF_NAME])
-      .map((d) => ({ name: d.annotations![ANNOTATION_REF_NAME]!, manifest: d.digest }));
+    return index.manifests.filter((d) => d.annotations?.[ANNOTATION_REF_NAME]).map((d) => ({ name: d.annotations![ANNOTATION_REF_NAME]!, manifest: d.digest }));
   }
 
   /**

@@ -131,12 +131,7 @@ export function encodeEntryHeader(h: EntryHeader, extra: readonly PaxRecord[] = 
   if (linkname.length > 0) named.push(['linkpath', linkname]);
   const pax = encodePaxRecords([...named, ...records]);
   const standIn = { ...fields, name: PAX_STAND_IN, prefix: Buffer.alloc(0), linkname: linkname.length > 0 ? PAX_STAND_IN : linkname };
-  return Buffer.concat([
-    ustarHeader({ ...standIn, typeflag: 'x', size: pax.length }),
-    pax,
-    blockPadding(pax.length),
-    ustarHeader({ ...standIn, typeflag, size: h.size }),
-  ]);
+  return Buffer.concat([ustarHeader({ ...standIn, typeflag: 'x', size: pax.length }), pax, blockPadding(pax.length), ustarHeader({ ...standIn, typeflag, size: h.size })]);
 }
 
 /** The zeros that complete a body of `size` bytes to whole blocks. */
@@ -342,7 +337,7 @@ class ByteSource {
   }
 
   async skip(n: number, entryAt: number): Promise<void> {
-    for (let left = n; left > 0; ) {
+    for (let left = n; left > 0;) {
       const part = await this.take(left);
       if (part === undefined) throw truncated(entryAt);
       left -= part.length;
@@ -428,16 +423,13 @@ function decodeHeader(b: Buffer, at: number): RawHeader {
   };
 }
 
-function entryHeader(
-  raw: RawHeader,
-  pax: Map<string, Buffer>,
-  longName: Buffer | undefined,
-  longLink: Buffer | undefined,
-  at: number,
-): TarHeader {
+function entryHeader(raw: RawHeader, pax: Map<string, Buffer>, longName: Buffer | undefined, longLink: Buffer | undefined, at: number): TarHeader {
   const nameBytes = paxValue(pax, 'path') ?? longName ?? raw.name;
   const linkBytes = paxValue(pax, 'linkpath') ?? longLink ?? raw.linkname;
-  for (const [what, value] of [['name', nameBytes], ['link target', linkBytes]] as const) {
+  for (const [what, value] of [
+    ['name', nameBytes],
+    ['link target', linkBytes],
+  ] as const) {
     if (value.includes(0)) throw invalid(at, `${what} ${printable(value)} holds a NUL byte`);
     if (!isUtf8(value)) {
       throw new EngineError('TAR_UNSUPPORTED', `read tar: entry at byte ${at}: ${what} ${printable(value)} is not valid UTF-8`, {
@@ -479,11 +471,7 @@ function entryHeader(
 /** The body of a pax or GNU long-name header, which is read into memory and so bounded. */
 async function readExtended(bytes: ByteSource, raw: RawHeader, at: number): Promise<Buffer> {
   if (raw.size > MAX_EXTENDED_HEADER) {
-    throw new EngineError(
-      'TAR_UNSUPPORTED',
-      `read tar: entry at byte ${at}: extended header of ${raw.size} bytes, more than the ${MAX_EXTENDED_HEADER} read`,
-      { userError: true },
-    );
+    throw new EngineError('TAR_UNSUPPORTED', `read tar: entry at byte ${at}: extended header of ${raw.size} bytes, more than the ${MAX_EXTENDED_HEADER} read`, { userError: true });
   }
   const body = await bytes.exactly(raw.size, at);
   if (body === undefined) throw truncated(at);
@@ -494,7 +482,7 @@ async function readExtended(bytes: ByteSource, raw: RawHeader, at: number): Prom
 /** Records `"%d key=value\n"`; values are copied out, so they do not pin the source's chunks. */
 function parsePax(data: Buffer, at: number): Map<string, Buffer> {
   const records = new Map<string, Buffer>();
-  for (let off = 0; off < data.length; ) {
+  for (let off = 0; off < data.length;) {
     const space = data.indexOf(0x20, off);
     const digits = space < 0 ? '' : data.toString('latin1', off, space);
     const end = off + Number(digits);

@@ -125,8 +125,7 @@ describe('ADD of a git repository', () => {
     const root = await scratchDir();
     const bare = path.join(root, 'repo.git');
     const work = path.join(root, 'work');
-    const git = (cwd: string, ...args: string[]) =>
-      execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], { cwd });
+    const git = (cwd: string, ...args: string[]) => execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], { cwd });
     await git(root, 'init', '-q', '--bare', bare);
     await git(root, 'init', '-q', work);
     await fs.mkdir(path.join(work, 'sub'));

@@ -60,10 +60,7 @@ function buildId(stdout: string): string {
 
 async function dockerfileContext(marker: string): Promise<string> {
   const ctx = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-crash-'));
-  await fs.writeFile(
-    path.join(ctx, 'Dockerfile'),
-    `FROM busybox\nRUN echo one > /one\nRUN echo started ${marker} && sleep 8 && echo two > /two\nRUN echo three > /three\n`,
-  );
+  await fs.writeFile(path.join(ctx, 'Dockerfile'), `FROM busybox\nRUN echo one > /one\nRUN echo started ${marker} && sleep 8 && echo two > /two\nRUN echo three > /three\n`);
   return ctx;
 }
 
@@ -108,7 +105,14 @@ test('a worker killed with SIGKILL during a RUN: another finishes the build, ear
     const liveTag = await until('a live owner record', async () => {
       for (const name of await fs.readdir(path.join(home, 'owners'))) {
         const rec = JSON.parse(await fs.readFile(path.join(home, 'owners', name), 'utf8')) as { pid: number };
-        if (rec.pid !== doomed.child.pid && (await fs.stat(`/proc/${rec.pid}`).then(() => true, () => false))) return name.slice(0, 12);
+        if (
+          rec.pid !== doomed.child.pid &&
+          (await fs.stat(`/proc/${rec.pid}`).then(
+            () => true,
+            () => false,
+          ))
+        )
+          return name.slice(0, 12);
       }
       return undefined;
     });

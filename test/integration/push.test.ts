@@ -137,7 +137,9 @@ describe('strata push', () => {
     const down = `127.0.0.1:${await freePort()}`;
     const unreachable = await strata(['push', 'busybox:latest', `${down}/x:1`]);
     expect(unreachable.exitCode).toBe(1);
-    expect(unreachable.stderr).toMatch(new RegExp(`^error: push ${down}/x:1: cannot reach registry ${down} \\(HEAD http://${down}/v2/x/blobs/sha256:[0-9a-f]{64}\\): connect ECONNREFUSED`, 'm'));
+    expect(unreachable.stderr).toMatch(
+      new RegExp(`^error: push ${down}/x:1: cannot reach registry ${down} \\(HEAD http://${down}/v2/x/blobs/sha256:[0-9a-f]{64}\\): connect ECONNREFUSED`, 'm'),
+    );
 
     const missing = await strata(['push', `${registry.address}/nothing:here`]);
     expect(missing.exitCode).toBe(1);
@@ -221,7 +223,9 @@ describe('a registry with bearer-token auth', () => {
       });
       const now = Math.floor(Date.now() / 1000);
       const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer] }));
-      const claims = b64url(JSON.stringify({ iss: 'strata-test-issuer', sub: 'tester', aud: url.searchParams.get('service'), exp: now + 600, nbf: now - 60, iat: now, jti: String(now), access }));
+      const claims = b64url(
+        JSON.stringify({ iss: 'strata-test-issuer', sub: 'tester', aud: url.searchParams.get('service'), exp: now + 600, nbf: now - 60, iat: now, jti: String(now), access }),
+      );
       const signature = b64url(sign('sha256', Buffer.from(`${header}.${claims}`), key));
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${header}.${claims}.${signature}` }));
     });
@@ -246,6 +250,8 @@ describe('a registry with bearer-token auth', () => {
 
     const refused = await strata(['push', 'busybox:latest', ref], { env: { DOCKER_CONFIG: await scratchDir('strata-docker-config-') } });
     expect(refused.exitCode).toBe(1);
-    expect(refused.stderr).toMatch(new RegExp(`error: push ${ref}: token server http://127\\.0\\.0\\.1:\\d+/token answered 401 Unauthorized for registry ${secured.address}: a login is required`));
+    expect(refused.stderr).toMatch(
+      new RegExp(`error: push ${ref}: token server http://127\\.0\\.0\\.1:\\d+/token answered 401 Unauthorized for registry ${secured.address}: a login is required`),
+    );
   });
 });

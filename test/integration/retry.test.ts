@@ -28,7 +28,11 @@ function buildId(stdout: string): string {
 /** The IDs `strata builds ls ARGS` lists. */
 async function listed(args: string[]): Promise<string[]> {
   const r = await strataOk(['builds', 'ls', ...args]);
-  return r.stdout.split('\n').slice(1).map((l) => l.split(/\s+/)[0]!).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(/\s+/)[0]!)
+    .filter(Boolean);
 }
 
 // Step 4 reads a file of the context that the first context lacks.

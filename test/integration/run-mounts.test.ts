@@ -41,15 +41,15 @@ async function build(ctx: string, extra: string[] = []): Promise<{ name: string;
 
 /** Entries the steps after the base added, as paths without a trailing slash. */
 async function addedEntries(archive: string): Promise<string[]> {
-  return (await layerListings(archive)).slice(1).flat().map((e) => e.replace(/\/$/, ''));
+  return (await layerListings(archive))
+    .slice(1)
+    .flat()
+    .map((e) => e.replace(/\/$/, ''));
 }
 
 test('a cache mount keeps its content for the next build and is in no layer', async () => {
   const id = `cache-${randomBytes(4).toString('hex')}`;
-  const dockerfile = (n: number) => [
-    'FROM busybox',
-    `RUN --mount=type=cache,id=${id},target=/var/cache/app echo build${n} >> /var/cache/app/log && cp /var/cache/app/log /seen`,
-  ];
+  const dockerfile = (n: number) => ['FROM busybox', `RUN --mount=type=cache,id=${id},target=/var/cache/app echo build${n} >> /var/cache/app/log && cp /var/cache/app/log /seen`];
   await build(await context(dockerfile(1)));
   const second = await build(await context(dockerfile(2)));
   expect(await dockerRun(second.name, ['cat', '/seen'])).toBe('build1\nbuild2');
@@ -90,7 +90,10 @@ test('bind mounts from another stage and from the context; rw changes are discar
 });
 
 test('a tmpfs mount is writable during the step and absent from the layer', async () => {
-  const ctx = await context(['FROM busybox', 'RUN --mount=type=tmpfs,target=/scratch,size=1m echo x > /scratch/f && ls /scratch > /listed && df /scratch | grep -c tmpfs >> /listed']);
+  const ctx = await context([
+    'FROM busybox',
+    'RUN --mount=type=tmpfs,target=/scratch,size=1m echo x > /scratch/f && ls /scratch > /listed && df /scratch | grep -c tmpfs >> /listed',
+  ]);
   const { name, tar } = await build(ctx);
   expect(await dockerRun(name, ['cat', '/listed'])).toBe('f\n1');
   expect((await addedEntries(tar)).filter((e) => e.startsWith('scratch'))).toEqual([]);
@@ -108,7 +111,9 @@ test('a secret is readable by RUN and nowhere else: layers, docker history, Temp
     'RUN --mount=type=secret,id=absent echo optional-missing-is-fine > /optional',
   ]);
   const r = await build(ctx, ['--secret', `id=token,src=${secretFile}`]);
-  expect(await dockerRun(r.name, ['cat', '/secret-len', '/env-len', '/optional'])).toBe(`${createHash('sha256').update(secret).digest('hex')}\n400 0\n${secret.length}\n${secret.length}\noptional-missing-is-fine`);
+  expect(await dockerRun(r.name, ['cat', '/secret-len', '/env-len', '/optional'])).toBe(
+    `${createHash('sha256').update(secret).digest('hex')}\n400 0\n${secret.length}\n${secret.length}\noptional-missing-is-fine`,
+  );
 
   // Layers are stored uncompressed in the saved archive: searching it searches every layer.
   expect((await fs.readFile(r.tar)).includes(secret)).toBe(false);

@@ -47,7 +47,10 @@ function builtId(out: string): string {
 /** The IMAGE ID column of `strata images` for REPO:TAG. */
 async function imageOf(repo: string, tag: string): Promise<string | undefined> {
   const { stdout } = await strataOk(['images']);
-  const row = stdout.split('\n').map((l) => l.trim().split(/\s+/)).find((c) => c[0] === repo && c[1] === tag);
+  const row = stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((c) => c[0] === repo && c[1] === tag);
   return row?.[2];
 }
 
@@ -57,7 +60,10 @@ async function recentRuns(id: string): Promise<string[]> {
   const lines = stdout.split('\n');
   const start = lines.indexOf('Recent runs (newest first):');
   if (start < 0) return [];
-  return lines.slice(start + 1).filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/).slice(2).join(' '));
+  return lines
+    .slice(start + 1)
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.trim().split(/\s+/).slice(2).join(' '));
 }
 
 /** Polls until `check` holds: schedules fire and list on the server's time, not ours. */
@@ -73,7 +79,10 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined | 
 
 async function listed(id: string): Promise<string[] | undefined> {
   const { stdout } = await strataOk(['schedule', 'ls']);
-  return stdout.split('\n').map((l) => l.trim().split(/\s+/)).find((c) => c[0] === id);
+  return stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((c) => c[0] === id);
 }
 
 async function git(cwd: string, ...args: string[]): Promise<string> {

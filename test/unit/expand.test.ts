@@ -47,7 +47,7 @@ const wordTable: Array<[string, Expected]> = [
   ["'hello\\'", 'hello\\'],
   ['"\'\'"', "''"],
   ['\'"hello"\'', '"hello"'],
-  ['안\'녕\'하세요', '안녕하세요'],
+  ["안'녕'하세요", '안녕하세요'],
   ['"a\\"b"', 'a"b'],
   // $ that starts no name stays literal
   ['$', '$'],

@@ -302,13 +302,7 @@ const breakouts: BreakoutCase[] = [
   },
   {
     name: 'hardlink through a relative symlink',
-    entries: () => [
-      dir('etc/'),
-      file('etc/passwd', 'inside'),
-      dir('breakouts/'),
-      symlink('breakouts/d1', '../../etc'),
-      hardlink('breakouts/mypasswd', 'breakouts/d1/passwd'),
-    ],
+    entries: () => [dir('etc/'), file('etc/passwd', 'inside'), dir('breakouts/'), symlink('breakouts/d1', '../../etc'), hardlink('breakouts/mypasswd', 'breakouts/d1/passwd')],
     expect: async (s) => expect(await sameInode(path.join(s.dest, 'breakouts/mypasswd'), path.join(s.dest, 'etc/passwd'))).toBe(true),
   },
   {
@@ -613,9 +607,9 @@ describe('batched xattrs and nodes', () => {
     await expect(writeXattrs(onLink)).rejects.toBeInstanceOf(EngineError);
     await writeXattrs([...onLink, { path: path.join(root, 'f'), name: 'user.y', value: Buffer.from('2') }], { ignoreUnsupported: true });
     expect((await readXattrsTree(root)).get('f')?.get('user.y')?.toString()).toBe('2');
-    await expect(
-      writeXattrs([{ path: path.join(root, 'missing'), name: 'user.x', value: Buffer.from('1') }], { ignoreUnsupported: true }),
-    ).rejects.toMatchObject({ code: 'XATTR_WRITE_FAILED' });
+    await expect(writeXattrs([{ path: path.join(root, 'missing'), name: 'user.x', value: Buffer.from('1') }], { ignoreUnsupported: true })).rejects.toMatchObject({
+      code: 'XATTR_WRITE_FAILED',
+    });
   });
 
   test('readXattrsTree fails on a missing directory', async () => {

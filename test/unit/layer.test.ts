@@ -320,9 +320,7 @@ describe('writeLayerTar', () => {
         expect(e.mtime).toBe(1_600_000_000); // whole seconds, floored
       }
       expect(byName.get('bin/suid')!.mode).toBe(0o4755);
-      expect(byName.get('bin/suid')!.pax!['SCHILY.xattr.security.capability']).toEqual(
-        Buffer.from('0100000200200000000000000000000000000000', 'hex'),
-      );
+      expect(byName.get('bin/suid')!.pax!['SCHILY.xattr.security.capability']).toEqual(Buffer.from('0100000200200000000000000000000000000000', 'hex'));
       expect(byName.get('data/binary-xattr')!.pax!['SCHILY.xattr.user.bin']).toEqual(BINARY_VALUE);
       expect([byName.get('bin/sgid')!.mode, byName.get('bin/sgid')!.uid, byName.get('bin/sgid')!.gid]).toEqual([0o2711, 1000, 50]);
       expect(byName.get('tmp/')!.mode).toBe(0o1777);
@@ -578,9 +576,11 @@ describe('writeLayerTar of a real overlay upperdir', () => {
       mounted.push(d('view2'));
       const view = await describeTree(d('view2'));
       expect(view).toEqual(await describeTree(d('view1')));
-      expect(Object.keys(view).filter((k) => !k.startsWith('xattrs:')).sort()).toEqual(
-        ['d', 'd/new', 'e', 'e/y', 'e/z', 'f2', 'top'].sort(),
-      );
+      expect(
+        Object.keys(view)
+          .filter((k) => !k.startsWith('xattrs:'))
+          .sort(),
+      ).toEqual(['d', 'd/new', 'e', 'e/y', 'e/z', 'f2', 'top'].sort());
     } finally {
       for (const m of mounted.reverse()) await umount(m);
       await fs.rm(base, { recursive: true, force: true });

@@ -209,12 +209,7 @@ const goldens: Golden[] = [
       {
         kind: 'COPY',
         range: r(2),
-        flags: [
-          { name: 'chown', value: 'app:app' },
-          { name: 'from', value: 'build' },
-          { name: 'link' },
-          { name: 'chmod', value: '0644' },
-        ],
+        flags: [{ name: 'chown', value: 'app:app' }, { name: 'from', value: 'build' }, { name: 'link' }, { name: 'chmod', value: '0644' }],
         text: 'COPY --chown=app:app --from=build --link --chmod=0644 a "b c" /dst/',
         // Shell-form words split on blanks only, quotes included, as docker does.
         sources: ['a', '"b', 'c"'],
@@ -290,8 +285,7 @@ const goldens: Golden[] = [
   {
     name: 'HEALTHCHECK with flags, shell form, NONE',
     dockerfile:
-      'FROM a\nHEALTHCHECK --interval=5s --retries=3 CMD ["curl", "-f", "http://localhost/"]\n' +
-      'HEALTHCHECK cmd curl -f http://localhost/ || exit 1\nHEALTHCHECK NONE\n',
+      'FROM a\nHEALTHCHECK --interval=5s --retries=3 CMD ["curl", "-f", "http://localhost/"]\n' + 'HEALTHCHECK cmd curl -f http://localhost/ || exit 1\nHEALTHCHECK NONE\n',
     want: [
       fromA(),
       {
@@ -317,10 +311,7 @@ const goldens: Golden[] = [
   {
     name: 'ONBUILD trigger is the rest of the line',
     dockerfile: 'FROM a\nonbuild  COPY --from=x . /app\n',
-    want: [
-      fromA(),
-      { kind: 'ONBUILD', range: r(2), flags: [], text: 'ONBUILD COPY --from=x . /app', trigger: 'COPY --from=x . /app' },
-    ],
+    want: [fromA(), { kind: 'ONBUILD', range: r(2), flags: [], text: 'ONBUILD COPY --from=x . /app', trigger: 'COPY --from=x . /app' }],
   },
   // continuation lines
   {
@@ -460,15 +451,15 @@ const goldens: Golden[] = [
   },
   {
     name: 'RUN <<"EOF" and <<\'EOF\' are quoted (no expansion)',
-    dockerfile: "FROM a\nRUN <<\"EOF\" cat - <<'END'\n$A\nEOF\n$B\nEND\n",
+    dockerfile: 'FROM a\nRUN <<"EOF" cat - <<\'END\'\n$A\nEOF\n$B\nEND\n',
     want: [
       fromA(),
       {
         kind: 'RUN',
         range: r(2, 6),
         flags: [],
-        text: "RUN <<\"EOF\" cat - <<'END'",
-        command: { form: 'shell', text: "<<\"EOF\" cat - <<'END'" },
+        text: 'RUN <<"EOF" cat - <<\'END\'',
+        command: { form: 'shell', text: '<<"EOF" cat - <<\'END\'' },
         heredocs: [
           { name: 'EOF', content: '$A\n', quoted: true, stripTabs: false },
           { name: 'END', content: '$B\n', quoted: true, stripTabs: false },
@@ -538,10 +529,7 @@ const goldens: Golden[] = [
   {
     name: 'ONBUILD RUN <<EOF keeps the body in the trigger',
     dockerfile: 'FROM a\nONBUILD RUN <<EOF\necho hi\nEOF\n',
-    want: [
-      fromA(),
-      { kind: 'ONBUILD', range: r(2, 4), flags: [], text: 'ONBUILD RUN <<EOF', trigger: 'RUN <<EOF\necho hi\nEOF' },
-    ],
+    want: [fromA(), { kind: 'ONBUILD', range: r(2, 4), flags: [], text: 'ONBUILD RUN <<EOF', trigger: 'RUN <<EOF\necho hi\nEOF' }],
   },
 ];
 
@@ -598,7 +586,7 @@ const failures: Array<[string, number, string]> = [
   ['FROM a\nHEALTHCHECK CMD\n', 2, 'Missing command after HEALTHCHECK CMD'],
   ['FROM a\nHEALTHCHECK NONE x\n', 2, 'HEALTHCHECK NONE takes no arguments'],
   ['FROM a\nONBUILD\n', 2, 'ONBUILD requires at least one argument'],
-  ['FROM a\nONBUILD ONBUILD RUN x\n', 2, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed'],
+  ['FROM a\nONBUILD ONBUILD RUN x\n', 2, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"],
   ['FROM a\nONBUILD from b\n', 2, "FROM isn't allowed as an ONBUILD trigger"],
   ['FROM a\nONBUILD MAINTAINER me\n', 2, "MAINTAINER isn't allowed as an ONBUILD trigger"],
   ['FROM a\nONBUILD ENV A=1 B\n', 2, 'Syntax error - can\'t find = in "B"'],

@@ -56,13 +56,14 @@ const image = (ref: string): BaseSpec => ({
   configDigest: sha256(`config ${ref}`),
 });
 const from = (number: number, line: number, text: string): FromStep => ({ kind: 'from', number, line, text });
-const config = (
-  number: number,
-  line: number,
-  text: string,
-  patch: Partial<ContainerConfig>,
-  createdBy: string,
-): ConfigStep => ({ kind: 'config', number, line, text, patch, history: { created_by: createdBy, empty_layer: true } });
+const config = (number: number, line: number, text: string, patch: Partial<ContainerConfig>, createdBy: string): ConfigStep => ({
+  kind: 'config',
+  number,
+  line,
+  text,
+  patch,
+  history: { created_by: createdBy, empty_layer: true },
+});
 /** WORKDIR is a layer step: it creates the directory when missing. */
 const workdir = (number: number, line: number, text: string, dir: string): WorkdirStep => ({
   kind: 'workdir',
@@ -73,24 +74,28 @@ const workdir = (number: number, line: number, text: string, dir: string): Workd
   patch: { WorkingDir: dir },
   history: { created_by: `WORKDIR ${dir}` },
 });
-const copy = (
-  number: number,
-  line: number,
-  text: string,
-  sources: string[],
-  dest: string,
-  createdBy: string,
-  flags: { chown?: string; chmod?: number } = {},
-): CopyStep => ({ kind: 'copy', number, line, text, instruction: 'COPY', sources, dest, ...flags, history: { created_by: createdBy } });
+const copy = (number: number, line: number, text: string, sources: string[], dest: string, createdBy: string, flags: { chown?: string; chmod?: number } = {}): CopyStep => ({
+  kind: 'copy',
+  number,
+  line,
+  text,
+  instruction: 'COPY',
+  sources,
+  dest,
+  ...flags,
+  history: { created_by: createdBy },
+});
 /** history: see "history text as docker writes it" (docker prefixes the build args in scope). */
-const run = (
-  number: number,
-  line: number,
-  text: string,
-  args: string[],
-  env: string[],
-  more: { user?: string; workdir: string; network?: 'host' | 'none' },
-): RunStep => ({ kind: 'run', number, line, text, args, env, ...more, history: { created_by: DIFFERS } });
+const run = (number: number, line: number, text: string, args: string[], env: string[], more: { user?: string; workdir: string; network?: 'host' | 'none' }): RunStep => ({
+  kind: 'run',
+  number,
+  line,
+  text,
+  args,
+  env,
+  ...more,
+  history: { created_by: DIFFERS },
+});
 const stage = (index: number, base: BaseSpec, steps: Step[], more: { name?: string; dependsOn?: number[] } = {}): StagePlan => ({
   index,
   name: more.name,
@@ -129,20 +134,8 @@ const goldens: Golden[] = [
           from(1, 1, 'FROM busybox'),
           config(2, 2, 'ENV A=1 B="two words"', { Env: [PATH, 'A=1', 'B=two words'] }, 'ENV A=1 B=two words'),
           config(3, 3, 'ENV C $A-$B', { Env: [PATH, 'A=1', 'B=two words', 'C=1-two words'] }, 'ENV C=1-two words'),
-          config(
-            4,
-            4,
-            'ENV PATH=$PATH:/x',
-            { Env: [`${PATH}:/x`, 'A=1', 'B=two words', 'C=1-two words'] },
-            `ENV ${PATH}:/x`,
-          ),
-          config(
-            5,
-            5,
-            'ENV A=2 D=$A',
-            { Env: [`${PATH}:/x`, 'A=2', 'B=two words', 'C=1-two words', 'D=1'] },
-            'ENV A=2 D=1',
-          ),
+          config(4, 4, 'ENV PATH=$PATH:/x', { Env: [`${PATH}:/x`, 'A=1', 'B=two words', 'C=1-two words'] }, `ENV ${PATH}:/x`),
+          config(5, 5, 'ENV A=2 D=$A', { Env: [`${PATH}:/x`, 'A=2', 'B=two words', 'C=1-two words', 'D=1'] }, 'ENV A=2 D=1'),
         ]),
       ],
       target: 0,
@@ -200,11 +193,7 @@ const goldens: Golden[] = [
     buildArgs: { V: 'cli' },
     want: {
       stages: [
-        stage(0, image('busybox'), [
-          from(1, 2, 'FROM busybox'),
-          config(2, 3, 'ARG V', {}, 'ARG V=cli'),
-          config(3, 4, 'LABEL v=$V', { Labels: { v: 'cli' } }, 'LABEL v=cli'),
-        ]),
+        stage(0, image('busybox'), [from(1, 2, 'FROM busybox'), config(2, 3, 'ARG V', {}, 'ARG V=cli'), config(3, 4, 'LABEL v=$V', { Labels: { v: 'cli' } }, 'LABEL v=cli')]),
       ],
       target: 0,
       totalSteps: 3,
@@ -248,13 +237,7 @@ const goldens: Golden[] = [
         stage(0, image('busybox'), [
           from(1, 1, 'FROM busybox'),
           config(2, 2, 'ENV P=app', { Env: [PATH, 'P=app'] }, 'ENV P=app'),
-          config(
-            3,
-            3,
-            'ENV ${P}_HOME=/srv/$P P=next ${P}_MODE=$P',
-            { Env: [PATH, 'P=next', 'app_HOME=/srv/app', 'app_MODE=app'] },
-            'ENV app_HOME=/srv/app P=next app_MODE=app',
-          ),
+          config(3, 3, 'ENV ${P}_HOME=/srv/$P P=next ${P}_MODE=$P', { Env: [PATH, 'P=next', 'app_HOME=/srv/app', 'app_MODE=app'] }, 'ENV app_HOME=/srv/app P=next app_MODE=app'),
         ]),
       ],
       target: 0,
@@ -412,12 +395,7 @@ const goldens: Golden[] = [
     name: 'ENTRYPOINT exec app: shell form with the default /bin/sh -c, inherited CMD reset',
     dockerfile: ['FROM busybox', 'ENTRYPOINT exec app'].join('\n'),
     want: {
-      stages: [
-        stage(0, image('busybox'), [
-          from(1, 1, 'FROM busybox'),
-          config(2, 2, 'ENTRYPOINT exec app', { Entrypoint: ['/bin/sh', '-c', 'exec app'], Cmd: null }, DIFFERS),
-        ]),
-      ],
+      stages: [stage(0, image('busybox'), [from(1, 1, 'FROM busybox'), config(2, 2, 'ENTRYPOINT exec app', { Entrypoint: ['/bin/sh', '-c', 'exec app'], Cmd: null }, DIFFERS)])],
       target: 0,
       totalSteps: 2,
       warnings: [],
@@ -433,13 +411,7 @@ const goldens: Golden[] = [
           from(1, 1, 'FROM busybox'),
           config(2, 2, 'EXPOSE 80 53/udp 8000-8001', { ExposedPorts: { '80/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {} } }, DIFFERS),
           config(3, 3, 'ENV P=443', { Env: [PATH, 'P=443'] }, 'ENV P=443'),
-          config(
-            4,
-            4,
-            'EXPOSE $P',
-            { ExposedPorts: { '80/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {}, '443/tcp': {} } },
-            DIFFERS,
-          ),
+          config(4, 4, 'EXPOSE $P', { ExposedPorts: { '80/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {}, '443/tcp': {} } }, DIFFERS),
         ]),
       ],
       target: 0,
@@ -529,28 +501,16 @@ const goldens: Golden[] = [
   },
   {
     name: '--target final with stages a, b (unneeded), final FROM a: numbering runs across the built stages',
-    dockerfile: [
-      'FROM busybox AS a',
-      'ENV A=1',
-      'LABEL stage=a',
-      'FROM alpine AS b',
-      'ENV B=1',
-      'FROM a AS final',
-      'ENV F=1',
-      'FROM scratch AS after',
-      'COPY --bogus x y',
-    ].join('\n'),
+    dockerfile: ['FROM busybox AS a', 'ENV A=1', 'LABEL stage=a', 'FROM alpine AS b', 'ENV B=1', 'FROM a AS final', 'ENV F=1', 'FROM scratch AS after', 'COPY --bogus x y'].join(
+      '\n',
+    ),
     target: 'final',
     want: {
       stages: [
         stage(
           0,
           image('busybox'),
-          [
-            from(1, 1, 'FROM busybox AS a'),
-            config(2, 2, 'ENV A=1', { Env: [PATH, 'A=1'] }, 'ENV A=1'),
-            config(3, 3, 'LABEL stage=a', { Labels: { stage: 'a' } }, 'LABEL stage=a'),
-          ],
+          [from(1, 1, 'FROM busybox AS a'), config(2, 2, 'ENV A=1', { Env: [PATH, 'A=1'] }, 'ENV A=1'), config(3, 3, 'LABEL stage=a', { Labels: { stage: 'a' } }, 'LABEL stage=a')],
           { name: 'a' },
         ),
         stage(2, { kind: 'stage', stage: 0 }, [from(4, 6, 'FROM a AS final'), config(5, 7, 'ENV F=1', { Env: [PATH, 'A=1', 'F=1'] }, 'ENV F=1')], {
@@ -610,14 +570,7 @@ goldens.push(
   },
   {
     name: 'a chain of three stages, --target picking the middle one: the last stage and its broken COPY are pruned',
-    dockerfile: [
-      'FROM busybox AS one',
-      'FROM busybox AS two',
-      'COPY --from=one /x /x',
-      'FROM busybox AS three',
-      'COPY --from=two /x /x',
-      'COPY --from=three /x /y',
-    ].join('\n'),
+    dockerfile: ['FROM busybox AS one', 'FROM busybox AS two', 'COPY --from=one /x /x', 'FROM busybox AS three', 'COPY --from=two /x /x', 'COPY --from=three /x /y'].join('\n'),
     target: 'two',
     want: {
       stages: [
@@ -638,9 +591,17 @@ goldens.push(
     want: {
       stages: [
         stage(0, image('busybox'), [from(1, 2, 'FROM busybox AS build')], { name: 'build' }),
-        stage(1, { kind: 'scratch' }, [{ ...from(2, 3, 'FROM scratch'), patch: { Env: [PATH] } }, { ...copy(3, 4, 'COPY --from=$STAGE /x /x', ['/x'], '/x', 'COPY /x /x'), from: { kind: 'stage', stage: 0 } }], {
-          dependsOn: [0],
-        }),
+        stage(
+          1,
+          { kind: 'scratch' },
+          [
+            { ...from(2, 3, 'FROM scratch'), patch: { Env: [PATH] } },
+            { ...copy(3, 4, 'COPY --from=$STAGE /x /x', ['/x'], '/x', 'COPY /x /x'), from: { kind: 'stage', stage: 0 } },
+          ],
+          {
+            dependsOn: [0],
+          },
+        ),
       ],
       target: 1,
       totalSteps: 3,
@@ -718,7 +679,12 @@ const errors: ErrorRow[] = [
     message: '--checksum is only supported for http(s) sources',
   },
   { name: 'ADD ftp://h/x /x (unsupported scheme)', dockerfile: 'FROM busybox\nADD ftp://h/x /x\n', line: 2, message: 'unsupported source URL "ftp://h/x"' },
-  { name: 'ADD https://h/r.git#--upload-pack=x /x (a ref git would take as an option)', dockerfile: 'FROM busybox\nADD https://h/r.git#--upload-pack=x /x\n', line: 2, message: 'invalid git source' },
+  {
+    name: 'ADD https://h/r.git#--upload-pack=x /x (a ref git would take as an option)',
+    dockerfile: 'FROM busybox\nADD https://h/r.git#--upload-pack=x /x\n',
+    line: 2,
+    message: 'invalid git source',
+  },
   { name: 'COPY https://h/x /x', dockerfile: 'FROM busybox\nCOPY https://h/x /x\n', line: 2, message: "source can't be a URL for COPY" },
   { name: 'EXPOSE abc', dockerfile: 'FROM busybox\nEXPOSE abc\n', line: 2, message: 'invalid port "abc"' },
   { name: 'EXPOSE 80/xyz', dockerfile: 'FROM busybox\n\nEXPOSE 80/xyz\n', line: 3, message: 'invalid port "80/xyz"' },
@@ -919,7 +885,13 @@ describe('RUN heredocs and mounts', () => {
 
   test('--target keeps a stage that only a mount needs, and resolves an image named by from=', async () => {
     const registry = fakeRegistry();
-    const got = await plan({ dockerfile: ['FROM busybox AS tools', 'FROM busybox AS app', 'RUN --mount=from=tools,target=/t --mount=from=alpine,target=/a true', 'FROM busybox AS other'].join('\n'), target: 'app' }, registry);
+    const got = await plan(
+      {
+        dockerfile: ['FROM busybox AS tools', 'FROM busybox AS app', 'RUN --mount=from=tools,target=/t --mount=from=alpine,target=/a true', 'FROM busybox AS other'].join('\n'),
+        target: 'app',
+      },
+      registry,
+    );
     expect(got.stages.map((s) => s.index)).toEqual([0, 1]);
     expect(registry.calls).toContain('alpine');
     expect(((got.stages[1]!.steps.at(-1) as RunStep).mounts![1] as { from: unknown }).from).toEqual({ kind: 'image', ref: 'alpine', manifestDigest: sha256('manifest alpine') });

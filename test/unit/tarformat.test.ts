@@ -8,15 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { readXattrsTree } from '../../engine/fsutil/special.js';
-import {
-  blockPadding,
-  encodeEntryHeader,
-  encodePaxRecords,
-  endOfArchive,
-  readTar,
-  type EntryHeader,
-  type PaxRecord,
-} from '../../engine/tar/tarformat.js';
+import { blockPadding, encodeEntryHeader, encodePaxRecords, endOfArchive, readTar, type EntryHeader, type PaxRecord } from '../../engine/tar/tarformat.js';
 
 // ---- helpers ------------------------------------------------------------------------------
 
@@ -454,9 +446,7 @@ describe('readTar', () => {
     await expect(names(Readable.from([tar]))).rejects.toMatchObject({ code: 'TAR_INVALID', message: expect.stringContaining('checksum') });
     const incompressible = tarOf([{ header: { name: Buffer.from('r') }, body: randomBytes(4096) }]);
     const gzipped = await execa('gzip', ['-c'], { input: incompressible, encoding: 'buffer' });
-    await expect(names(Readable.from([Buffer.from(gzipped.stdout)]))).rejects.toThrow(
-      /checksum mismatch: not a tar archive \(a compressed one\?\)/,
-    );
+    await expect(names(Readable.from([Buffer.from(gzipped.stdout)]))).rejects.toThrow(/checksum mismatch: not a tar archive \(a compressed one\?\)/);
   });
 
   test('a truncated archive is TAR_INVALID wherever it is cut', async () => {

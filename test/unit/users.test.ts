@@ -13,10 +13,7 @@ beforeAll(async () => {
     path.join(rootfs, 'etc', 'passwd'),
     ['root:x:0:0:root:/root:/bin/sh', 'daemon:x:1:1:daemon:/usr/sbin:/bin/false', 'app:x:1000:1000::/home/app:/bin/sh', ''].join('\n'),
   );
-  await fs.writeFile(
-    path.join(rootfs, 'etc', 'group'),
-    ['root:x:0:', 'daemon:x:1:', 'app:x:1000:', 'audio:x:29:app,daemon', 'video:x:44:app', 'nogroup:x:65534:', ''].join('\n'),
-  );
+  await fs.writeFile(path.join(rootfs, 'etc', 'group'), ['root:x:0:', 'daemon:x:1:', 'app:x:1000:', 'audio:x:29:app,daemon', 'video:x:44:app', 'nogroup:x:65534:', ''].join('\n'));
 });
 afterAll(async () => {
   await fs.rm(rootfs, { recursive: true, force: true });

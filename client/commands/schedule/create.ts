@@ -67,7 +67,9 @@ export function runScheduleCreate(id: string, sourceArg: string, opts: CreateOpt
       if (err instanceof Error && /invalid|cron|interval/i.test(err.message)) throw new UsageError(`schedule create: ${err.message}`);
       throw err;
     }
-    console.log(`Created schedule ${id}: ${spec}, ${opts.when === 'changed' ? 'when changed' : 'always'}, ${shown}${tags.length ? ` → ${tags.join(', ')}` : ''}${opts.push ? ' (pushed)' : ''}`);
+    console.log(
+      `Created schedule ${id}: ${spec}, ${opts.when === 'changed' ? 'when changed' : 'always'}, ${shown}${tags.length ? ` → ${tags.join(', ')}` : ''}${opts.push ? ' (pushed)' : ''}`,
+    );
     if (!(await hasLiveWorker())) {
       console.error(`warning: no worker polls task queue "${queue}": runs wait until \`strata worker\` runs`);
     }

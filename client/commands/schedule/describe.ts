@@ -17,7 +17,13 @@ export function runScheduleDescribe(id: string): Promise<void> {
     field('Source', memo?.source ?? req.source.kind);
     if (req.source.kind !== 'snapshot' && req.source.dockerfile) field('Dockerfile', req.source.dockerfile);
     field('Tags', req.build.tags.join(', ') || '(none)');
-    if (Object.keys(req.build.buildArgs).length) field('Build args', Object.entries(req.build.buildArgs).map(([k, v]) => `${k}=${v}`).join(' '));
+    if (Object.keys(req.build.buildArgs).length)
+      field(
+        'Build args',
+        Object.entries(req.build.buildArgs)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' '),
+      );
     if (req.build.target) field('Target', req.build.target);
     field('When', req.when);
     field('State', d.state.paused ? `paused${d.state.note ? ` (${d.state.note})` : ''}` : 'active');
