@@ -218,7 +218,10 @@ describe('strata schedule', () => {
     await refused(['create', 'bad', '--every', '1h', path.join(ctx, 'missing')], 'is not a directory');
     await refused(['create', 'bad', '--every', '1h', '--source-mode', 'dir', 'file:///nowhere/repo.git#main'], 'is a git URL');
     await refused(['create', 'bad', '--every', '1h', '--source-mode', 'git', ctx], 'is not a git URL');
-    await refused(['create', 'bad', '--every', '1h', '--network', 'none', ctx], "unknown option '--network'");
+    await refused(['create', 'bad', '--every', '1h', '--network', 'bogus', ctx], '--network: expected default, host or none');
+    // The Dockerfile is parsed at create: a typo shows now, not at the first run.
+    const typo = await contextWith({ Dockerfile: 'FROM busybox\nRUNN true\n' });
+    await refused(['create', 'bad', '--every', '1h', typo], 'Dockerfile:2: unknown instruction: RUNN (did you mean RUN?)');
     await refused(['describe', 'bad'], 'no schedule bad');
     await refused(['rm', 'bad'], 'no schedule bad');
 
