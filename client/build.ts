@@ -14,6 +14,7 @@ import { createWorker, taskQueue } from '../worker/worker.js';
 import type { buildImage } from '../workflows/buildImage.js';
 import type { BuildProgress, BuildRequest, OutputSpec, RunHeartbeat } from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
+import { ENTITLEMENTS, type NetworkMode } from '../engine/runtime/network.js';
 import { makeFilter, packContext, readDockerignore } from './context.js';
 import { ProgressPrinter, formatSize } from './progress.js';
 import { printPushResult } from './push.js';
@@ -25,6 +26,8 @@ export interface BuildOptions {
   target?: string;
   output?: string;
   network?: string;
+  /** Entitlements the build asks for (`--allow network.host`). */
+  allow?: string[];
   stepTimeout?: string;
   secret?: string[];
   /** How long a failed step waits for `strata retry`/`abort`: a duration, or 0 to fail at once. */
@@ -145,10 +148,18 @@ export function checkPushTags(tags: string[], command: string): void {
   }
 }
 
-function parseNetwork(v: string | undefined): 'host' | 'none' | undefined {
-  if (v === undefined || v === 'default') return undefined;
-  if (v === 'host' || v === 'none') return v;
+function parseNetwork(v: string | undefined): NetworkMode | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'default' || v === 'host' || v === 'none') return v;
   throw new UsageError(`--network: expected default, host or none, got ${JSON.stringify(v)}`);
+}
+
+/** `--allow` values: BuildKit's entitlement names that strata knows. */
+export function parseEntitlements(values: string[], flag: string): string[] | undefined {
+  for (const v of values) {
+    if (!(ENTITLEMENTS as readonly string[]).includes(v)) throw new UsageError(`${flag}: unknown entitlement ${JSON.stringify(v)} (known: ${ENTITLEMENTS.join(', ')})`);
+  }
+  return values.length > 0 ? [...new Set(values)] : undefined;
 }
 
 /** True when some worker polled the queue recently (a dead one stays listed for minutes). */
@@ -200,6 +211,7 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
     outputs: opts.output ? [parseOutput(opts.output)] : [],
     sourceDateEpoch: sourceDateEpoch(),
     network: parseNetwork(opts.network),
+    entitlements: parseEntitlements(opts.allow ?? [], '--allow'),
     stepTimeoutMs: opts.stepTimeout ? parseDuration(opts.stepTimeout) : undefined,
     retryWindowMs: parseRetryWindow(opts.retryWindow ?? (process.env.STRATA_RETRY_WINDOW || DEFAULT_RETRY_WINDOW)),
     ...(opts.push ? { push: true } : {}),

@@ -10,7 +10,7 @@ import { Store } from '../engine/store/store.js';
 import { buildLogDir } from '../engine/store/logs.js';
 import { ensureTemporal, serverStatus, startServer, stopServer, configuredTarget } from '../worker/temporal.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
-import { DEFAULT_RETRY_WINDOW, EXIT_WAITING, runBuild, sourceDateEpoch, UsageError } from './build.js';
+import { DEFAULT_RETRY_WINDOW, EXIT_WAITING, parseEntitlements, runBuild, sourceDateEpoch, UsageError } from './build.js';
 import { abortBuild, attachBuild, BUILD_STATUSES, describeBuild, listBuilds, retryBuild } from './builds.js';
 import { formatSize } from './progress.js';
 import { runPush } from './push.js';
@@ -50,7 +50,8 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage and what it needs')
     .option('--output <spec>', 'also save the image: type=docker,dest=FILE')
-    .option('--network <mode>', 'network for RUN steps: default (the host\'s), host or none')
+    .option('--network <mode>', "network for RUN steps without --network: default (a namespace of the step's own, with egress through slirp4netns, without the host's loopback or addresses), none (loopback only; ADD fetches nothing) or host (needs --allow network.host)")
+    .option('--allow <entitlement>', "grant the build an entitlement: network.host (RUN --network=host, ADD from this host's own addresses; a worker may refuse it) (repeatable)", collect, [])
     .option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m')
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
@@ -107,10 +108,12 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
   cli
     .command('worker')
     .description('Run a worker: it executes builds from the task queue until stopped')
-    .action(async () => {
+    .option('--deny-entitlement <entitlement>', 'refuse this entitlement to every build, even one that asks for it: network.host (repeatable)', collect, [])
+    .action(async (opts: { denyEntitlement: string[] }) => {
+      const deniedEntitlements = parseEntitlements(opts.denyEntitlement, '--deny-entitlement');
       const store = await Store.open();
       const target = await ensureTemporal(store.root, (m) => console.error(m));
-      const { worker, connection } = await createWorker({ target, store });
+      const { worker, connection } = await createWorker({ target, store, deniedEntitlements });
       console.error(`strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root})`);
       // Graceful first: running activities finish or are cancelled. A worker whose server is
       // gone would wait on its polls forever, so it leaves after a grace period, or at once
