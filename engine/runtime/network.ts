@@ -86,7 +86,8 @@ export async function startNetwork(mode: NetworkMode, dir: string): Promise<Step
   try {
     // One process makes the namespace (kept alive by a bind mount on nsPath) and, inside it,
     // the routes the step cannot change (it has no CAP_NET_ADMIN).
-    const routes = ['link set lo up', ...[...hostAddresses().map((a) => `${a}/32`), ...UNROUTABLE].map((r) => `route add prohibit ${r}`)];
+    const unroutable = new Set([...hostAddresses().map((a) => `${a}/32`), ...UNROUTABLE]);
+    const routes = ['link set lo up', ...[...unroutable].map((r) => `route add prohibit ${r}`)];
     const made = await execa('unshare', [`--net=${nsPath}`, 'ip', '-batch', '-'], { input: routes.join('\n') + '\n', reject: false });
     if (made.exitCode !== 0) throw new EngineError('NETWORK_FAILED', `run step: make network namespace: ${made.stderr || made.message}`);
     slirp = spawnSlirp(nsPath);
