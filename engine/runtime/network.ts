@@ -49,6 +49,7 @@ const MTU = 65520;
 const UNROUTABLE = ['169.254.0.0/16'];
 
 export interface StepNetwork {
+  mode: NetworkMode;
   /** The namespace runc joins; undefined: runc makes an empty one (`none`) or uses the host's. */
   nsPath?: string;
   /** What the step's /etc/resolv.conf says. */
@@ -61,27 +62,36 @@ export interface StepNetwork {
 
 /**
  * Makes the network of one step under `dir` (the step's private staging dir). The caller
- * must call close() in a finally. slirp4netns starts here and comes up while the caller
- * prepares the container; await `ready` just before starting it.
+ * must call close() in a finally. Start it early: the namespace and slirp4netns come up
+ * while the caller mounts the rootfs and prepares the container; runContainer awaits
+ * `ready` just before it starts the step.
  */
 export async function startNetwork(mode: NetworkMode, dir: string): Promise<StepNetwork> {
-  if (mode === 'host') return { resolvConf: await hostResolvConf(), ready: Promise.resolve(), close: async () => {} };
-  if (mode === 'none') return { resolvConf: '', ready: Promise.resolve(), close: async () => {} };
+  if (mode === 'host') return { mode, resolvConf: await hostResolvConf(), ready: Promise.resolve(), close: async () => {} };
+  if (mode === 'none') return { mode, resolvConf: '', ready: Promise.resolve(), close: async () => {} };
+  await fs.mkdir(dir, { recursive: true });
   const nsPath = path.join(dir, 'netns');
   await fs.writeFile(nsPath, '');
   let slirp: Slirp | undefined;
   let closed = false;
   const close = async () => {
-    if (slirp) {
-      // Closing the exit fd is slirp4netns's signal to leave; SIGKILL if it lingers.
-      slirp.stdio[4].destroy();
-      const timer = setTimeout(() => slirp?.kill('SIGKILL'), 2000);
-      await slirp.catch(() => undefined);
+    // The bind mount and slirp4netns each keep the namespace; both go at once. Closing the
+    // exit fd is slirp4netns's signal to leave; SIGKILL if it lingers.
+    const stopping = slirp;
+    slirp = undefined;
+    const stopSlirp = async () => {
+      if (!stopping) return;
+      stopping.stdio[4].destroy();
+      const timer = setTimeout(() => stopping.kill('SIGKILL'), 2000);
+      await stopping.catch(() => undefined);
       clearTimeout(timer);
-      slirp = undefined;
-    }
-    if (!closed) await unmountPath(nsPath);
-    closed = true;
+    };
+    const unmount = async () => {
+      if (closed) return;
+      closed = true;
+      await unmountPath(nsPath);
+    };
+    await Promise.all([stopSlirp(), unmount()]);
   };
   try {
     // One process makes the namespace (kept alive by a bind mount on nsPath) and, inside it,
@@ -95,7 +105,7 @@ export async function startNetwork(mode: NetworkMode, dir: string): Promise<Step
     // (owners.ts) also finds it by the namespace path on its command line.
     const ready = slirpReady(slirp);
     ready.catch(() => undefined); // awaited by the caller; a failure before that is not unhandled
-    return { nsPath, resolvConf: await defaultResolvConf(), ready, close };
+    return { mode, nsPath, resolvConf: await defaultResolvConf(), ready, close };
   } catch (err) {
     await close();
     throw err;
@@ -117,7 +127,7 @@ function slirpReady(slirp: Slirp): Promise<void> {
     let stderr = '';
     (slirp.stdio[2] as Readable).on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     (slirp.stdio[3] as Readable).once('data', () => resolve());
-    void slirp.then((r) => reject(new EngineError('NETWORK_FAILED', `run step: slirp4netns exited before the network was up (${r.exitCode ?? r.signal}): ${stderr.trim()}`)));
+    void slirp.then((r) => reject(new EngineError('NETWORK_FAILED', `run step: slirp4netns exited before the network was up (${r.exitCode ?? r.signal ?? r.shortMessage}): ${stderr.trim()}`)));
   });
 }
 

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { EngineError } from '../errors.js';
-import { startNetwork, type NetworkMode, type StepNetwork } from './network.js';
+import type { StepNetwork } from './network.js';
 import { seccompProfile } from './seccomp.js';
 
 export interface ProcessSpec {
@@ -34,11 +34,11 @@ export interface RunSpec {
   bundleDir: string;
   process: ProcessSpec;
   /**
-   * `default`: a namespace of its own with slirp4netns's NAT to the outside, not the host's
-   * loopback nor its addresses; `none`: loopback only; `host`: the host's (the caller checks
-   * the entitlement).
+   * The step's network (startNetwork; the caller closes it): `default`, a namespace of its own
+   * with slirp4netns's NAT to the outside, not the host's loopback nor its addresses; `none`,
+   * loopback only; `host`, the host's (the caller checks the entitlement).
    */
-  network: NetworkMode;
+  network: StepNetwork;
   /** Receives stdout and stderr as they arrive. */
   onOutput: (chunk: Buffer) => void;
   signal?: AbortSignal;
@@ -103,9 +103,10 @@ async function writeNetworkFiles(dir: string, net: StepNetwork): Promise<{ hosts
   return { hosts, resolv };
 }
 
-function runtimeConfig(spec: RunSpec, files: { hosts: string; resolv: string }, net: StepNetwork): object {
+function runtimeConfig(spec: RunSpec, files: { hosts: string; resolv: string }): object {
+  const net = spec.network;
   const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
-  if (spec.network !== 'host') namespaces.push(net.nsPath ? { type: 'network', path: net.nsPath } : { type: 'network' });
+  if (net.mode !== 'host') namespaces.push(net.nsPath ? { type: 'network', path: net.nsPath } : { type: 'network' });
   return {
     ociVersion: '1.0.2',
     process: {
@@ -147,16 +148,11 @@ function runtimeConfig(spec: RunSpec, files: { hosts: string; resolv: string }, 
  */
 export async function runContainer(spec: RunSpec): Promise<RunResult> {
   await fs.mkdir(spec.bundleDir, { recursive: true });
-  // slirp4netns comes up while the bundle is written; runc waits for it below.
-  const net = await startNetwork(spec.network, spec.bundleDir);
-  try {
-    const files = await writeNetworkFiles(spec.bundleDir, net);
-    await fs.writeFile(path.join(spec.bundleDir, 'config.json'), JSON.stringify(runtimeConfig(spec, files, net)));
-    await net.ready;
-    return await runInBundle(spec);
-  } finally {
-    await net.close();
-  }
+  const files = await writeNetworkFiles(spec.bundleDir, spec.network);
+  await fs.writeFile(path.join(spec.bundleDir, 'config.json'), JSON.stringify(runtimeConfig(spec, files)));
+  // slirp4netns came up while the rootfs was prepared: the step must not start before it.
+  await spec.network.ready;
+  return runInBundle(spec);
 }
 
 async function runInBundle(spec: RunSpec): Promise<RunResult> {

@@ -11,7 +11,7 @@ import { commitStep, type StepResult } from '../layer/commit.js';
 import { DEFAULT_PATH } from '../plan/config.js';
 import type { RunStep } from '../plan/types.js';
 import { mountOverlay } from '../runtime/overlay.js';
-import { requireHostNetwork, type HostNetworkGrant, type NetworkMode } from '../runtime/network.js';
+import { requireHostNetwork, startNetwork, type HostNetworkGrant, type NetworkMode } from '../runtime/network.js';
 import { RUNTIME_MOUNTPOINTS, runContainer } from '../runtime/runc.js';
 import type { Store } from '../store/store.js';
 import { prepareRunMounts, type MountInputs } from './mounts.js';
@@ -53,6 +53,10 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
   const network = step.network ?? spec.network;
   if (network === 'host') requireHostNetwork(spec.hostNetwork, step.network === 'host' ? 'RUN --network=host' : 'RUN with strata build --network=host');
   const staging = await store.makeTempDir('run');
+  // The network comes up while the rootfs is mounted and the mounts are prepared.
+  const networking = startNetwork(network, path.join(staging, 'net'));
+  networking.catch(() => undefined); // its failure surfaces where the container awaits it
+  const closeNetwork = () => networking.then((n) => n.close(), () => undefined);
   try {
     const mount = await mountOverlay(store, await store.chainOf(spec.parentTop), staging);
     let result;
@@ -80,7 +84,7 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
           rootfs: mount.merged,
           bundleDir: path.join(staging, 'bundle'),
           process: { args: step.args, env: [...env, ...mounts.env], cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-          network,
+          network: await networking,
           signal: spec.signal,
           timeoutMs: spec.timeoutMs,
           onOutput: (chunk) => {
@@ -94,7 +98,7 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
         await mounts.release();
       }
     } finally {
-      await mount.unmount();
+      await Promise.all([mount.unmount(), closeNetwork()]);
     }
     if (result.cancelled) throw new EngineError('CANCELLED', 'run step: cancelled');
     const shown = step.args.join(' ');
@@ -108,6 +112,7 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
     await dropMountTargets(mount.upper, before, targets);
     return await commitStep(store, mount.upper, spec.parentTop, step.history, spec.sourceDateEpoch);
   } finally {
+    await closeNetwork(); // closed already unless the mount failed
     await fs.rm(staging, { recursive: true, force: true });
   }
 }
