@@ -11,7 +11,9 @@ import { planDockerfile } from '../engine/plan/planner.js';
 import type { BaseSpec } from '../engine/plan/types.js';
 import { executeCopy } from '../engine/steps/copy.js';
 import type { Store } from '../engine/store/store.js';
+import { EngineError } from '../engine/errors.js';
 import { executeRun } from '../engine/steps/run.js';
+import { hostNetworkGrant, type NetworkMode } from '../engine/runtime/network.js';
 import { executeWorkdir } from '../engine/steps/workdir.js';
 import { stepLogPath } from '../engine/store/logs.js';
 import { readBuildSecret } from '../engine/store/secrets.js';
@@ -23,9 +25,11 @@ export interface ActivityDeps {
   store: Store;
   /** ADD may clone file:// git repositories from this worker's disk (tests, local mirrors). */
   allowFileGit?: boolean;
+  /** Entitlements this worker refuses whatever a build asks (`strata worker --deny-entitlement`). */
+  deniedEntitlements?: string[];
 }
 
-export function createActivities({ store, allowFileGit }: ActivityDeps): BuildActivities {
+export function createActivities({ store, allowFileGit, deniedEntitlements }: ActivityDeps): BuildActivities {
   return {
     planBuild: (input: PlanInput) =>
       guarded(async () => {
@@ -52,7 +56,15 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
       guarded(
         async () => {
           const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
-          return executeCopy(store, { parentTop: input.parentTop, step: input.step, source, sourceDateEpoch: input.sourceDateEpoch, allowFileGit });
+          return executeCopy(store, {
+            parentTop: input.parentTop,
+            step: input.step,
+            source,
+            sourceDateEpoch: input.sourceDateEpoch,
+            allowFileGit,
+            network: checkedNetwork(input.network ?? 'default'),
+            hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
+          });
         },
         { heartbeat: true },
       ),
@@ -69,7 +81,8 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
           executeRun(store, {
             parentTop: input.parentTop,
             step: input.step,
-            network: input.network,
+            network: checkedNetwork(input.network),
+            hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
             sourceDateEpoch: input.sourceDateEpoch,
             timeoutMs: input.stepTimeoutMs,
             logFile: stepLogPath(store.root, buildId, input.step.number),
@@ -107,6 +120,12 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
         { heartbeat: true },
       ),
   };
+}
+
+/** A workflow input is anyone's: an unknown mode must not fall through to the host's network. */
+function checkedNetwork(mode: unknown): NetworkMode {
+  if (mode === 'default' || mode === 'none' || mode === 'host') return mode;
+  throw new EngineError('NETWORK_INVALID', `run step: network must be default, none or host, got ${JSON.stringify(mode)}`, { userError: true });
 }
 
 /** The most output one heartbeat carries; a client that falls behind is told to see the log. */

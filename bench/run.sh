@@ -50,4 +50,12 @@ for name in "${scenarios[@]}"; do
   buildah rmi "strata-bench-result:$name" >/dev/null 2>&1 || true
   ratio() { [ "$2" = nan ] && echo nan || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
   printf '%-20s %9.2fs %9.2fs %10s %14s %14s\n' "$name" "$t_strata" "$t_docker" "$t_buildah" "$(ratio "$t_strata" "$t_docker")" "$(ratio "$t_strata" "$t_buildah")"
+  # The price of RUN's default network (a namespace and slirp4netns per step), against none.
+  if [ -e "$dir/compare-network" ]; then
+    steps=$(grep -c '^RUN' "$dir/Dockerfile")
+    t_none=$(seconds strata build --network none "$dir")
+    t_default=$(seconds strata build --network default "$dir")
+    awk -v d="$t_default" -v n="$t_none" -v k="$steps" -v s="$name" \
+      'BEGIN { printf "%-20s network default %.2fs, none %.2fs: %+.0f ms per RUN step\n", s, d, n, (d - n) * 1000 / k }'
+  fi
 done

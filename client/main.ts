@@ -98,7 +98,11 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .action(exits(runBuildsLs));
   builds.command('describe').description("Show a build's status, timings, steps and image ID").argument('<build>', 'the build ID').action(exits(runBuildsDescribe));
 
-  cli.command('worker').description('Run a worker: it executes builds from the task queue until stopped').action(exits(runWorker));
+  cli
+    .command('worker')
+    .description('Run a worker: it executes builds from the task queue until stopped')
+    .option('--deny-entitlement <entitlement>', 'refuse this entitlement to every build, even one that asks for it: network.host (repeatable)', collect, [])
+    .action(exits(runWorker));
 
   const server = cli.command('server').description('Manage the embedded Temporal dev server');
   server.command('start').description('Start the embedded server in the background (a SQLite file under $STRATA_HOME)').action(exits(runServerStart));

@@ -3,6 +3,7 @@
 import { Option } from 'commander';
 import { normalizeReference } from '../engine/image/reference.js';
 import { registryReference } from '../engine/registry/reference.js';
+import { ENTITLEMENTS, type NetworkMode } from '../engine/runtime/network.js';
 import type { BuildRequest } from '../workflows/types.js';
 import { UsageError } from './errors.js';
 
@@ -16,6 +17,8 @@ export interface BuildFlags {
   buildArg: string[];
   target?: string;
   network?: string;
+  /** Entitlements the build asks for (`--allow network.host`). */
+  allow?: string[];
   stepTimeout?: string;
   push?: boolean;
 }
@@ -27,14 +30,23 @@ export function buildFlagOptions(): Option[] {
     new Option('-t, --tag <name:tag>', 'name the image (repeatable)').argParser(collect).default([]),
     new Option('--build-arg <key=value>', 'set a build-time variable (repeatable)').argParser(collect).default([]),
     new Option('--target <stage>', 'build this stage and what it needs'),
-    new Option('--network <mode>', "network for RUN steps: default (the host's), host or none"),
+    new Option(
+      '--network <mode>',
+      "network for RUN steps without --network: default (a namespace of the step's own, with egress through slirp4netns, without the host's loopback or addresses), none (loopback only; ADD fetches nothing) or host (needs --allow network.host)",
+    ),
+    new Option(
+      '--allow <entitlement>',
+      "grant the build an entitlement: network.host (RUN --network=host, ADD from this host's own addresses; a worker may refuse it) (repeatable)",
+    )
+      .argParser(collect)
+      .default([]),
     new Option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m'),
     new Option('--push', "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1 (credentials: the worker's docker config.json)"),
   ];
 }
 
 /** The part of a build request the shared flags give; `command` names the command in errors. */
-export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'stepTimeoutMs' | 'push'>;
+export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push'>;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
   const tags = flags.tag.map((t) => normalizeTag(t));
@@ -45,6 +57,7 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     tags,
     sourceDateEpoch: sourceDateEpoch(),
     network: parseNetwork(flags.network),
+    entitlements: parseEntitlements(flags.allow ?? [], '--allow'),
     stepTimeoutMs: flags.stepTimeout ? parseDuration(flags.stepTimeout) : undefined,
     ...(flags.push ? { push: true } : {}),
   };
@@ -97,8 +110,16 @@ export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | 
   return Number(v);
 }
 
-function parseNetwork(v: string | undefined): 'host' | 'none' | undefined {
-  if (v === undefined || v === 'default') return undefined;
-  if (v === 'host' || v === 'none') return v;
+function parseNetwork(v: string | undefined): NetworkMode | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'default' || v === 'host' || v === 'none') return v;
   throw new UsageError(`--network: expected default, host or none, got ${JSON.stringify(v)}`);
+}
+
+/** `--allow` values: BuildKit's entitlement names that strata knows. */
+export function parseEntitlements(values: string[], flag: string): string[] | undefined {
+  for (const v of values) {
+    if (!(ENTITLEMENTS as readonly string[]).includes(v)) throw new UsageError(`${flag}: unknown entitlement ${JSON.stringify(v)} (known: ${ENTITLEMENTS.join(', ')})`);
+  }
+  return values.length > 0 ? [...new Set(values)] : undefined;
 }

@@ -20,10 +20,10 @@ COPY test ./test
 RUN npm run build && rm -rf dist/test
 
 FROM node:22-bookworm-slim
-# runc and mount run RUN steps; attr reads overlay xattrs; git, xz, bzip2 and zstd serve ADD;
+# runc and mount run RUN steps, slirp4netns and iproute2 give them their network; attr reads overlay xattrs; git, xz, bzip2 and zstd serve ADD;
 # ca-certificates for ADD of https URLs.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends runc attr git xz-utils bzip2 zstd ca-certificates \
+ && apt-get install -y --no-install-recommends runc slirp4netns iproute2 attr git xz-utils bzip2 zstd ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/strata
 COPY package.json package-lock.json ./

@@ -6,11 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# Debian packages: runc and overlay tools for builds; docker.io, docker-registry and skopeo as verifiers;
+# Debian packages: runc and overlay tools for builds, slirp4netns and iproute2 for their network; docker.io, docker-registry and skopeo as verifiers;
 # busybox-static as the tests' base image; attr for xattrs and whiteouts; decompressors.
 # git for ADD of git repositories; docker-compose (and its python3-yaml) checks docker-compose.yml;
 # chromium for the Temporal Web UI tests (through playwright-core).
-packages=(runc docker.io docker-registry skopeo busybox-static attr xz-utils bzip2 zstd file git docker-compose chromium)
+packages=(runc slirp4netns iproute2 docker.io docker-registry skopeo busybox-static attr xz-utils bzip2 zstd file git docker-compose chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -53,6 +53,8 @@ export interface WorkerOptions {
   identity?: string;
   /** WARN for `strata worker`; a build's in-process worker says only ERRORs (the CLI reports failures). */
   logLevel?: LogLevel;
+  /** Entitlements refused to every build (`strata worker --deny-entitlement`). */
+  deniedEntitlements?: string[];
 }
 
 /** Creates a worker ready to run; `worker.run()` polls until `worker.shutdown()`. */
@@ -63,7 +65,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
   // Workers elsewhere on a shared store die too; their leftovers are only known to be dead later.
   setInterval(() => void reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR'), RECLAIM_MS).unref();
   const connection = await NativeConnection.connect({ address: opts.target.address });
-  const activityDeps = { store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1' };
+  const activityDeps = { store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1', deniedEntitlements: opts.deniedEntitlements };
   const bundleReady = await fs.access(BUNDLE_PATH).then(
     () => true,
     () => false,

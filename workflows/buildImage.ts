@@ -158,7 +158,7 @@ async function runStage(stage: StagePlan, results: Map<number, Promise<ImageStat
           let from: CopyInput['from'];
           if (step.from?.kind === 'stage') from = { top: topOf(await results.get(step.from.stage)!) };
           else if (step.from?.kind === 'image') from = { top: topOf(await quick.resolveBase(step.from)) };
-          r = await steps.copyStep({ parentTop, step, contextDigest: req.contextDigest, from, sourceDateEpoch });
+          r = await steps.copyStep({ parentTop, step, contextDigest: req.contextDigest, from, sourceDateEpoch, network: req.network ?? 'default', entitlements: req.entitlements });
           break;
         }
         case 'run': {
@@ -173,7 +173,8 @@ async function runStage(stage: StagePlan, results: Map<number, Promise<ImageStat
           r = await run.runStep({
             parentTop,
             step,
-            network: req.network ?? 'host',
+            network: req.network ?? 'default',
+            entitlements: req.entitlements,
             sourceDateEpoch,
             stepTimeoutMs: req.stepTimeoutMs,
             contextDigest: req.contextDigest,

@@ -3,6 +3,7 @@
 import type { Digest } from '../engine/digest.js';
 import type { HistoryEntry, ImageState, LayerRef } from '../engine/image/types.js';
 import type { BaseSpec, BuildPlan, CopyStep, RunStep, WorkdirStep } from '../engine/plan/types.js';
+import type { NetworkMode } from '../engine/runtime/network.js';
 import type { PushResult } from '../engine/registry/push.js';
 
 export interface OutputSpec {
@@ -25,8 +26,17 @@ export interface BuildRequest {
   outputs: OutputSpec[];
   /** SOURCE_DATE_EPOCH: clamps mtimes and sets `created`, for reproducible image IDs. */
   sourceDateEpoch?: number;
-  /** RUN's network when the step sets none (`strata build --network`). Default host. */
-  network?: 'host' | 'none';
+  /**
+   * RUN's network when the step sets none (`strata build --network`), and whether ADD may
+   * download. Default `default`: a namespace of the step's own with egress, not the host's.
+   */
+  network?: NetworkMode;
+  /**
+   * Rights the build asks for (`strata build --allow`): `network.host` lets RUN use the
+   * host's network and ADD reach the host's loopback. A worker may refuse them
+   * (`strata worker --deny-entitlement`).
+   */
+  entitlements?: string[];
   /** Bound on one RUN step (`--step-timeout`), in milliseconds. */
   stepTimeoutMs?: number;
   /**
@@ -105,12 +115,18 @@ export interface CopyInput {
   /** For COPY --from: the source stage's or image's top chainID (absent inside: an empty rootfs). */
   from?: { top?: Digest };
   sourceDateEpoch?: number;
+  /** The build's network: ADD downloads nothing under `none`. Absent: `default`. */
+  network?: NetworkMode;
+  /** The build's entitlements (BuildRequest.entitlements). */
+  entitlements?: string[];
 }
 
 export interface RunInput {
   parentTop?: Digest;
   step: RunStep;
-  network: 'host' | 'none';
+  network: NetworkMode;
+  /** The build's entitlements (BuildRequest.entitlements). */
+  entitlements?: string[];
   sourceDateEpoch?: number;
   stepTimeoutMs?: number;
   /** For `--mount` binds from the context (the default source). */

@@ -2,11 +2,13 @@
 import { Store } from '../../engine/store/store.js';
 import { ensureTemporal } from '../../worker/temporal.js';
 import { createWorker, taskQueue } from '../../worker/worker.js';
+import { parseEntitlements } from '../options.js';
 
-export async function runWorker(): Promise<void> {
+export async function runWorker(opts: { denyEntitlement?: string[] } = {}): Promise<void> {
+  const deniedEntitlements = parseEntitlements(opts.denyEntitlement ?? [], '--deny-entitlement');
   const store = await Store.open();
   const target = await ensureTemporal(store.root, (m) => console.error(m));
-  const { worker, connection } = await createWorker({ target, store });
+  const { worker, connection } = await createWorker({ target, store, deniedEntitlements });
   console.error(`strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root})`);
   // Graceful first: running activities finish or are cancelled. A worker whose server is
   // gone would wait on its polls forever, so it leaves after a grace period, or at once

@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import type { Digest } from '../digest.js';
 import { EngineError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { mountOptionPath } from './mountopts.js';
 
 export interface OverlayMount {
   /** The merged view: the rootfs a step writes into. */
@@ -30,8 +31,8 @@ export async function mountOverlay(store: Store, chain: Digest[], dir: string): 
   const work = path.join(dir, 'work');
   await Promise.all([merged, upper, work].map((d) => fs.mkdir(d, { recursive: true })));
   await fs.chmod(upper, 0o755);
-  const rel = (p: string) => path.relative(store.root, p);
-  let lowers = [...chain].reverse().map((c) => store.shortLink(c));
+  const rel = (p: string) => mountOptionPath(path.relative(store.root, p));
+  let lowers = [...chain].reverse().map((c) => mountOptionPath(store.shortLink(c)));
   if (lowers.length === 0) {
     // overlayfs needs a lowerdir; an empty one stands for scratch.
     const empty = path.join(dir, 'empty');
@@ -55,7 +56,7 @@ export async function mountOverlay(store: Store, chain: Digest[], dir: string): 
   };
 }
 
-/** Mounts an overlay with `data` (paths relative to the store root) at `target`. */
+/** Mounts an overlay with `data` (paths relative to the store root, checked by mountOptionPath) at `target`. */
 async function mountWith(store: Store, chain: Digest[], data: string, target: string): Promise<void> {
   if (data.length >= MOUNT_DATA_LIMIT) {
     throw new EngineError('TOO_MANY_LAYERS', `mount overlay: ${chain.length} layers do not fit one mount (${data.length} bytes of options)`);
@@ -87,7 +88,7 @@ export async function mountReadOnly(store: Store, chain: Digest[], dir: string):
   const root = path.join(dir, 'ro');
   const empty = path.join(dir, 'ro-empty');
   await Promise.all([root, empty].map((d) => fs.mkdir(d, { recursive: true })));
-  const lowers = [...[...chain].reverse().map((c) => store.shortLink(c)), path.relative(store.root, empty)];
+  const lowers = [...[...chain].reverse().map((c) => store.shortLink(c)), path.relative(store.root, empty)].map(mountOptionPath);
   const data = `ro,lowerdir=${lowers.join(':')},redirect_dir=off,metacopy=off,index=off`;
   await mountWith(store, chain, data, root);
   let mounted = true;

@@ -1,5 +1,6 @@
 // Reclaiming what dead processes left in the store (engine/store/owners.ts finds it): their
-// runc containers, the mounts under their staging directories, the directories and files.
+// runc containers and slirp4netns processes, the mounts under their staging directories (the
+// step's network namespace file among them), the directories and files.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -30,6 +31,18 @@ async function mountPoints(): Promise<string[]> {
     .map((line) => line.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
 }
 
+/** Pids of running `program`s with an argument under one of `dirs`. */
+async function processesNamingPaths(program: string, dirs: string[]): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await fs.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const argv = (await fs.readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (path.basename(argv[0] ?? '') !== program) continue;
+    if (argv.some((a) => dirs.some((d) => isUnder(a, d)))) pids.push(Number(name));
+  }
+  return pids;
+}
+
 function isUnder(p: string, dir: string): boolean {
   return p === dir || p.startsWith(dir + path.sep);
 }
@@ -47,6 +60,15 @@ export async function reclaimDeadOwners(root: string): Promise<string[]> {
     const containers = await runcContainers();
     for (const c of containers.filter((c) => entries.some((d) => isUnder(c.bundle, d)))) {
       await execa('runc', ['delete', '--force', c.id], { reject: false });
+    }
+    // A step's slirp4netns leaves by itself when its worker dies (its exit fd closes); one
+    // that did not still holds the namespace under the staging dir.
+    for (const pid of await processesNamingPaths('slirp4netns', entries)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
     }
     const mounts = (await mountPoints()).filter((m) => entries.some((d) => isUnder(m, d)));
     for (const m of mounts.sort((a, b) => b.length - a.length)) await unmountPath(m);

@@ -7,6 +7,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { EngineError } from '../errors.js';
+import type { StepNetwork } from './network.js';
+import { seccompProfile } from './seccomp.js';
 
 export interface ProcessSpec {
   args: string[];
@@ -31,8 +33,12 @@ export interface RunSpec {
   /** A private directory for the bundle and its generated files. */
   bundleDir: string;
   process: ProcessSpec;
-  /** `host` shares the host's network namespace; `none` gives only loopback. */
-  network: 'host' | 'none';
+  /**
+   * The step's network (startNetwork; the caller closes it): `default`, a namespace of its own
+   * with slirp4netns's NAT to the outside, not the host's loopback nor its addresses; `none`,
+   * loopback only; `host`, the host's (the caller checks the entitlement).
+   */
+  network: StepNetwork;
   /** Receives stdout and stderr as they arrive. */
   onOutput: (chunk: Buffer) => void;
   signal?: AbortSignal;
@@ -71,18 +77,36 @@ const CAPABILITIES = [
 
 const HOSTNAME = 'strata';
 
-async function writeNetworkFiles(dir: string, network: RunSpec['network']): Promise<{ hosts: string; resolv: string }> {
+/** Hidden from the step (an empty file or directory over them): host data, kernel memory, firmware. */
+const MASKED_PATHS = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/interrupts',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/sys/devices/virtual/powercap',
+  '/sys/firmware',
+];
+/** Readable, not writable: kernel knobs that are not namespaced. */
+const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+async function writeNetworkFiles(dir: string, net: StepNetwork): Promise<{ hosts: string; resolv: string }> {
   const hosts = path.join(dir, 'hosts');
   const resolv = path.join(dir, 'resolv.conf');
   await fs.writeFile(hosts, `127.0.0.1\tlocalhost ${HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
-  const hostResolv = network === 'host' ? await fs.readFile('/etc/resolv.conf', 'utf8').catch(() => '') : '';
-  await fs.writeFile(resolv, hostResolv);
+  await fs.writeFile(resolv, net.resolvConf);
   return { hosts, resolv };
 }
 
 function runtimeConfig(spec: RunSpec, files: { hosts: string; resolv: string }): object {
-  const namespaces: { type: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
-  if (spec.network === 'none') namespaces.push({ type: 'network' });
+  const net = spec.network;
+  const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  if (net.mode !== 'host') namespaces.push(net.nsPath ? { type: 'network', path: net.nsPath } : { type: 'network' });
   return {
     ociVersion: '1.0.2',
     process: {
@@ -92,7 +116,9 @@ function runtimeConfig(spec: RunSpec, files: { hosts: string; resolv: string }):
       env: spec.process.env,
       cwd: spec.process.cwd,
       capabilities: { bounding: CAPABILITIES, effective: CAPABILITIES, permitted: CAPABILITIES },
-      noNewPrivileges: false,
+      // No exec gains privileges: a setuid binary (sudo, su) runs as its caller. Stricter than
+      // docker's default (docs/compatibility.md): a step cannot climb back to root.
+      noNewPrivileges: true,
     },
     root: { path: spec.rootfs, readonly: false },
     hostname: HOSTNAME,
@@ -109,8 +135,9 @@ function runtimeConfig(spec: RunSpec, files: { hosts: string; resolv: string }):
     ],
     linux: {
       namespaces,
-      maskedPaths: ['/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'],
-      readonlyPaths: ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      seccomp: seccompProfile(),
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
     },
   };
 }
@@ -123,6 +150,12 @@ export async function runContainer(spec: RunSpec): Promise<RunResult> {
   await fs.mkdir(spec.bundleDir, { recursive: true });
   const files = await writeNetworkFiles(spec.bundleDir, spec.network);
   await fs.writeFile(path.join(spec.bundleDir, 'config.json'), JSON.stringify(runtimeConfig(spec, files)));
+  // slirp4netns came up while the rootfs was prepared: the step must not start before it.
+  await spec.network.ready;
+  return runInBundle(spec);
+}
+
+async function runInBundle(spec: RunSpec): Promise<RunResult> {
   const id = `strata-${randomBytes(6).toString('hex')}`;
   let timedOut = false;
   let cancelled = false;

@@ -5,13 +5,18 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import dns, { type LookupAddress } from 'node:dns';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { decompressed } from '../archive/compression.js';
 import { EngineError, UserInputError } from '../errors.js';
 import { extractTar } from '../fsutil/extract.js';
 import { resolveInRoot } from '../fsutil/scoped.js';
 import type { AddSource } from '../plan/addSource.js';
+import { isHostAddress, NETWORK_HOST } from '../runtime/network.js';
 
 /** A downloaded file, ready to be placed with docker's mode 0600. */
 export interface DownloadedFile {
@@ -22,22 +27,27 @@ export interface DownloadedFile {
 
 const TAR_BLOCK = 512;
 
+/** docker follows at most 10 redirects (Go's http client). */
+const MAX_REDIRECTS = 10;
+/** A server silent this long fails the download (retried: it may be a passing fault). */
+const IDLE_TIMEOUT_MS = 120_000;
+
 /**
  * Downloads `url` to `file` (which must not exist). 4xx answers are user errors (retrying
  * cannot fix them); 5xx and network failures are retryable. With `checksum` (`algo:hex`)
- * the bytes must match. On failure `file` is removed.
+ * the bytes must match. On failure `file` is removed. Unless `allowHost` (the build holds
+ * network.host), no request goes to this host itself (loopback, link-local, its own
+ * addresses): the name is resolved here, every address checked, and the connection made to
+ * the checked address, so a second DNS answer cannot redirect it; each redirect is checked
+ * the same way.
  */
-export async function downloadUrl(url: string, file: string, checksum?: string): Promise<DownloadedFile> {
-  let response: Response;
-  try {
-    response = await fetch(url, { redirect: 'follow' });
-  } catch (err) {
-    throw new EngineError('ADD_DOWNLOAD_FAILED', `ADD failed: download ${url}: ${(err as Error).cause ?? (err as Error).message}`, { cause: err });
-  }
-  if (!response.ok || !response.body) {
-    await response.body?.cancel();
-    const message = `ADD failed: download ${url}: HTTP ${response.status} ${response.statusText}`.trimEnd();
-    if (response.status >= 400 && response.status < 500) throw new UserInputError('ADD_DOWNLOAD_FAILED', message);
+export async function downloadUrl(url: string, file: string, checksum: string | undefined, opts: { allowHost: boolean }): Promise<DownloadedFile> {
+  const response = await getFollowingRedirects(url, opts.allowHost);
+  const status = response.statusCode ?? 0;
+  if (status < 200 || status >= 300) {
+    response.resume();
+    const message = `ADD failed: download ${url}: HTTP ${status} ${response.statusMessage ?? ''}`.trimEnd();
+    if (status >= 400 && status < 500) throw new UserInputError('ADD_DOWNLOAD_FAILED', message);
     throw new EngineError('ADD_DOWNLOAD_FAILED', message);
   }
   const algorithm = checksum?.slice(0, checksum.indexOf(':')) ?? 'sha256';
@@ -45,7 +55,7 @@ export async function downloadUrl(url: string, file: string, checksum?: string):
   try {
     const out = await fs.open(file, 'wx', 0o600);
     try {
-      for await (const chunk of Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)) {
+      for await (const chunk of response) {
         hash.update(chunk as Buffer);
         await out.write(chunk as Buffer);
       }
@@ -53,6 +63,7 @@ export async function downloadUrl(url: string, file: string, checksum?: string):
       await out.close();
     }
   } catch (err) {
+    response.destroy();
     await fs.rm(file, { force: true });
     throw new EngineError('ADD_DOWNLOAD_FAILED', `ADD failed: download ${url}: ${(err as Error).message}`, { cause: err });
   }
@@ -61,9 +72,54 @@ export async function downloadUrl(url: string, file: string, checksum?: string):
     await fs.rm(file, { force: true });
     throw new UserInputError('ADD_CHECKSUM_MISMATCH', `ADD failed: checksum of ${url} does not match: expected ${checksum}, got ${got}`);
   }
-  const lastModified = response.headers.get('last-modified');
+  const lastModified = response.headers['last-modified'];
   const ms = lastModified ? Date.parse(lastModified) : NaN;
   return { file, mtime: Number.isNaN(ms) ? undefined : ms / 1000 };
+}
+
+async function getFollowingRedirects(url: string, allowHost: boolean): Promise<IncomingMessage> {
+  let current = new URL(url);
+  for (let hops = 0; ; hops++) {
+    if (current.protocol !== 'http:' && current.protocol !== 'https:') {
+      throw new UserInputError('ADD_DOWNLOAD_FAILED', `ADD failed: download ${url}: redirected to ${current.protocol} URL ${current.href}`);
+    }
+    const response = await getOnce(url, current, allowHost);
+    const status = response.statusCode ?? 0;
+    const location = response.headers.location;
+    if (![301, 302, 303, 307, 308].includes(status) || !location) return response;
+    response.resume();
+    if (hops >= MAX_REDIRECTS) throw new UserInputError('ADD_DOWNLOAD_FAILED', `ADD failed: download ${url}: more than ${MAX_REDIRECTS} redirects`);
+    current = new URL(location, current);
+  }
+}
+
+function getOnce(original: string, url: URL, allowHost: boolean): Promise<IncomingMessage> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const refuse = (address: string) =>
+    new UserInputError(
+      'ADD_ADDRESS_DENIED',
+      `ADD failed: download ${original}: ${host}${host === address ? '' : ` (${address})`} is this host (loopback, link-local or one of its own addresses); that needs the ${NETWORK_HOST} entitlement: strata build --allow ${NETWORK_HOST}`,
+    );
+  if (!allowHost && isIP(host) && isHostAddress(host)) return Promise.reject(refuse(host));
+  // Node calls this for names only (an IP literal was checked above); what it returns is what it connects to.
+  const lookup: LookupFunction = (hostname, options, callback) => {
+    dns.lookup(hostname, { all: true, family: options.family, hints: options.hints }, (err, addresses) => {
+      if (err) return callback(err, '', 0);
+      const bad = allowHost ? undefined : addresses.find((a) => isHostAddress(a.address));
+      if (bad) return callback(refuse(bad.address), '', 0);
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      callback(null, addresses[0]!.address, addresses[0]!.family);
+    });
+  };
+  const get = url.protocol === 'https:' ? https.get : http.get;
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = get(url, { lookup, headers: { 'user-agent': 'strata' } }, resolve);
+    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`no answer for ${IDLE_TIMEOUT_MS / 1000}s`)));
+    req.on('error', (err) => {
+      if (err instanceof EngineError) return reject(err);
+      reject(new EngineError('ADD_DOWNLOAD_FAILED', `ADD failed: download ${original}: ${err.message}`, { cause: err }));
+    });
+  });
 }
 
 /**

@@ -15,6 +15,7 @@ import { commitStep, type StepResult } from '../layer/commit.js';
 import type { CopyStep } from '../plan/types.js';
 import { applySymbolicMode } from '../plan/mode.js';
 import { mountOverlay, mountReadOnly } from '../runtime/overlay.js';
+import { type HostNetworkGrant, type NetworkMode } from '../runtime/network.js';
 import type { Store } from '../store/store.js';
 import { cloneGit, downloadUrl, extractArchive, isTarArchive } from './add.js';
 import { resolveOwner, type Owner } from './users.js';
@@ -32,6 +33,10 @@ export interface CopySpec {
   sourceDateEpoch?: number;
   /** ADD may clone file:// git repositories, i.e. read the worker's own disk. */
   allowFileGit?: boolean;
+  /** The build's network: under `none` ADD fetches nothing. Absent: `default`. */
+  network?: NetworkMode;
+  /** Whether ADD may reach this host's own addresses (the network.host entitlement). */
+  hostNetwork?: HostNetworkGrant;
 }
 
 /** One thing to write, in the order of the sources. */
@@ -107,10 +112,13 @@ async function gatherSources(spec: CopySpec, sourceRoot: string, fetchDir: strin
   for (const src of step.sources) {
     const source = step.instruction === 'ADD' && !fromRootfs ? classifyAddSource(src) : { kind: 'local' as const, path: src };
     if (!source) throw new UserInputError('ADD_SOURCE_INVALID', `ADD failed: unsupported source URL ${src}`);
+    if ((source.kind === 'http' || (source.kind === 'git' && !source.local)) && spec.network === 'none') {
+      throw new UserInputError('ADD_NETWORK_NONE', `ADD failed: ${src}: the build's network is none (strata build --network none), so nothing is fetched`);
+    }
     if (source.kind === 'http') {
       await fs.mkdir(fetchDir, { recursive: true });
       const file = path.join(fetchDir, `download-${items.length}`);
-      const got = await downloadUrl(source.url, file, step.checksum);
+      const got = await downloadUrl(source.url, file, step.checksum, { allowHost: spec.hostNetwork === 'granted' });
       items.push({ kind: 'download', file, name: downloadName(source.url), mtime: got.mtime });
       matchedAny = true;
       continue;

@@ -9,6 +9,7 @@ import { EngineError, UserInputError } from '../errors.js';
 import { exists } from '../fsutil/atomic.js';
 import { resolveInRoot } from '../fsutil/scoped.js';
 import type { MountSource, RunMount } from '../plan/types.js';
+import { mountOptionPath, mountOptionValue } from '../runtime/mountopts.js';
 import { mountOverlay, unmountPath } from '../runtime/overlay.js';
 import type { OciMount } from '../runtime/runc.js';
 import type { Store } from '../store/store.js';
@@ -64,7 +65,7 @@ export async function prepareRunMounts(store: Store, mounts: RunMount[], dir: st
           bind(m.target, await cacheDir(store, m, own, inputs, undo), m.readonly);
           break;
         case 'tmpfs':
-          prepared.oci.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
+          prepared.oci.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${mountOptionValue(m.size)}`] : [])] });
           break;
         case 'secret': {
           const value = await inputs.secret(m.id);
@@ -125,7 +126,13 @@ async function mountSourcePath(store: Store, from: MountSource, source: string, 
   return host;
 }
 
-/** A writable view of a context path whose changes are thrown away with the step. */
+/**
+ * A writable view of a context path whose changes are thrown away with the step. The
+ * context path is user-named (`x:..`, `a,b`) and must never enter the overlay's options:
+ * a symlink of a fixed name in the mount's own directory points at it (overlayfs follows
+ * it like any path), and the options name only `lower`, `upper` and `work`, relative to
+ * that directory as the mount's cwd.
+ */
 async function writableCopy(src: string, own: string, undo: (() => Promise<void>)[]): Promise<string> {
   const st = await fs.stat(src);
   if (!st.isDirectory()) {
@@ -135,8 +142,10 @@ async function writableCopy(src: string, own: string, undo: (() => Promise<void>
   }
   const [upper, work, merged] = ['upper', 'work', 'merged'].map((d) => path.join(own, d));
   await Promise.all([upper, work, merged].map((d) => fs.mkdir(d!)));
+  await fs.symlink(src, path.join(own, 'lower'));
+  const data = ['lower', 'upper', 'work'].map(mountOptionPath);
   try {
-    await execa('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${src},upperdir=${upper},workdir=${work}`, merged!]);
+    await execa('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${data[0]},upperdir=${data[1]},workdir=${data[2]}`, merged!], { cwd: own });
   } catch (err) {
     throw new EngineError('MOUNT_FAILED', `mount: writable context view: ${(err as { stderr?: string }).stderr || (err as Error).message}`, { cause: err });
   }
@@ -188,7 +197,7 @@ async function cacheDir(store: Store, m: RunMount & { type: 'cache' }, own: stri
 /** The secret on a private tmpfs (never on disk here), with its mode and owner. */
 async function secretFile(m: RunMount & { type: 'secret' }, value: Buffer, own: string, undo: (() => Promise<void>)[]): Promise<string> {
   try {
-    await execa('mount', ['-t', 'tmpfs', '-o', `nodev,nosuid,noexec,mode=0711,size=${Math.max(value.length * 2, 65536)}`, 'tmpfs', own]);
+    await execa('mount', ['-t', 'tmpfs', '-o', `nodev,nosuid,noexec,mode=0711,size=${mountOptionValue(Math.max(value.length * 2, 65536))}`, 'tmpfs', own]);
   } catch (err) {
     throw new EngineError('MOUNT_FAILED', `mount: secret ${m.id}: ${(err as { stderr?: string }).stderr || (err as Error).message}`, { cause: err });
   }

@@ -6,11 +6,12 @@ import posixPath from 'node:path/posix';
 import { execa } from 'execa';
 import type { Digest } from '../digest.js';
 import { EngineError, UserInputError } from '../errors.js';
-import { resolveInRoot } from '../fsutil/scoped.js';
+import { atInRoot, lstatInRoot, resolveInRoot } from '../fsutil/scoped.js';
 import { commitStep, type StepResult } from '../layer/commit.js';
 import { DEFAULT_PATH } from '../plan/config.js';
 import type { RunStep } from '../plan/types.js';
 import { mountOverlay } from '../runtime/overlay.js';
+import { requireHostNetwork, startNetwork, type HostNetworkGrant, type NetworkMode } from '../runtime/network.js';
 import { RUNTIME_MOUNTPOINTS, runContainer } from '../runtime/runc.js';
 import type { Store } from '../store/store.js';
 import { prepareRunMounts, type MountInputs } from './mounts.js';
@@ -23,7 +24,9 @@ export interface RunStepSpec {
   parentTop?: Digest;
   step: RunStep;
   /** The build's network; the step's own `--network` wins. */
-  network: 'host' | 'none';
+  network: NetworkMode;
+  /** Whether `host` may be used: the build asked for network.host and the worker allows it. */
+  hostNetwork: HostNetworkGrant;
   sourceDateEpoch?: number;
   timeoutMs?: number;
   /** The whole output is written here. */
@@ -47,7 +50,17 @@ export class RunFailedError extends UserInputError {
 
 export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepResult> {
   const { step } = spec;
+  const network = step.network ?? spec.network;
+  if (network === 'host') requireHostNetwork(spec.hostNetwork, step.network === 'host' ? 'RUN --network=host' : 'RUN with strata build --network=host');
   const staging = await store.makeTempDir('run');
+  // The network comes up while the rootfs is mounted and the mounts are prepared.
+  const networking = startNetwork(network, path.join(staging, 'net'));
+  networking.catch(() => undefined); // its failure surfaces where the container awaits it
+  const closeNetwork = () =>
+    networking.then(
+      (n) => n.close(),
+      () => undefined,
+    );
   try {
     const mount = await mountOverlay(store, await store.chainOf(spec.parentTop), staging);
     let result;
@@ -56,7 +69,7 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
     const targets = (step.mounts ?? []).map((m) => m.target).filter((t): t is string => t !== undefined);
     try {
       for (const p of [...RUNTIME_MOUNTPOINTS, '/etc', ...targets.flatMap(withParents)]) {
-        before.set(p, await fs.lstat(path.join(mount.merged, p)).catch(() => undefined));
+        before.set(p, await lstatInRoot(mount.merged, p));
       }
       const user = await resolveExecUser(mount.merged, step.user);
       const cwd = step.workdir || '/';
@@ -75,7 +88,7 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
           rootfs: mount.merged,
           bundleDir: path.join(staging, 'bundle'),
           process: { args: step.args, env: [...env, ...mounts.env], cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-          network: step.network ?? spec.network,
+          network: await networking,
           signal: spec.signal,
           timeoutMs: spec.timeoutMs,
           onOutput: (chunk) => {
@@ -89,7 +102,7 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
         await mounts.release();
       }
     } finally {
-      await mount.unmount();
+      await Promise.all([mount.unmount(), closeNetwork()]);
     }
     if (result.cancelled) throw new EngineError('CANCELLED', 'run step: cancelled');
     const shown = step.args.join(' ');
@@ -103,6 +116,7 @@ export async function executeRun(store: Store, spec: RunStepSpec): Promise<StepR
     await dropMountTargets(mount.upper, before, targets);
     return await commitStep(store, mount.upper, spec.parentTop, step.history, spec.sourceDateEpoch);
   } finally {
+    await closeNetwork(); // closed already unless the mount failed
     await fs.rm(staging, { recursive: true, force: true });
   }
 }
@@ -118,24 +132,22 @@ function withDefaults(env: string[], home: string): string[] {
 /**
  * runc creates /proc, /etc/hosts, … when the image lacks them, so it can mount over them.
  * Those are not the step's changes: remove them from the upperdir (when still empty), and a
- * parent that only holds them and kept its owner and mode.
+ * parent that only holds them and kept its owner and mode. The step may have left symlinks
+ * anywhere (`/etc` → `/`): every path is reached through atInRoot, which follows none.
  */
 async function dropCreatedMountpoints(upper: string, before: Map<string, Stats | undefined>): Promise<void> {
   for (const p of RUNTIME_MOUNTPOINTS) {
     if (before.get(p)) continue;
-    const host = path.join(upper, p);
-    const st = await fs.lstat(host).catch(() => undefined);
-    if (!st) continue;
-    if (st.isFile() && st.size === 0) await fs.rm(host);
-    else if (st.isDirectory() && (await fs.readdir(host)).length === 0) await fs.rmdir(host);
+    await atInRoot(upper, p, async (e) => {
+      if (e.stats.isFile() && e.stats.size === 0) await e.remove();
+      else if (e.stats.isDirectory() && (await e.list()).length === 0) await e.remove();
+    });
   }
   const etc = before.get('/etc');
-  const upperEtc = path.join(upper, 'etc');
-  const now = await fs.lstat(upperEtc).catch(() => undefined);
-  if (now?.isDirectory() && (await fs.readdir(upperEtc)).length === 0) {
-    const unchanged = !etc || (etc.isDirectory() && (etc.mode & 0o7777) === (now.mode & 0o7777) && etc.uid === now.uid && etc.gid === now.gid);
-    if (unchanged) await fs.rmdir(upperEtc);
-  }
+  await atInRoot(upper, 'etc', async (e) => {
+    if (!e.stats.isDirectory() || (await e.list()).length > 0) return;
+    if (!etc || (etc.isDirectory() && sameOwnerAndMode(etc, e.stats))) await e.remove();
+  });
 }
 
 /** `/a/b/c` → [`/a`, `/a/b`, `/a/b/c`]. */
@@ -149,23 +161,22 @@ function withParents(p: string): string[] {
  * runc creates a `--mount` target (and its missing parents) in the rootfs to mount on it. The
  * step cannot write there while the mount covers it, so an empty file or directory that was
  * not there before is runc's: remove it, and a parent whose only change was that child.
+ * Reached through atInRoot: a parent the step replaced by a symlink is left alone.
  */
 async function dropMountTargets(upper: string, before: Map<string, Stats | undefined>, targets: string[]): Promise<void> {
   const paths = [...new Set(targets.flatMap(withParents))].sort((a, b) => b.split('/').length - a.split('/').length);
   for (const p of paths) {
-    const host = path.join(upper, p);
-    const now = await fs.lstat(host).catch(() => undefined);
-    if (!now) continue;
-    const empty = now.isDirectory() ? (await fs.readdir(host)).length === 0 : now.isFile() && now.size === 0;
-    if (!empty) continue;
-    const was = before.get(p);
-    if (!was) {
-      if (now.isDirectory()) await fs.rmdir(host);
-      else await fs.rm(host);
-    } else if (was.isDirectory() && now.isDirectory() && sameOwnerAndMode(was, now) && !(await isOpaque(host))) {
-      // Copied up only because runc made a child in it; the lower layer still has it.
-      await fs.rmdir(host);
-    }
+    await atInRoot(upper, p, async (e) => {
+      const now = e.stats;
+      const empty = now.isDirectory() ? (await e.list()).length === 0 : now.isFile() && now.size === 0;
+      if (!empty) return;
+      const was = before.get(p);
+      if (!was) await e.remove();
+      else if (was.isDirectory() && now.isDirectory() && sameOwnerAndMode(was, now) && !(await isOpaque(e.handlePath))) {
+        // Copied up only because runc made a child in it; the lower layer still has it.
+        await e.remove();
+      }
+    });
   }
 }
 
@@ -173,9 +184,12 @@ function sameOwnerAndMode(a: Stats, b: Stats): boolean {
   return (a.mode & 0o7777) === (b.mode & 0o7777) && a.uid === b.uid && a.gid === b.gid;
 }
 
-/** An opaque upper directory hides the lower one's entries: removing it would bring them back. */
-async function isOpaque(host: string): Promise<boolean> {
-  const r = await execa('getfattr', ['--only-values', '--absolute-names', '-n', 'trusted.overlay.opaque', host], { reject: false, encoding: 'utf8' });
+/**
+ * An opaque upper directory hides the lower one's entries: removing it would bring them back.
+ * `dir` is a handle path (/proc/self/fd/N) of a directory reached without symlinks.
+ */
+async function isOpaque(dir: string): Promise<boolean> {
+  const r = await execa('getfattr', ['--only-values', '--absolute-names', '-n', 'trusted.overlay.opaque', dir], { reject: false, encoding: 'utf8' });
   return r.exitCode === 0 && String(r.stdout).trim() === 'y';
 }
 

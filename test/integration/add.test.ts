@@ -1,7 +1,8 @@
 // ADD from URLs and git repositories. URL builds are compared with docker's classic builder
 // against an HTTP server this file runs on 127.0.0.1 (dockerd runs on this host, so it
-// reaches the server too); git sources, which the classic builder cannot ADD, are checked
-// by running strata's image under docker.
+// reaches the server too; strata's builds need --allow network.host to reach this host's
+// loopback); git sources, which the classic builder cannot ADD, are checked by running
+// strata's image under docker.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
@@ -15,6 +16,8 @@ import { dockerRmi, dockerRun } from '../helpers/docker.js';
 import { activityAttempts } from '../helpers/temporal.js';
 
 const HELLO = 'hello over http\n';
+/** The server is on this host's loopback: strata's builds need the right to reach it. */
+const HOST = ['--allow', 'network.host'];
 const LAST_MODIFIED = 'Sun, 09 Sep 2001 01:46:40 GMT'; // 1000000000
 let archive: Buffer;
 let server: http.Server;
@@ -76,7 +79,7 @@ describe('ADD of a URL', () => {
         '',
       ].join('\n'),
     );
-    const ours = await strataBuildIntoDocker(ctx);
+    const ours = await strataBuildIntoDocker(ctx, HOST);
     images.push(ours);
     const theirs = await classicBuild(ctx);
     images.push(theirs);
@@ -91,13 +94,13 @@ describe('ADD of a URL', () => {
   test('--checksum that matches builds; one that does not fails naming the step', async () => {
     const good = createHash('sha256').update(HELLO).digest('hex');
     const ctx = await contextWith(`FROM strata-test-busybox\nADD --checksum=sha256:${good} ${base}/files/hello.txt /hello.txt\n`);
-    const ours = await strataBuildIntoDocker(ctx);
+    const ours = await strataBuildIntoDocker(ctx, HOST);
     images.push(ours);
     expect(await dockerRun(ours, ['cat', '/hello.txt'])).toBe(HELLO.trimEnd());
 
     const bad = 'ab'.repeat(32);
     const badCtx = await contextWith(`FROM strata-test-busybox\nADD --checksum=sha256:${bad} ${base}/files/hello.txt /hello.txt\n`);
-    const r = await strata(['build', badCtx]);
+    const r = await strata(['build', ...HOST, badCtx]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain(`Step 2/2 : ADD --checksum=sha256:${bad} ${base}/files/hello.txt /hello.txt (line 2)`);
     expect(r.stderr).toContain(`expected sha256:${bad}, got sha256:${good}`);
@@ -107,7 +110,7 @@ describe('ADD of a URL', () => {
     const url = `${base}/files/missing.txt`;
     const ctx = await contextWith(`FROM strata-test-busybox\nADD ${url} /x\n`);
     const before = requests.filter((u) => u === '/files/missing.txt').length;
-    const r = await strata(['build', ctx]);
+    const r = await strata(['build', ...HOST, ctx]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain(`Step 2/2 : ADD ${url} /x (line 2)`);
     expect(r.stderr).toContain(`download ${url}: HTTP 404`);

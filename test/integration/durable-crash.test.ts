@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
 import { findTemporalCli } from '../../worker/temporal.js';
-import { findContainer, mountPoints, runcContainers, until } from '../helpers/host.js';
+import { commandLines, findContainer, mountPoints, runcContainers, until } from '../helpers/host.js';
 import { STRATA_BIN } from '../helpers/cli.js';
 import { activityAttempts } from '../helpers/temporal.js';
 
@@ -95,6 +95,10 @@ test('a worker killed with SIGKILL during a RUN: another finishes the build, ear
     const owner = JSON.parse(await fs.readFile(path.join(home, 'owners', `${deadTag}.json`), 'utf8')) as { pid: number };
     expect(owner.pid).toBe(doomed.child.pid);
     expect(await mountPoints()).toContain(container.rootfs);
+    // The step's network: slirp4netns on a namespace bind-mounted in the staging dir.
+    const slirpOf = async () => (await commandLines()).filter((c) => c.startsWith('slirp4netns') && c.includes(staging));
+    expect(await slirpOf()).toHaveLength(1);
+    expect((await mountPoints()).filter((m) => m.startsWith(staging) && m.endsWith('/netns'))).toHaveLength(1);
 
     await killHard(doomed.child);
     // What a kill in the middle of writing a blob leaves: a partial temp file beside the
@@ -124,6 +128,8 @@ test('a worker killed with SIGKILL during a RUN: another finishes the build, ear
     // The successor reclaims at start: the dead worker's container, mount and files are gone.
     expect((await runcContainers()).map((c) => c.id)).not.toContain(container.id);
     expect(await mountPoints()).not.toContain(container.rootfs);
+    expect((await mountPoints()).filter((m) => m.startsWith(staging))).toEqual([]);
+    expect(await slirpOf()).toEqual([]);
     await expect(fs.stat(staging)).rejects.toMatchObject({ code: 'ENOENT' });
     for (const p of partial) await expect(fs.stat(p)).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(fs.stat(path.join(home, 'owners', `${deadTag}.json`))).rejects.toMatchObject({ code: 'ENOENT' });

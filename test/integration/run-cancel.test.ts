@@ -40,6 +40,9 @@ test('Ctrl-C during a RUN cancels the build and leaves no container, mount or te
     // The step's staging dir (bundle, upper, work, merged) is removed.
     await expect(fs.stat(path.dirname(container.bundle))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await commandLines()).not.toEqual(expect.arrayContaining([expect.stringContaining(marker)]));
+    // Nor its network: slirp4netns and the namespace's mount went with it.
+    expect(await commandLines()).not.toEqual(expect.arrayContaining([expect.stringContaining(path.dirname(container.bundle))]));
+    expect((await mountPoints()).filter((m) => m.startsWith(path.dirname(container.bundle)))).toEqual([]);
 
     const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
     try {

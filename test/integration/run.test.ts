@@ -132,7 +132,7 @@ test('output streams to strata build while the step runs, and strata logs keeps 
   expect(log.stdout.split('\n').filter(Boolean)).toEqual(['first-line', ...Array.from({ length: 3000 }, (_, i) => String(i + 1)), 'last-line']);
 });
 
-test('RUN --network=none sees only loopback; the default is the host network', async () => {
+test('RUN --network=none sees only loopback; the default has its own interface besides it', async () => {
   const ctx = await context(
     [
       'FROM busybox',
