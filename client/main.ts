@@ -3,7 +3,6 @@ import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { importRootfs } from '../engine/archive/import.js';
-import { saveImages } from '../engine/archive/save.js';
 import { EngineError, RegistryError } from '../engine/errors.js';
 import { normalizeReference } from '../engine/image/reference.js';
 import { Store } from '../engine/store/store.js';
@@ -12,8 +11,16 @@ import { ensureTemporal, serverStatus, startServer, stopServer, configuredTarget
 import { createWorker, taskQueue } from '../worker/worker.js';
 import { DEFAULT_RETRY_WINDOW, EXIT_WAITING, runBuild, sourceDateEpoch, UsageError } from './build.js';
 import { abortBuild, attachBuild, BUILD_STATUSES, describeBuild, listBuilds, retryBuild } from './builds.js';
-import { formatSize } from './progress.js';
 import { runPush } from './push.js';
+import { runExport } from './export.js';
+import { runHistory } from './history.js';
+import { runImages, type ImagesOptions } from './images.js';
+import { runInspect } from './inspect.js';
+import { runLoad } from './load.js';
+import { runImagePrune, runRmi, type PruneCliOptions } from './rmi.js';
+import { runSave, type SaveCliOptions } from './save.js';
+import { runSystemDf } from './system.js';
+import { runTag } from './tag.js';
 import { scheduleCommand } from './schedule.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -179,7 +186,7 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
 
   cli
     .command('import')
-    .description('Create an image from a rootfs tarball (plain, gzip, bzip2, xz or zstd), like docker import')
+    .description('Create an image from a rootfs tarball (plain, gzip, bzip2, xz or zstd), like docker import (an image archive from docker save goes in with strata load)')
     .argument('<file>', 'the tarball, or - for standard input')
     .argument('[name]', 'NAME[:TAG] for the image')
     .addOption(new Option('-c, --change <instruction>', 'apply a Dockerfile instruction to the config (repeatable)').argParser(collect).default([]))
@@ -189,23 +196,6 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
       const src = file === '-' ? process.stdin : createReadStream(path.resolve(file));
       const { imageId } = await importRootfs(store, src, { tags, changes: opts.change, source: file, sourceDateEpoch: sourceDateEpoch() });
       console.log(imageId);
-    });
-
-  cli
-    .command('save')
-    .description('Save images to a tar archive that docker load and OCI tools read')
-    .requiredOption('-o, --output <file>', 'write to this file')
-    .argument('<images...>', 'NAME[:TAG] or image ID')
-    .action(async (refs: string[], opts: { output: string }) => {
-      const store = await Store.open();
-      const items = [];
-      for (const ref of refs) {
-        const image = await store.getImage(ref);
-        const isTag = !/^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
-        items.push({ image, tags: isTag ? [normalizeReference(ref)] : [] });
-      }
-      const { size } = await saveImages(store, items, path.resolve(opts.output));
-      console.error(`Saved ${refs.join(', ')} to ${opts.output} (${formatSize(size)})`);
     });
 
   cli
@@ -227,20 +217,110 @@ the layers strata built), so the pushed manifest digest is the local one.`,
       await runPush(await Store.open(), image, dest);
     });
 
+  // ---- images: list, name, remove, inspect, move between machines ----
+  const imagesOptions = (c: Command) =>
+    c
+      .option('-a, --all', 'show all images (strata keeps no intermediate images: the same list)')
+      .option('-q, --quiet', 'only image IDs')
+      .option('--digests', 'show digests')
+      .option('--no-trunc', "don't truncate output")
+      .option('-f, --filter <filter>', 'dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, reference=PATTERN (repeatable)', collect, [])
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.ID}} {{.Repository}} {{.Tag}} {{.Digest}} {{.CreatedSince}} {{.CreatedAt}} {{.Size}}")
+      .action(async (repo: string | undefined, opts: ImagesOptions & { trunc?: boolean }) => {
+        await runImages(await Store.open(), repo, { ...opts, noTrunc: opts.trunc === false });
+      });
+  imagesOptions(cli.command('images').description('List images (tagged and untagged) in the store').argument('[repository]', 'only this REPOSITORY[:TAG]'));
+
+  const rmiCommand = (c: Command) =>
+    c
+      .argument('<images...>', 'NAME[:TAG], NAME@DIGEST, or an image ID (or a unique prefix of one)')
+      .option('-f, --force', 'remove an image by ID even when several tags name it')
+      .action(async (refs: string[], opts: { force?: boolean }) => {
+        process.exitCode = await runRmi(await Store.open(), refs, opts);
+      });
+  rmiCommand(cli.command('rmi').description('Remove images: a name is untagged; the image and its unused layers go with its last name'));
+
+  const tagCommand = (c: Command) =>
+    c
+      .argument('<source>', 'SOURCE_IMAGE[:TAG] or image ID')
+      .argument('<target>', 'TARGET_IMAGE[:TAG]')
+      .action(async (source: string, target: string) => runTag(await Store.open(), source, target));
+  tagCommand(cli.command('tag').description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE'));
+
+  const historyCommand = (c: Command) =>
+    c
+      .argument('<image>', 'NAME[:TAG] or image ID')
+      .option('-H, --human [bool]', 'print sizes and dates in human readable format (default true; -H=false for bytes and RFC 3339)', (v: string) => !/^=?(false|0)$/i.test(v), true)
+      .option('--no-trunc', "don't truncate output")
+      .option('-q, --quiet', 'only image IDs')
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.ID}} {{.CreatedSince}} {{.CreatedAt}} {{.CreatedBy}} {{.Size}} {{.Comment}}")
+      .action(async (ref: string, opts: { human: boolean; trunc?: boolean; quiet?: boolean; format?: string }) => {
+        await runHistory(await Store.open(), ref, { ...opts, noTrunc: opts.trunc === false });
+      });
+  historyCommand(
+    cli
+      .command('history')
+      .description('Show the history of an image')
+      .addHelpText('after', '\nA row shows an image ID where an image in the store has exactly the history up to that row\n(the image itself, the base it was built FROM); strata keeps no intermediate images, so other\nrows show <missing>, as docker does for images it did not build.'),
+  );
+
+  const inspectCommand = (c: Command) =>
+    c
+      .argument('<images...>', 'NAME[:TAG] or image ID')
+      .option('-f, --format <format>', 'a TEMPLATE of {{.Field}} / {{json .Field}}, e.g. {{.Id}} or {{json .Config}}')
+      .action(async (refs: string[], opts: { format?: string }) => {
+        process.exitCode = await runInspect(await Store.open(), refs, opts);
+      });
+  inspectCommand(cli.command('inspect').description('Show images as docker image inspect does (JSON)'));
+
+  const saveCommand = (c: Command) =>
+    c
+      .argument('<images...>', 'NAME[:TAG] (a NAME alone: all its tags) or image ID')
+      .option('-o, --output <file>', 'write to this file (default: standard output, never a terminal)')
+      .option('--exclude-base <image>', "leave out the layers this image has (the target must have them; docker loads such a delta where the base is loaded) (repeatable)", collect, [])
+      .action(async (refs: string[], opts: SaveCliOptions) => runSave(await Store.open(), refs, opts));
+  saveCommand(cli.command('save').description('Save images to a tar archive (docker-archive and OCI layout in one) that docker, podman and skopeo read'));
+
+  const loadCommand = (c: Command) =>
+    c
+      .option('-i, --input <file>', 'read from this archive (plain, gzip, bzip2, xz or zstd) instead of standard input')
+      .option('-q, --quiet', 'suppress the progress output')
+      .action(async (opts: { input?: string; quiet?: boolean }) => runLoad(await Store.open(), opts));
+  loadCommand(cli.command('load').description('Load images from a docker save / OCI archive (every digest checked; nothing kept unless all of it is right)'));
+
   cli
-    .command('images')
-    .description('List tagged images in the store')
-    .action(async () => {
-      const store = await Store.open();
-      const rows = [['REPOSITORY', 'TAG', 'IMAGE ID', 'SIZE']];
-      for (const t of await store.listTags()) {
-        const img = await store.loadImage(t.manifest);
-        const [repo, tag] = [t.name.slice(0, t.name.lastIndexOf(':')), t.name.slice(t.name.lastIndexOf(':') + 1)];
-        rows.push([repo, tag, img.configDigest.slice(7, 19), formatSize(img.layers.reduce((n, l) => n + l.size, 0))]);
-      }
-      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd());
-    });
+    .command('export')
+    .description("Export an image's filesystem, flattened, as one tar (what docker export gives for a container of it)")
+    .argument('<image>', 'NAME[:TAG] or image ID')
+    .option('-o, --output <file>', 'write to this file (default: standard output, never a terminal)')
+    .action(async (ref: string, opts: { output?: string }) => runExport(await Store.open(), ref, opts));
+
+  const pruneCommand = (c: Command) =>
+    c
+      .option('-a, --all', 'remove all images, not just dangling ones (strata has no containers, so none is in use)')
+      .option('-f, --force', 'do not prompt for confirmation')
+      .option('--filter <filter>', 'until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE] (repeatable)', collect, [])
+      .action(async (opts: PruneCliOptions) => {
+        process.exitCode = await runImagePrune(await Store.open(), opts);
+      });
+
+  const image = cli.command('image').description('Manage images (docker image …)');
+  imagesOptions(image.command('ls').description('List images').argument('[repository]', 'only this REPOSITORY[:TAG]'));
+  rmiCommand(image.command('rm').description('Remove images'));
+  tagCommand(image.command('tag').description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE'));
+  historyCommand(image.command('history').description('Show the history of an image'));
+  inspectCommand(image.command('inspect').description('Show images as JSON'));
+  saveCommand(image.command('save').description('Save images to a tar archive'));
+  loadCommand(image.command('load').description('Load images from an archive'));
+  pruneCommand(image.command('prune').description('Remove unused images (dangling ones; -a: all) and the layers only they used'));
+
+  const system = cli.command('system').description('Store-wide information');
+  system
+    .command('df')
+    .description('Show disk usage: images, containers and volumes (none in strata), build cache (cache mounts, contexts)')
+    .option('-v, --verbose', 'show detailed information on space usage')
+    .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}")
+    .action(async (opts: { verbose?: boolean; format?: string }) => runSystemDf(await Store.open(), opts));
 
   cli.addCommand(scheduleCommand());
 
