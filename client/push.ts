@@ -4,6 +4,7 @@
 import { UserInputError } from '../engine/errors.js';
 import { pushImage, type PushResult } from '../engine/registry/push.js';
 import { registryReference } from '../engine/registry/reference.js';
+import { recordRepoDigest } from '../engine/store/images.js';
 import type { Store } from '../engine/store/store.js';
 
 /** docker push's report: one line per layer, then the tag's digest and size. */
@@ -26,5 +27,6 @@ export async function runPush(store: Store, image: string, dest: string | undefi
   if (/^(sha256:)?[0-9a-f]{12,64}$/.test(target)) throw new UserInputError('PUSH_NO_NAME', `push: ${image} is an image ID; name where it goes: strata push ${image} REGISTRY/REPO:TAG`);
   const stored = await store.getImage(image);
   const result = await pushImage(store, stored, target);
+  await recordRepoDigest(store, stored.manifestDigest, result.reference, result.digest);
   printPushResult(result, (l) => console.log(l));
 }

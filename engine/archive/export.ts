@@ -15,6 +15,8 @@ import type { StoredImage } from '../image/types.js';
 export async function exportImage(store: Store, image: StoredImage, out: Writable): Promise<{ size: number }> {
   const staging = await store.makeTempDir('export');
   try {
+    // No layers (FROM scratch and nothing else): an empty filesystem, no mount needed.
+    if (image.layers.length === 0) return await writeLayerTar(staging, out);
     const ro = await mountReadOnly(store, image.layers.map((l) => l.chainId), staging);
     try {
       return await writeLayerTar(ro.root, out);

@@ -161,3 +161,19 @@ export async function tagImage(store: Store, source: string, target: string): Pr
   const mediaType = ((await store.readJsonBlob<ImageManifest>(manifest)).mediaType as string | undefined) ?? 'application/vnd.oci.image.manifest.v1+json';
   await store.setTags([name], { mediaType, digest: manifest, size });
 }
+
+/**
+ * Records that a registry holds the image of `manifest` as `repository@digest` (what docker
+ * lists as RepoDigests after a push or pull). The entry points at the local manifest, so it
+ * names the image whatever the registry's manifest bytes are.
+ */
+export async function recordRepoDigest(store: Store, manifest: Digest, reference: string, digest: Digest): Promise<void> {
+  const name = `${parseReference(reference).name}@${digest}`;
+  const size = (await store.readBlob(manifest)).length;
+  const mediaType = ((await store.readJsonBlob<ImageManifest>(manifest)).mediaType as string | undefined) ?? 'application/vnd.oci.image.manifest.v1+json';
+  await store.updateIndex((index) => {
+    if (index.manifests.some((d) => d.annotations?.[ANNOTATION_REF_NAME] === name)) return;
+    index.manifests = index.manifests.filter((d) => !(d.digest === manifest && !d.annotations?.[ANNOTATION_REF_NAME]));
+    index.manifests.push({ mediaType, digest: manifest, size, annotations: { [ANNOTATION_REF_NAME]: name } });
+  });
+}

@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { strata, strataOk, type RunResult } from '../helpers/cli.js';
 import { classicBuildRaw, filesystemListing, removeClassicLeftovers, tarListing } from '../helpers/differential.js';
 import { docker, dockerLoad, dockerRmi, dockerRun, uniqueName } from '../helpers/docker.js';
+import { startRegistry } from '../helpers/registry.js';
 
 const RUN = uniqueName('imgs');
 const BASE = `${RUN}-base:latest`;
@@ -290,6 +291,26 @@ test('import refuses a docker save archive and points at load', async () => {
   const t = await strata(['load', '-i', cut]);
   expect(t.exitCode).toBe(1);
   expect(t.stderr).toContain('damaged or truncated');
+});
+
+test('a pushed image lists its repository digest (images --digests, inspect RepoDigests), and rmi of the last tag takes it along', async () => {
+  const registry = await startRegistry();
+  try {
+    const img = `${registry.address}/${RUN}-pushed:1`;
+    await strataBuild(await context({ Dockerfile: `FROM ${BASE}\nRUN echo pushed > /p\n` }), [img]);
+    const pushed = await strataOk(['push', img]);
+    const digest = /digest: (sha256:[0-9a-f]{64})/.exec(pushed.stdout)![1]!;
+    const rows = (await strataOk(['images', '--digests', `${registry.address}/${RUN}-pushed`])).stdout.split('\n');
+    expect(rows[1]!.split(/ {3,}/).slice(0, 3)).toEqual([`${registry.address}/${RUN}-pushed`, '1', digest]);
+    expect(JSON.parse((await strataOk(['inspect', img])).stdout)[0].RepoDigests).toEqual([`${registry.address}/${RUN}-pushed@${digest}`]);
+    expect((await strataOk(['images', '--format', '{{.Tag}} {{.Digest}}', `${registry.address}/${RUN}-pushed`])).stdout).toBe(`1 ${digest}`);
+    // docker's rule: removing a repository's last tag removes its digest references too.
+    const gone = (await strataOk(['rmi', img])).stdout.split('\n');
+    expect(gone.slice(0, 2)).toEqual([`Untagged: ${img}`, `Untagged: ${registry.address}/${RUN}-pushed@${digest}`]);
+    expect(gone[2]).toMatch(/^Deleted: sha256:/);
+  } finally {
+    await registry.stop();
+  }
 });
 
 // ---- export ---------------------------------------------------------------------------------
