@@ -66,6 +66,7 @@ export async function imagesOf(store: Store, index: ImageIndex): Promise<ImageRe
   return out.sort((a, b) => createdMs(b) - createdMs(a) || a.id.localeCompare(b.id));
 }
 
+/** chainIDs of a config's layers, bottom first. */
 export function chainOf(config: ImageConfigFile): Digest[] {
   const out: Digest[] = [];
   let parent: Digest | undefined;
@@ -125,18 +126,6 @@ export function resolveRef(images: ImageRecord[], input: string): ResolvedRef | 
   const hits = images.filter((i) => digestHex(i.id).startsWith(prefix));
   if (hits.length > 1) throw new UserInputError('IMAGE_AMBIGUOUS', `find image: ${input}: several images have IDs starting with it`);
   return hits[0] ? { image: hits[0] } : undefined;
-}
-
-/** Repository and tag of a `name:tag` reference. */
-export function splitTag(ref: string): { repository: string; tag: string } {
-  const r = parseReference(ref);
-  return { repository: r.name, tag: r.tag ?? '<none>' };
-}
-
-/** Repository and digest of a `name@sha256:…` reference. */
-export function splitDigest(ref: string): { repository: string; digest: string } {
-  const at = ref.indexOf('@');
-  return { repository: ref.slice(0, at), digest: ref.slice(at + 1) };
 }
 
 /** A user error naming a reference nothing in the store matches, in docker's words. */
