@@ -250,7 +250,7 @@ the layers strata built), so the pushed manifest digest is the local one.`,
   const historyCommand = (c: Command) =>
     c
       .argument('<image>', 'NAME[:TAG] or image ID')
-      .option('-H, --human [bool]', 'print sizes and dates in human readable format (default true; -H=false for bytes and RFC 3339)', (v: string) => !/^=?(false|0)$/i.test(v), true)
+      .option('-H, --human [bool]', 'print sizes and dates in human readable format (-H=false: bytes and RFC 3339 dates)', (v: string) => !/^=?(false|0)$/i.test(v), true)
       .option('--no-trunc', "don't truncate output")
       .option('-q, --quiet', 'only image IDs')
       .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.ID}} {{.CreatedSince}} {{.CreatedAt}} {{.CreatedBy}} {{.Size}} {{.Comment}}")
