@@ -1,18 +1,26 @@
 // The `strata` command line: every command, its flags and help, wired to the function in
 // client/commands/ that does it. Nothing else lives here.
 import { Command, Option } from 'commander';
+import { Store } from '../engine/store/store.js';
 import { runAbort } from './commands/abort.js';
 import { runAttach } from './commands/attach.js';
 import { DEFAULT_RETRY_WINDOW, runBuild } from './commands/build.js';
 import { runBuildsDescribe } from './commands/builds/describe.js';
 import { runBuildsLs } from './commands/builds/ls.js';
 import { BUILD_STATUSES } from './commands/builds/status.js';
-import { runImages } from './commands/images.js';
+import { runExport } from './commands/export.js';
+import { runHistory } from './commands/history.js';
+import { runImages, type ImagesOptions } from './commands/images.js';
+import { runInspect } from './commands/inspect.js';
+import { runLoad } from './commands/load.js';
+import { runImagePrune, runRmi, type PruneCliOptions } from './commands/rmi.js';
+import { runSystemDf } from './commands/system.js';
+import { runTag } from './commands/tag.js';
 import { runImport } from './commands/import.js';
 import { runLogs } from './commands/logs.js';
 import { runPush } from './commands/push.js';
 import { runRetry } from './commands/retry.js';
-import { runSave } from './commands/save.js';
+import { runSave, type SaveCliOptions } from './commands/save.js';
 import { runScheduleCreate } from './commands/schedule/create.js';
 import { runScheduleDescribe } from './commands/schedule/describe.js';
 import { runScheduleLs } from './commands/schedule/ls.js';
@@ -33,6 +41,11 @@ function exits<A extends unknown[]>(fn: (...args: A) => Promise<number | void>):
     const code = await fn(...args);
     if (typeof code === 'number') process.exitCode = code;
   };
+}
+
+/** An action that works on the store: opened once the arguments are parsed. */
+function withStore<A extends unknown[]>(fn: (store: Store, ...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+  return exits(async (...args: A) => fn(await Store.open(), ...args));
 }
 
 function withOptions(cmd: Command, options: Option[]): Command {
@@ -118,18 +131,11 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
 
   cli
     .command('import')
-    .description('Create an image from a rootfs tarball (plain, gzip, bzip2, xz or zstd), like docker import')
+    .description('Create an image from a rootfs tarball (plain, gzip, bzip2, xz or zstd), like docker import (an image archive from docker save goes in with strata load)')
     .argument('<file>', 'the tarball, or - for standard input')
     .argument('[name]', 'NAME[:TAG] for the image')
     .addOption(new Option('-c, --change <instruction>', 'apply a Dockerfile instruction to the config (repeatable)').argParser(collect).default([]))
     .action(exits(runImport));
-
-  cli
-    .command('save')
-    .description('Save images to a tar archive that docker load and OCI tools read')
-    .requiredOption('-o, --output <file>', 'write to this file')
-    .argument('<images...>', 'NAME[:TAG] or image ID')
-    .action(exits(runSave));
 
   cli
     .command('push')
@@ -148,7 +154,112 @@ the layers strata built), so the pushed manifest digest is the local one.`,
     )
     .action(exits(runPush));
 
-  cli.command('images').description('List tagged images in the store').action(exits(runImages));
+  // ---- images: list, name, remove, inspect, move between machines ----
+  const imagesOptions = (c: Command) =>
+    c
+      .option('-a, --all', 'show all images (strata keeps no intermediate images: the same list)')
+      .option('-q, --quiet', 'only image IDs')
+      .option('--digests', 'show digests')
+      .option('--no-trunc', "don't truncate output")
+      .option('-f, --filter <filter>', 'dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, reference=PATTERN (repeatable)', collect, [])
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.ID}} {{.Repository}} {{.Tag}} {{.Digest}} {{.CreatedSince}} {{.CreatedAt}} {{.Size}}")
+      .action(withStore((store, repo: string | undefined, opts: ImagesOptions & { trunc?: boolean }) => runImages(store, repo, { ...opts, noTrunc: opts.trunc === false })));
+  imagesOptions(cli.command('images').description('List images (tagged and untagged) in the store').argument('[repository]', 'only this REPOSITORY[:TAG]'));
+
+  const rmiCommand = (c: Command) =>
+    c
+      .argument('<images...>', 'NAME[:TAG], NAME@DIGEST, or an image ID (or a unique prefix of one)')
+      .option('-f, --force', 'remove an image by ID even when several tags name it')
+      .action(withStore((store, refs: string[], opts: { force?: boolean }) => runRmi(store, refs, opts)));
+  rmiCommand(cli.command('rmi').description('Remove images: a name is untagged; the image and its unused layers go with its last name'));
+
+  const tagCommand = (c: Command) =>
+    c
+      .argument('<source>', 'SOURCE_IMAGE[:TAG] or image ID')
+      .argument('<target>', 'TARGET_IMAGE[:TAG]')
+      .action(withStore((store, source: string, target: string) => runTag(store, source, target)));
+  tagCommand(cli.command('tag').description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE'));
+
+  const historyCommand = (c: Command) =>
+    c
+      .argument('<image>', 'NAME[:TAG] or image ID')
+      .option('-H, --human [bool]', 'print sizes and dates in human readable format (-H=false: bytes and RFC 3339 dates)', (v: string) => !/^=?(false|0)$/i.test(v), true)
+      .option('--no-trunc', "don't truncate output")
+      .option('-q, --quiet', 'only image IDs')
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.ID}} {{.CreatedSince}} {{.CreatedAt}} {{.CreatedBy}} {{.Size}} {{.Comment}}")
+      .action(
+        withStore((store, ref: string, opts: { human: boolean; trunc?: boolean; quiet?: boolean; format?: string }) =>
+          runHistory(store, ref, { ...opts, noTrunc: opts.trunc === false }),
+        ),
+      );
+  historyCommand(
+    cli
+      .command('history')
+      .description('Show the history of an image')
+      .addHelpText(
+        'after',
+        '\nA row shows an image ID where an image in the store has exactly the history up to that row\n(the image itself, the base it was built FROM); strata keeps no intermediate images, so other\nrows show <missing>, as docker does for images it did not build.',
+      ),
+  );
+
+  const inspectCommand = (c: Command) =>
+    c
+      .argument('<images...>', 'NAME[:TAG] or image ID')
+      .option('-f, --format <format>', 'a TEMPLATE of {{.Field}} / {{json .Field}}, e.g. {{.Id}} or {{json .Config}}')
+      .action(withStore((store, refs: string[], opts: { format?: string }) => runInspect(store, refs, opts)));
+  inspectCommand(cli.command('inspect').description('Show images as docker image inspect does (JSON)'));
+
+  const saveCommand = (c: Command) =>
+    c
+      .argument('<images...>', 'NAME[:TAG] (a NAME alone: all its tags) or image ID')
+      .option('-o, --output <file>', 'write to this file (default: standard output, never a terminal)')
+      .option(
+        '--exclude-base <image>',
+        'leave out the layers this image has (the target must have them; docker loads such a delta where the base is loaded) (repeatable)',
+        collect,
+        [],
+      )
+      .action(withStore((store, refs: string[], opts: SaveCliOptions) => runSave(store, refs, opts)));
+  saveCommand(cli.command('save').description('Save images to a tar archive (docker-archive and OCI layout in one) that docker, podman and skopeo read'));
+
+  const loadCommand = (c: Command) =>
+    c
+      .option('-i, --input <file>', 'read from this archive (plain, gzip, bzip2, xz or zstd) instead of standard input')
+      .option('-q, --quiet', 'suppress the progress output')
+      .action(withStore((store, opts: { input?: string; quiet?: boolean }) => runLoad(store, opts)));
+  loadCommand(cli.command('load').description('Load images from a docker save / OCI archive (every digest checked; nothing kept unless all of it is right)'));
+
+  cli
+    .command('export')
+    .description("Export an image's filesystem, flattened, as one tar (what docker export gives for a container of it)")
+    .argument('<image>', 'NAME[:TAG] or image ID')
+    .option('-o, --output <file>', 'write to this file (default: standard output, never a terminal)')
+    .action(withStore((store, ref: string, opts: { output?: string }) => runExport(store, ref, opts)));
+
+  const pruneCommand = (c: Command) =>
+    c
+      .option('-a, --all', 'remove all images, not just dangling ones (strata has no containers, so none is in use)')
+      .option('-f, --force', 'do not prompt for confirmation')
+      .option('--filter <filter>', 'until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE] (repeatable)', collect, [])
+      .action(withStore((store, opts: PruneCliOptions) => runImagePrune(store, opts)));
+
+  const image = cli.command('image').description('Manage images (docker image …)');
+  imagesOptions(image.command('ls').description('List images').argument('[repository]', 'only this REPOSITORY[:TAG]'));
+  rmiCommand(image.command('rm').description('Remove images'));
+  tagCommand(image.command('tag').description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE'));
+  historyCommand(image.command('history').description('Show the history of an image'));
+  inspectCommand(image.command('inspect').description('Show images as JSON'));
+  saveCommand(image.command('save').description('Save images to a tar archive'));
+  loadCommand(image.command('load').description('Load images from an archive'));
+  pruneCommand(image.command('prune').description('Remove unused images (dangling ones; -a: all) and the layers only they used'));
+
+  const system = cli.command('system').description('Store-wide information');
+  system
+    .command('df')
+    .description('Show disk usage: images, containers and volumes (none in strata), build cache (cache mounts, contexts)')
+    .option('-v, --verbose', 'show detailed information on space usage')
+    .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}")
+    .action(withStore((store, opts: { verbose?: boolean; format?: string }) => runSystemDf(store, opts)));
 
   const schedule = cli
     .command('schedule')

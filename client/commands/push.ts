@@ -3,6 +3,7 @@
 // registry already took are skipped). `strata build --push` pushes in the build's workflow.
 import { UserInputError } from '../../engine/errors.js';
 import { pushImage } from '../../engine/registry/push.js';
+import { recordRepoDigest } from '../../engine/store/images.js';
 import { Store } from '../../engine/store/store.js';
 import { printPushResult } from '../format.js';
 
@@ -17,5 +18,6 @@ export async function runPush(image: string, dest: string | undefined): Promise<
   const store = await Store.open();
   const stored = await store.getImage(image);
   const result = await pushImage(store, stored, target);
+  await recordRepoDigest(store, stored.manifestDigest, result.reference, result.digest);
   printPushResult(result, (l) => console.log(l));
 }

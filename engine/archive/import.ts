@@ -47,7 +47,7 @@ export async function configFromChanges(changes: string[]): Promise<ContainerCon
 const MEDIA_TYPES: Partial<Record<Compression, string>> = { none: MEDIA_TYPE_LAYER, gzip: MEDIA_TYPE_LAYER_GZIP, zstd: MEDIA_TYPE_LAYER_ZSTD };
 
 /** Stores `src` as a layer blob and its unpacked snapshot; returns the layer. */
-export async function importLayer(store: Store, src: Readable, parent?: Digest): Promise<LayerRef> {
+export async function importLayer(store: Store, src: Readable, parent?: Digest, opts: { refuseImageArchive?: boolean } = {}): Promise<LayerRef> {
   let blob = await store.putBlobStream(src);
   const staging = await store.makeTempDir('import');
   try {
@@ -67,6 +67,11 @@ export async function importLayer(store: Store, src: Readable, parent?: Digest):
       throw new UserInputError('INVALID_TAR', `import: not a valid tar archive: ${(err as Error).message}`, { cause: err });
     }
     const diffId = hasher.digest();
+    if (opts.refuseImageArchive && (await isImageArchive(diff))) {
+      // The blob is that archive, which nothing else can use: it goes too.
+      await store.removeBlob(blob.digest);
+      throw new UserInputError('IMPORT_IMAGE_ARCHIVE', 'import: this is an image archive (docker save, or an OCI layout), not a root filesystem: load it with strata load -i FILE');
+    }
     let mediaType = MEDIA_TYPES[compression];
     if (!mediaType) {
       // bzip2 and xz have no OCI media type: keep the uncompressed tar instead.
@@ -83,7 +88,7 @@ export async function importLayer(store: Store, src: Readable, parent?: Digest):
 /** `docker import`: one layer from `src`, a config from `changes`, tagged. */
 export async function importRootfs(store: Store, src: Readable, opts: ImportOptions): Promise<{ imageId: Digest; manifestDigest: Digest }> {
   const config = await configFromChanges(opts.changes);
-  const layer = await importLayer(store, src);
+  const layer = await importLayer(store, src, undefined, { refuseImageArchive: true });
   const state: ImageState = {
     ...hostPlatform(),
     config,
@@ -91,4 +96,24 @@ export async function importRootfs(store: Store, src: Readable, opts: ImportOpti
     history: [{ created_by: '', comment: `Imported from ${opts.source}` }],
   };
   return commitImage(store, state, { tags: opts.tags, sourceDateEpoch: opts.sourceDateEpoch });
+}
+
+/**
+ * True when an unpacked tar is an image archive rather than a rootfs: docker's manifest.json
+ * (a list of images with a Config) or an OCI layout's oci-layout file at its root.
+ */
+async function isImageArchive(root: string): Promise<boolean> {
+  const read = async (name: string): Promise<unknown> => {
+    const st = await fs.lstat(path.join(root, name)).catch(() => undefined);
+    if (!st?.isFile() || st.size > 1 << 20) return undefined;
+    try {
+      return JSON.parse(await fs.readFile(path.join(root, name), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  };
+  const layout = (await read('oci-layout')) as { imageLayoutVersion?: unknown } | undefined;
+  if (typeof layout?.imageLayoutVersion === 'string') return true;
+  const manifest = await read('manifest.json');
+  return Array.isArray(manifest) && manifest.some((m) => typeof (m as { Config?: unknown })?.Config === 'string');
 }
