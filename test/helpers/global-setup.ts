@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { REPO_ROOT, STRATA_BIN, strataOk } from './cli.js';
 import { DIFF_BASE } from './differential.js';
+import { joinDockerUsers } from './docker-users.js';
 import globalTeardown from './global-teardown.js';
 
 async function portFree(port: number): Promise<boolean> {
@@ -58,6 +59,7 @@ async function setUp(): Promise<void> {
   // The differential suites' base: the same bytes under the same name in strata and in
   // docker, so one Dockerfile serves both builders. Removed from docker by the teardown.
   await strataOk(['import', '--change', 'CMD ["sh"]', rootfs, DIFF_BASE]);
+  await joinDockerUsers();
   await execa('docker', ['import', '--change', 'CMD ["sh"]', rootfs, DIFF_BASE]);
 
   const log = await fs.open(path.join(home, 'worker.log'), 'a');
