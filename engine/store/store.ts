@@ -120,6 +120,23 @@ export class Store {
     }
   }
 
+  /** A fresh path under tmp/ (nothing is made there); the caller removes it or commits it. */
+  tempPath(prefix: string): string {
+    return path.join(this.root, 'tmp', tempEntryName(prefix));
+  }
+
+  /**
+   * Moves `file` (written under tmp/ by the caller, who hashed it as `digest` while writing:
+   * a push spool) into blobs/: fsync, then rename. An equal blob already stored is kept.
+   */
+  async commitBlobFile(file: string, digest: Digest): Promise<void> {
+    const fh = await fs.open(file, 'r');
+    await fh.sync().finally(() => fh.close());
+    const final = this.blobPath(digest);
+    if (await exists(final)) await fs.rm(file, { force: true });
+    else await fs.rename(file, final);
+  }
+
   /** Reads a whole (small) blob and verifies it against its digest. */
   async readBlob(digest: Digest): Promise<Buffer> {
     let buf: Buffer;
