@@ -14,6 +14,7 @@ import { executeCopy } from '../engine/steps/copy.js';
 import type { Store } from '../engine/store/store.js';
 import { executeRun } from '../engine/steps/run.js';
 import { executeWorkdir } from '../engine/steps/workdir.js';
+import { resolveBuildImage } from '../engine/registry/resolve.js';
 import { stepLogPath } from '../engine/store/logs.js';
 import { readBuildSecret } from '../engine/store/secrets.js';
 import type { BuildActivities, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
@@ -34,10 +35,8 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
         return planDockerfile(df, {
           buildArgs: input.buildArgs,
           target: input.target,
-          resolveImage: async (ref) => {
-            const img = await store.getImage(ref);
-            return { ref, manifestDigest: img.manifestDigest, configDigest: img.configDigest, config: img.config };
-          },
+          // The store, else the registry (manifest and config only; pullImage fetches layers).
+          resolveImage: (ref) => resolveBuildImage(store, ref, { pull: input.pull, signal: Context.current().cancellationSignal }),
         });
       }),
 

@@ -33,6 +33,8 @@ export interface BuildOptions {
   detach?: boolean;
   /** Push each tag after the build. */
   push?: boolean;
+  /** Ask the registry for each image the Dockerfile names, even when the store has it. */
+  pull?: boolean;
 }
 
 /** `strata build --retry-window` when neither the flag nor STRATA_RETRY_WINDOW says otherwise. */
@@ -203,6 +205,7 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
     stepTimeoutMs: opts.stepTimeout ? parseDuration(opts.stepTimeout) : undefined,
     retryWindowMs: parseRetryWindow(opts.retryWindow ?? (process.env.STRATA_RETRY_WINDOW || DEFAULT_RETRY_WINDOW)),
     ...(opts.push ? { push: true } : {}),
+    ...(opts.pull ? { pull: true } : {}),
   };
   if (opts.push) checkPushTags(tags, 'build');
 

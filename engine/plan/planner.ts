@@ -2,7 +2,7 @@
 // for `resolveImage`, which pins each FROM image to digests so the plan is reproducible.
 import posixPath from 'node:path/posix';
 import type { Digest } from '../digest.js';
-import { DockerfileError } from '../errors.js';
+import { DockerfileError, EngineError } from '../errors.js';
 import { processHeredocBody, processWord, processWords } from '../dockerfile/expand.js';
 import { formatPlatform, hostPlatform, platformArgs, type Platform } from '../image/platform.js';
 import { parseDockerfile, parseHeredocWord } from '../dockerfile/parse.js';
@@ -38,7 +38,7 @@ export interface PlanOptions {
   target?: string;
   /** The platform built for (and on); the host's by default. */
   platform?: Platform;
-  /** Finds an image by reference (local store now, registries later). Throws when absent. */
+  /** Finds an image by reference (the store, else its registry) and pins it. Throws when absent. */
   resolveImage: (ref: string) => Promise<ResolvedImage>;
 }
 
@@ -252,13 +252,23 @@ async function resolveBase(
   try {
     img = await opts.resolveImage(raw.baseRef);
   } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new DockerfileError(at(raw.from.range.startLine), `FROM ${raw.baseRef}: ${detail}`, { cause: err });
+    throw imageError(at(raw.from.range.startLine), `FROM ${raw.baseRef}`, err);
   }
   return {
     base: { kind: 'image', ref: img.ref, manifestDigest: img.manifestDigest, configDigest: img.configDigest },
     config: structuredClone(img.config.config ?? {}),
   };
+}
+
+/**
+ * An image the Dockerfile names could not be resolved: a Dockerfile error at its line, unless
+ * the cause is worth a retry (a registry down or answering 5xx), which keeps its retryable
+ * code so the planning activity is tried again.
+ */
+function imageError(where: { file: string; line: number }, what: string, err: unknown): EngineError {
+  const detail = err instanceof Error ? err.message : String(err);
+  if (err instanceof EngineError && !err.userError) return new EngineError(err.code, `${where.file}:${where.line}: ${what}: ${detail}`, { cause: err });
+  return new DockerfileError(where, `${what}: ${detail}`, { cause: err });
 }
 
 /** docker's predefined build args: usable without ARG, never recorded, never "unused". */
@@ -269,7 +279,7 @@ async function mountImage(ref: string, opts: PlanOptions, where: { file: string;
     const img = await opts.resolveImage(ref);
     return { kind: 'image', ref: img.ref, manifestDigest: img.manifestDigest };
   } catch (err) {
-    throw new DockerfileError(where, `RUN --mount from=${ref}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw imageError(where, `RUN --mount from=${ref}`, err);
   }
 }
 
@@ -300,8 +310,7 @@ async function copySource(
   try {
     img = await opts.resolveImage(from.value);
   } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new DockerfileError(where, `COPY ${flag}: no stage of that name, and no such image: ${detail}`, { cause: err });
+    throw imageError(where, `COPY ${flag}: no stage of that name, and no such image`, err);
   }
   return { kind: 'image', ref: img.ref, manifestDigest: img.manifestDigest, configDigest: img.configDigest };
 }
