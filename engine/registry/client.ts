@@ -400,12 +400,16 @@ function isTransient(err: RegistryError): boolean {
   return code !== undefined && TRANSIENT_CODES.has(code);
 }
 
-/** `0-1023` → 1024 (the next byte); no header or `0-0` on an empty session → 0. */
+/**
+ * The next byte an upload session expects, from its Range header: `0-1023` → 1024. No header
+ * or one that cannot be read → 0 (start over). `0-0` is ambiguous (distribution answers it
+ * for an empty session and for one byte): 0, the likely one.
+ */
 export function nextOffset(range: string | undefined): number {
   const m = /^(?:bytes=)?0-(\d+)$/.exec((range ?? '').trim());
   if (!m) return 0;
   const last = Number(m[1]);
-  return Number.isSafeInteger(last) ? last + 1 : 0;
+  return Number.isSafeInteger(last) && last > 0 ? last + 1 : 0;
 }
 
 /** Reads a stream whole, up to `max` bytes (the rest is dropped). */
