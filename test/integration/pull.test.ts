@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { REPO_ROOT, strata, strataOk } from '../helpers/cli.js';
-import { DIFF_BASE, classicBuild } from '../helpers/differential.js';
-import { docker, dockerLoad, dockerRmi, dockerRun } from '../helpers/docker.js';
+import { classicBuild } from '../helpers/differential.js';
+import { docker, dockerLoad, dockerRmi, dockerRun, uniqueName } from '../helpers/docker.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startTokenServer, TOKEN_PASSWORD, TOKEN_USER, type TokenServer } from '../helpers/tokenServer.js';
 
@@ -48,10 +48,14 @@ async function runUnderDocker(home: string, ref: string): Promise<string> {
 
 beforeAll(async () => {
   registry = await startRegistry();
-  // A docker-built image of three layers (the base, a COPY, a RUN), copied by skopeo.
+  // A docker-built image of three layers (the base, a COPY, a RUN), copied by skopeo. Its
+  // base is this file's own: other test runs on the same dockerd remove the shared one.
+  const base = `${uniqueName('strata-pull-base')}:1`;
+  await docker(['import', '--change', 'CMD ["sh"]', process.env.STRATA_TEST_BUSYBOX_TAR!, base]);
+  cleanups.push(() => dockerRmi(base));
   const ctx = await scratchDir('strata-pull-src-');
   await fs.writeFile(path.join(ctx, 'a.txt'), `copied ${marker}\n`);
-  await fs.writeFile(path.join(ctx, 'Dockerfile'), `FROM ${DIFF_BASE}\nCOPY a.txt /a.txt\nRUN echo "ran ${marker}" > /b.txt\nCMD ["cat", "/a.txt", "/b.txt"]\n`);
+  await fs.writeFile(path.join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY a.txt /a.txt\nRUN echo "ran ${marker}" > /b.txt\nCMD ["cat", "/a.txt", "/b.txt"]\n`);
   const tag = await classicBuild(ctx);
   cleanups.push(() => dockerRmi(tag));
   srcArchive = path.join(ctx, 'src.tar');
