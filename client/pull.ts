@@ -29,7 +29,8 @@ export async function runPull(store: Store, reference: string, opts: PullCommand
   const platform = parsePlatform(opts.platform);
   const tty = !opts.quiet && process.stdout.isTTY === true;
   if (!opts.quiet) {
-    if (!reference.includes(':') && !ref.digest) out('Using default tag: latest');
+    const last = reference.slice(reference.lastIndexOf('/') + 1);
+    if (!last.includes(':') && !last.includes('@')) out('Using default tag: latest');
     out(`${ref.digest ?? ref.tag}: Pulling from ${remote.repository}`);
   }
   const rows = tty ? new ProgressRows((s) => process.stdout.write(s)) : undefined;

@@ -4,7 +4,7 @@
 // The gzip stream is one member whose deflate data is cut into 1 MiB segments, each ending
 // byte-aligned (sync flush) and deflated on its own with the previous segment's last 32 KiB
 // as dictionary (pigz's way): so segments compress on all the threadpool's threads at once
-// and the ratio is a plain gzip's. A segment whose 64 KiB sample deflates to more than
+// and the ratio is a plain gzip's. A segment whose first 16 KiB deflate (level 1) to more than
 // STORE_ABOVE of its size goes as stored blocks: zlib deflates incompressible bytes (media,
 // compressed files, random data) at ~30 MB/s a core here whatever the level, and gains
 // nothing on them; storing costs a copy. Every decision hangs on the input bytes only, so
@@ -20,7 +20,7 @@ export type PushCompression = 'gzip' | 'zstd';
 /** docker's and skopeo's default deflate level. */
 export const GZIP_LEVEL = 6;
 const SEGMENT = 1 << 20;
-const SAMPLE = 64 << 10;
+const SAMPLE = 16 << 10;
 const DICTIONARY = 32 << 10;
 const STORE_ABOVE = 0.97;
 /** Segments in flight: node's threadpool has 4 threads. */

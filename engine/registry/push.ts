@@ -15,15 +15,14 @@
 // asks the registry how far it got (GET on the session → Range) and goes on from there.
 import { createReadStream } from 'node:fs';
 import { promises as fs } from 'node:fs';
-import { PassThrough, type Readable } from 'node:stream';
-import { DigestStream, sha256, type Digest } from '../digest.js';
+import { sha256, type Digest } from '../digest.js';
 import { DigestMismatchError, RegistryError } from '../errors.js';
 import { MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD, MEDIA_TYPE_MANIFEST, type Descriptor, type ImageManifest, type LayerRef, type StoredImage } from '../image/types.js';
-import { writeLayerTar } from '../layer/tar.js';
 import type { Store } from '../store/store.js';
 import { findCredentials } from './auth.js';
 import { RegistryClient } from './client.js';
-import { compressor, type PushCompression } from './compress.js';
+import type { PushCompression } from './compress.js';
+import { compressInWorker, type CompressJob } from './compressJob.js';
 import { DOCKER_LAYER_GZIP } from './manifest.js';
 import { blobLocations, noteBlobLocation, readCompressed, writeCompressed } from './records.js';
 import { registryReference, type RegistryReference } from './reference.js';
@@ -70,14 +69,16 @@ export interface PushOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Bytes per PATCH; a blob up to this size goes in one PUT. */
+/** Bytes per PATCH while the spool grows; a blob up to this size goes in one PUT. */
 export const CHUNK_BYTES = 32 << 20;
+/** Reads from spool files in large pieces: fewer events per uploaded byte. */
+const READ_CHUNK = 1 << 20;
 const DEFAULT_CONCURRENCY = 3;
 /** Resumes of one upload after dropped connections or 5xx answers before the push fails. */
 const MAX_RESUMES = 8;
 
 /** How one layer gets to the registry: a blob file the store has, or compressed on the way. */
-type LayerPlan = { kind: 'blob'; desc: Descriptor; file: string } | { kind: 'compress'; layer: LayerRef; open: () => Readable };
+type LayerPlan = { kind: 'blob'; desc: Descriptor; file: string } | { kind: 'compress'; layer: LayerRef; source: CompressJob['source'] };
 
 interface Ctx {
   store: Store;
@@ -164,20 +165,16 @@ async function planLayer(store: Store, layer: LayerRef, compression: PushCompres
   if (record && (await store.hasBlob(record.digest))) {
     return { kind: 'blob', desc: { mediaType: record.mediaType, digest: record.digest, size: record.size }, file: store.blobPath(record.digest) };
   }
-  const blob = meta.blob;
-  const open = blob
-    ? () => store.openBlob(blob.digest) // an uncompressed import: its tar is the blob
-    : () => {
-        const through = new PassThrough();
-        writeLayerTar(store.layerDiffDir(layer.chainId), through, { sourceDateEpoch: meta.sourceDateEpoch }).catch((err: Error) => through.destroy(err));
-        return through;
-      };
-  return { kind: 'compress', layer, open };
+  // An uncompressed import's tar is its blob; a layer strata built is regenerated from its snapshot.
+  const source: CompressJob['source'] = meta.blob
+    ? { kind: 'blob', path: store.blobPath(meta.blob.digest) }
+    : { kind: 'snapshot', dir: store.layerDiffDir(layer.chainId), sourceDateEpoch: meta.sourceDateEpoch };
+  return { kind: 'compress', layer, source };
 }
 
 async function pushLayer(ctx: Ctx, plan: LayerPlan, what: string): Promise<PushedBlob & { mediaType: string }> {
   if (plan.kind === 'blob') return { ...(await sendKnownBlob(ctx, plan.desc, plan.file)), kind: 'layer', mediaType: plan.desc.mediaType };
-  return compressAndSend(ctx, plan.layer, plan.open, what);
+  return compressAndSend(ctx, plan.layer, plan.source, what);
 }
 
 /** HEAD, then a mount from a repository known to hold it, then an upload from `file`. */
@@ -201,30 +198,27 @@ async function sendKnownBlob(ctx: Ctx, d: Descriptor, file: string): Promise<Omi
 }
 
 /**
- * Compresses a layer into a spool while the upload reads it; once the tar's diff_id is
- * checked, the upload is finished under the compressed digest and the spool kept as the
- * layer's compressed blob.
+ * Compresses a layer into a spool (in a worker thread) while the upload reads it; once the
+ * tar's diff_id is checked, the upload is finished under the compressed digest and the spool
+ * kept as the layer's compressed blob.
  */
-async function compressAndSend(ctx: Ctx, layer: LayerRef, open: () => Readable, what: string): Promise<PushedBlob & { mediaType: string }> {
+async function compressAndSend(ctx: Ctx, layer: LayerRef, source: CompressJob['source'], what: string): Promise<PushedBlob & { mediaType: string }> {
   const { store, ref, compression, opts } = ctx;
   const spool = new Spool(store.tempPath('push'));
   const abort = new AbortController();
   const onAbort = () => abort.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const producing = (async () => {
-    const verify = new DigestStream();
-    const source = open();
-    source.on('error', (e) => verify.destroy(e));
-    const squeeze = compressor(compression);
-    verify.on('error', (e) => squeeze.destroy(e));
-    const { digest, size } = await spool.fill(source.pipe(verify).pipe(squeeze), abort.signal);
-    if (verify.digest() !== layer.diffId || verify.size !== layer.size) {
-      const err = new DigestMismatchError(`${what}: layer ${layer.diffId} read as ${verify.digest()} (${verify.size} bytes): the store's copy changed`);
+    const r = await compressInWorker({ source, compression, spoolPath: spool.path }, spool, abort.signal);
+    if (r.diffId !== layer.diffId || r.size !== layer.size) {
+      const err = new DigestMismatchError(`${what}: layer ${layer.diffId} read as ${r.diffId} (${r.size} bytes): the store's copy changed`);
       spool.fail(err);
       throw err;
     }
+    spool.digest = r.digest;
+    spool.advance(r.compressedSize);
     spool.finish();
-    return { digest, size };
+    return { digest: r.digest, size: r.compressedSize };
   })();
   producing.catch(() => undefined); // awaited below; a failure also fails the spool's readers
   try {
@@ -234,7 +228,7 @@ async function compressAndSend(ctx: Ctx, layer: LayerRef, open: () => Readable, 
       // Small: its digest is known before anything is sent.
       const { digest, size } = await producing;
       if (await ctx.client.hasBlob(digest)) uploaded = false;
-      else await ctx.client.uploadBlob(digest, size, () => createReadStream(spool.path));
+      else await ctx.client.uploadBlob(digest, size, () => createReadStream(spool.path, { highWaterMark: READ_CHUNK }));
     } else {
       await upload(ctx, spool, layer.size);
     }
@@ -262,7 +256,7 @@ async function compressAndSend(ctx: Ctx, layer: LayerRef, open: () => Readable, 
 async function upload(ctx: Ctx, spool: Spool, sizeHint: number): Promise<void> {
   const { client, opts } = ctx;
   if (spool.done && spool.written <= CHUNK_BYTES) {
-    await client.uploadBlob(spool.digest!, spool.written, () => createReadStream(spool.path));
+    await client.uploadBlob(spool.digest!, spool.written, () => createReadStream(spool.path, { highWaterMark: READ_CHUNK }));
     return;
   }
   let session = await client.startUpload();
@@ -270,12 +264,13 @@ async function upload(ctx: Ctx, spool: Spool, sizeHint: number): Promise<void> {
   let failures = 0;
   for (;;) {
     await spool.until(offset + CHUNK_BYTES);
-    const end = Math.min(offset + CHUNK_BYTES, spool.written);
+    // A complete spool goes in one PATCH to its end: each PATCH costs the registry a resume.
+    const end = spool.done ? spool.written : Math.min(offset + CHUNK_BYTES, spool.written);
     if (end <= offset && spool.done) break;
     if (end <= offset) continue;
     try {
       const start = offset;
-      session = await client.patchUpload(session, start, end - start, () => createReadStream(spool.path, { start, end: end - 1 }));
+      session = await client.patchUpload(session, start, end - start, () => createReadStream(spool.path, { start, end: end - 1, highWaterMark: READ_CHUNK }));
       offset = end;
       failures = 0;
       opts.onProgress?.({ digest: spool.digest ?? ('' as Digest), bytes: offset, size: spool.done ? spool.written : sizeHint });

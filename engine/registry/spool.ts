@@ -1,9 +1,6 @@
-// Spool: a file being written (a layer compressing) that an upload reads behind the writer,
-// and can read again from any offset when the registry asks to resume there.
-import { promises as fs } from 'node:fs';
-import { Writable, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { DigestStream, type Digest } from '../digest.js';
+// Spool: a file being written (a layer compressing, in a worker thread) that an upload reads
+// behind the writer, and can read again from any offset when the registry asks to resume there.
+import type { Digest } from '../digest.js';
 
 export class Spool {
   /** Bytes on disk so far, readable by others. */
@@ -25,30 +22,11 @@ export class Spool {
     return s;
   }
 
-  /** Writes `src` to the file (created; must not exist), hashing it. Rejects, and fails waiters, on error. */
-  async fill(src: Readable, signal?: AbortSignal): Promise<{ digest: Digest; size: number }> {
-    const fh = await fs.open(this.path, 'wx', 0o644);
-    const hasher = new DigestStream();
-    try {
-      const sink = new Writable({
-        highWaterMark: 1 << 20,
-        write: (chunk: Buffer, _enc, cb) => {
-          writeAll(fh, chunk).then(() => {
-            this.written += chunk.length;
-            this.wake();
-            cb();
-          }, cb);
-        },
-      });
-      await pipeline(src, hasher, sink, { signal });
-      this.digest = hasher.digest();
-      return { digest: this.digest, size: this.written };
-    } catch (err) {
-      this.fail(err as Error);
-      throw err;
-    } finally {
-      await fh.close();
-    }
+  /** Another writer (a worker thread) got the file to `written` bytes. */
+  advance(written: number): void {
+    if (written <= this.written) return;
+    this.written = written;
+    this.wake();
   }
 
   /** The content is complete and checked: readers may take its end as the end. */
@@ -79,9 +57,4 @@ export class Spool {
     this.waiting = [];
     for (const f of w) f();
   }
-}
-
-async function writeAll(fh: fs.FileHandle, chunk: Buffer): Promise<void> {
-  let off = 0;
-  while (off < chunk.length) off += (await fh.write(chunk, off)).bytesWritten;
 }
