@@ -109,6 +109,22 @@ describe('strata pull', () => {
   });
 });
 
+describe('zstd layers', () => {
+  test('push --compression zstd, then pull: docker runs what strata saved', async () => {
+    const ref = `${registry.address}/zstd/busybox:1`;
+    await strataOk(['push', '--compression', 'zstd', 'busybox:latest', ref]);
+    const raw = JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${ref}`)) as { layers: { mediaType: string }[] };
+    expect(raw.layers.map((l) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar+zstd']);
+    const home = await scratchDir('strata-zstd-home-');
+    await strataOk(['pull', ref], { env: { STRATA_HOME: home } });
+    const out = path.join(home, 'out.tar');
+    await strataOk(['save', '-o', out, ref], { env: { STRATA_HOME: home } });
+    const [loaded] = await dockerLoad(out);
+    cleanups.push(() => dockerRmi(loaded!));
+    expect(await dockerRun(loaded!, ['echo', 'from zstd'])).toBe('from zstd');
+  });
+});
+
 describe('builds pull what the store lacks', () => {
   test('FROM an image in a registry: its layers are fetched once, and docker runs the result', async () => {
     const ctx = await scratchDir('strata-pull-from-');
