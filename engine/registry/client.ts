@@ -340,9 +340,10 @@ export class RegistryClient {
         }
         const limit = status >= 200 && status < 300 ? maxBytes : MAX_ANSWER_BYTES;
         const declared = Number(res.headers['content-length']);
+        // fail() before destroy(): destroying emits 'aborted' at once, which would win as a dropped connection.
         if (limit === maxBytes && opts.maxBytes !== undefined && declared > maxBytes) {
-          res.destroy();
-          return fail(new RegistryError(`${this.what}: registry ${this.target.registry} answered ${method} ${url.pathname} with ${declared} bytes, more than the ${maxBytes} allowed`, { permanent: true }));
+          fail(new RegistryError(`${this.what}: registry ${this.target.registry} answered ${method} ${url.pathname} with ${declared} bytes, more than the ${maxBytes} allowed`, { permanent: true }));
+          return void res.destroy();
         }
         const chunks: Buffer[] = [];
         let kept = 0;
@@ -350,8 +351,8 @@ export class RegistryClient {
           kept += c.length;
           if (kept <= limit) return void chunks.push(c);
           if (opts.maxBytes !== undefined && limit === maxBytes) {
-            res.destroy();
             fail(new RegistryError(`${this.what}: registry ${this.target.registry} answered ${method} ${url.pathname} with more than the ${maxBytes} bytes allowed`, { permanent: true }));
+            res.destroy();
           }
         });
         res.on('end', () => {

@@ -4,7 +4,7 @@
 // snapshot (DESIGN.md: "Blobs that arrive from outside … are kept as they came").
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { chainId as computeChainId, DigestStream, isDigest, sha256, type Digest } from '../digest.js';
 import { EngineError, RegistryError, UserInputError } from '../errors.js';
 import { decompressed } from '../archive/compression.js';
@@ -246,22 +246,24 @@ async function fetchLayerOnce(
   opts: PullOptions,
 ): Promise<void> {
   const stored = await store.hasBlob(desc.digest);
-  const src = stored ? store.openBlob(desc.digest) : await (await client()).openBlob(desc.digest);
-  const guard = new SizeGuard(desc, what, (bytes) => opts.onProgress?.({ digest: desc.digest, status: 'downloading', bytes, size: desc.size }));
-  src.on('error', (e) => guard.destroy(e));
-  src.pipe(guard);
   const staging = await store.makeTempDir('pull');
-  const toUnpack = new PassThrough();
-  const toStore = stored ? undefined : new PassThrough();
-  guard.on('error', (e) => {
-    toUnpack.destroy(e);
-    toStore?.destroy(e);
-  });
-  guard.pipe(toUnpack);
-  if (toStore) guard.pipe(toStore);
+  const diff = path.join(staging, 'diff');
+  let src: Readable | undefined;
   try {
-    const diff = path.join(staging, 'diff');
     await fs.mkdir(diff, { mode: 0o755 });
+    src = stored ? store.openBlob(desc.digest) : await (await client()).openBlob(desc.digest);
+    // Wired with no await in between: bytes flow (and may fail) as soon as they are piped.
+    const guard = new SizeGuard(desc, what, (bytes) => opts.onProgress?.({ digest: desc.digest, status: 'downloading', bytes, size: desc.size }));
+    const toUnpack = new PassThrough();
+    const toStore = stored ? undefined : new PassThrough();
+    guard.on('error', (e) => {
+      toUnpack.destroy(e);
+      toStore?.destroy(e);
+    });
+    src.on('error', (e) => guard.destroy(e));
+    src.pipe(guard);
+    guard.pipe(toUnpack);
+    if (toStore) guard.pipe(toStore);
     // The blob is stored (hashed, checked against its digest) while the same bytes are
     // unpacked: one pass over the network and the disk. Nothing is committed unless both
     // the blob's digest and the tar's diff_id are right.
@@ -276,6 +278,8 @@ async function fetchLayerOnce(
     const [saved, hashed] = await Promise.allSettled([saving, unpacking]);
     if (saved.status === 'rejected' || hashed.status === 'rejected') {
       src.destroy();
+      // The guard's own error (the registry lied) says more than the streams it broke.
+      if (guard.failure) throw guard.failure;
       throw saved.status === 'rejected' ? saved.reason : (hashed as PromiseRejectedResult).reason;
     }
     const hasher = hashed.value;
@@ -286,7 +290,7 @@ async function fetchLayerOnce(
     await store.commitLayer(diff, { diffId, parent, size: hasher.size, blob: { digest: desc.digest, mediaType: desc.mediaType, size: desc.size } });
     opts.onProgress?.({ digest: desc.digest, status: 'done', bytes: desc.size, size: desc.size });
   } finally {
-    src.destroy();
+    src?.destroy();
     await fs.rm(staging, { recursive: true, force: true });
   }
 }
@@ -296,6 +300,8 @@ async function fetchLayerOnce(
  * registry cannot make us store an endless stream) and at the end when fewer did.
  */
 class SizeGuard extends Transform {
+  /** Why the guard stopped the stream, if it did. */
+  failure?: Error;
   private bytes = 0;
   private reported = 0;
   constructor(
@@ -308,7 +314,8 @@ class SizeGuard extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.desc.size) {
-      return cb(new RegistryError(`${this.what}: layer ${this.desc.digest} is bigger than the ${this.desc.size} bytes its descriptor says`, { permanent: true }));
+      this.failure = new RegistryError(`${this.what}: layer ${this.desc.digest} is bigger than the ${this.desc.size} bytes its descriptor says`, { permanent: true });
+      return cb(this.failure);
     }
     if (this.bytes - this.reported >= 1 << 20) {
       this.reported = this.bytes;
