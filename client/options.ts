@@ -21,6 +21,8 @@ export interface BuildFlags {
   allow?: string[];
   stepTimeout?: string;
   push?: boolean;
+  /** Ask the registry for each image the Dockerfile names, even when the store has it. */
+  pull?: boolean;
 }
 
 /** The shared flags, new objects at each call (commander owns an Option once added). */
@@ -41,12 +43,13 @@ export function buildFlagOptions(): Option[] {
       .argParser(collect)
       .default([]),
     new Option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m'),
+    new Option('--pull', 'always ask the registry for the newest manifest of each image the Dockerfile names (else only images the store lacks are pulled)'),
     new Option('--push', "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1 (credentials: the worker's docker config.json)"),
   ];
 }
 
 /** The part of a build request the shared flags give; `command` names the command in errors. */
-export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push'>;
+export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull'>;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
   const tags = flags.tag.map((t) => normalizeTag(t));
@@ -60,6 +63,7 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     entitlements: parseEntitlements(flags.allow ?? [], '--allow'),
     stepTimeoutMs: flags.stepTimeout ? parseDuration(flags.stepTimeout) : undefined,
     ...(flags.push ? { push: true } : {}),
+    ...(flags.pull ? { pull: true } : {}),
   };
 }
 

@@ -22,6 +22,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Debian's arm64 busybox-static, unpacked (never run: no emulation here), for the tests'
+# two-platform manifest lists. Fetched once through apt with its own lists (signed by
+# Debian's archive key) in a cache dir, so the machine's apt configuration is left alone.
+bb_arm64_dir="${XDG_CACHE_HOME:-$HOME/.cache}/strata/busybox-arm64"
+if [ ! -x "$bb_arm64_dir/bin/busybox" ]; then
+  say "Fetching Debian's busybox-static for arm64 (once)"
+  apt_dir="$bb_arm64_dir.apt"
+  rm -rf "$apt_dir" && mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/sources"
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nArchitectures: arm64\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$apt_dir/sources/debian.sources"
+  apt_opts=(-o "Dir::Etc::SourceParts=$apt_dir/sources" -o Dir::Etc::SourceList=/dev/null -o "Dir::State::Lists=$apt_dir/lists"
+    -o "Dir::Cache=$apt_dir/cache" -o APT::Architectures::=arm64 -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+  apt-get "${apt_opts[@]}" -qq update
+  (cd "$apt_dir" && apt-get "${apt_opts[@]}" -qq download busybox-static:arm64)
+  rm -rf "$bb_arm64_dir" && mkdir -p "$bb_arm64_dir"
+  dpkg-deb -x "$apt_dir"/busybox-static_*_arm64.deb "$bb_arm64_dir"
+  rm -rf "$apt_dir"
+  [ -x "$bb_arm64_dir/bin/busybox" ] || { echo "setup: no bin/busybox in the arm64 busybox-static package" >&2; exit 1; }
+fi
+
 # npm packages, from the lock file. Not `npm ci`: npm 11 with this registry writes locks
 # without other platforms' optional packages, and `npm ci` then refuses its own lock.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -3,6 +3,7 @@
 import { promises as fs } from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { createPullActivities } from '../activities/pull.js';
 import { createPushActivities } from '../activities/push.js';
 import { createScheduleActivities } from '../activities/schedule.js';
 import { reclaimDeadOwners } from '../engine/runtime/reclaim.js';
@@ -76,7 +77,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     taskQueue: opts.taskQueue ?? taskQueue(),
     ...(opts.identity ? { identity: opts.identity } : {}), // an explicit undefined is rejected
     ...(bundleReady ? { workflowBundle: { codePath: BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: { ...createActivities(activityDeps), ...createScheduleActivities(activityDeps), ...createPushActivities(activityDeps) },
+    activities: { ...createActivities(activityDeps), ...createScheduleActivities(activityDeps), ...createPushActivities(activityDeps), ...createPullActivities(activityDeps) },
     // RUN output reaches clients through heartbeat details: send them at least every second.
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',

@@ -13,6 +13,7 @@ import {
 import { LONG, QUICK } from './activityOptions.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
+import { pullMissing } from './pullImages.js';
 import { RetryGate } from './retry.js';
 import { CONTEXT_ATTRIBUTE, STATUS_ATTRIBUTE, TAGS_ATTRIBUTE } from './searchAttributes.js';
 import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, BuildStatus, CopyInput, LayerResult, PushActivities, RunInput, StepProgress } from './types.js';
@@ -60,9 +61,14 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
       dockerfileName: req.dockerfileName,
       buildArgs: req.buildArgs,
       target: req.target,
+      ...(req.pull ? { pull: true } : {}),
     });
     progress.totalSteps = plan.totalSteps;
     progress.warnings = plan.warnings;
+    if (plan.pull?.length) {
+      progress.phase = 'pulling';
+      await pullMissing(plan);
+    }
     progress.phase = 'building';
     const final = await runStages(plan, req, progress, () => gate.shouldRetry(onWaitChange));
 

@@ -46,6 +46,8 @@ export interface BuildRequest {
   retryWindowMs?: number;
   /** Push each tag to its registry after the commit (`--push`); the tags must name registries. */
   push?: boolean;
+  /** Resolve every image the Dockerfile names in its registry, even when the store has it (`--pull`). */
+  pull?: boolean;
 }
 
 export interface BuildResult {
@@ -79,7 +81,7 @@ export interface StepProgress {
 
 export interface BuildProgress {
   /** `waiting`: a step failed and the build waits for `retry` or `abort` until `waitingUntil`. */
-  phase: 'planning' | 'building' | 'waiting' | 'committing' | 'saving' | 'pushing' | 'done' | 'failed';
+  phase: 'planning' | 'pulling' | 'building' | 'waiting' | 'committing' | 'saving' | 'pushing' | 'done' | 'failed';
   totalSteps: number;
   steps: StepProgress[];
   warnings: string[];
@@ -105,6 +107,8 @@ export interface PlanInput {
   dockerfileName: string;
   buildArgs: Record<string, string>;
   target?: string;
+  /** Ask the registry for each image even when the store has it (`--pull`). */
+  pull?: boolean;
 }
 
 export interface CopyInput {
@@ -197,4 +201,16 @@ export interface PushInput {
 /** Pushing runs on any worker: it reads only the store. */
 export interface PushActivities {
   pushImage(input: PushInput): Promise<PushResult>;
+}
+
+/** An image the plan pinned: the layers the store lacks are fetched from its registry. */
+export interface PullInput {
+  ref: string;
+  manifestDigest: Digest;
+}
+
+/** Pulling runs on any worker: it writes only the store. */
+export interface PullActivities {
+  /** Idempotent: an image whose layers are all stored costs no request. */
+  pullImage(input: PullInput): Promise<{ fetched: number }>;
 }

@@ -1,6 +1,6 @@
 // import: a rootfs tar (plain or compressed) becomes a one-layer image, as `docker import`.
 // The blob is kept as it came, next to its unpacked snapshot.
-import { hostPlatform } from '../image/platform.js';
+import { hostPlatform, type Platform } from '../image/platform.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -24,6 +24,8 @@ export interface ImportOptions {
   /** What the history comment names as the source (`-` for stdin, or the file name). */
   source: string;
   sourceDateEpoch?: number;
+  /** The platform the config records (`--platform`); the host's by default. */
+  platform?: Platform;
 }
 
 /** Folds `--change` lines into a config, with docker's rules for each instruction. */
@@ -90,7 +92,7 @@ export async function importRootfs(store: Store, src: Readable, opts: ImportOpti
   const config = await configFromChanges(opts.changes);
   const layer = await importLayer(store, src, undefined, { refuseImageArchive: true });
   const state: ImageState = {
-    ...hostPlatform(),
+    ...(opts.platform ?? hostPlatform()),
     config,
     layers: [layer],
     history: [{ created_by: '', comment: `Imported from ${opts.source}` }],
