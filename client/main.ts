@@ -185,13 +185,13 @@ registry's. Blobs another repository of the registry holds are mounted, not uplo
     .option('-u, --username <name>', 'the username')
     .option('-p, --password <password>', 'the password (prefer --password-stdin)')
     .option('--password-stdin', 'read the password from standard input')
-    .action(exits(runLogin));
+    .action(exits((server: string | undefined, opts: { username?: string; password?: string; passwordStdin?: boolean }) => runLogin(server, opts)));
 
   cli
     .command('logout')
     .description('Forget the credentials kept for a registry')
     .argument('[server]', 'host[:port] of the registry (default: Docker Hub)')
-    .action(exits(runLogout));
+    .action(exits((server: string | undefined) => runLogout(server)));
 
   const manifest = cli.command('manifest').description('Manifest lists: one name for images of several platforms (docker manifest)');
   manifest
