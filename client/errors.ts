@@ -1,5 +1,5 @@
 // How the CLI fails: usage errors and exit statuses, and the one place that prints an error.
-import { ScheduleNotFoundError } from '@temporalio/client';
+import type { ScheduleNotFoundError } from '@temporalio/client';
 import { EngineError, RegistryError } from '../engine/errors.js';
 
 /** A mistake in how strata was called: printed as `error: …` without a stack, exit 1. */
@@ -13,7 +13,8 @@ export const EXIT_WAITING = 2;
  * failing registries (not bugs of ours: the message says it all) print without a stack.
  */
 export function reportError(err: unknown): number {
-  if (err instanceof ScheduleNotFoundError) err = new UsageError(`schedule: no schedule ${err.scheduleId}`);
+  // By name: importing Temporal's client here would load it for every command.
+  if (err instanceof Error && err.name === 'ScheduleNotFoundError') err = new UsageError(`schedule: no schedule ${(err as ScheduleNotFoundError).scheduleId}`);
   if (err instanceof UsageError || err instanceof RegistryError || (err instanceof EngineError && err.userError)) {
     console.error(`error: ${err.message}`);
     return 1;

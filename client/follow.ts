@@ -1,8 +1,9 @@
 // Following a build: its progress and RUN output printed until it ends or waits for a retry,
 // and the progress query that attach, retry, abort and builds describe ask.
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { removeBuildSecrets } from '../engine/store/secrets.js';
 import type { TemporalTarget } from '../worker/temporal.js';
+import { temporal } from '../worker/temporalClient.js';
 import type { BuildProgress } from '../workflows/types.js';
 import { EXIT_WAITING, UsageError } from './errors.js';
 import { printPushResult } from './format.js';
@@ -33,18 +34,18 @@ export async function queryProgress(client: Client, handle: BuildHandle, timeout
 }
 
 /**
- * The progress query, answered: a worker that polled a moment ago may be gone (the client
- * that ran it exited), so an unanswered query is asked again with a worker in this process.
+ * The progress query, answered: a worker that polled a moment ago may be gone, so an
+ * unanswered query is asked again once this machine's records say a worker serves the queue.
  */
 export async function answeredProgress(s: Session, handle: BuildHandle): Promise<BuildProgress> {
   await s.ensureWorker();
   const p = await queryProgress(s.client, handle, 5000);
   if (p) return p;
-  await s.startLocalWorker();
+  await s.ensureWorker({ askTemporal: false });
   return handle.query<BuildProgress>('progress');
 }
 
-/** The build's progress from its newest run; a worker in this process answers when none does. */
+/** The build's progress from its newest run; the background worker answers when none does. */
 export async function progressOf(s: Session, id: string): Promise<BuildProgress> {
   const handle = s.client.workflow.getHandle(id);
   await handle.describe().catch(() => {
@@ -61,7 +62,7 @@ export async function followBuild(s: Session, id: string, retriesBefore?: number
   return code;
 }
 
-/** A build no worker answers for this long gets one in this process. */
+/** A build no worker answers for this long gets the background worker (when no worker of this machine serves it). */
 const UNANSWERED_MS = 5_000;
 
 /**
@@ -92,8 +93,8 @@ export async function follow(s: Session, handle: BuildHandle, retriesBefore = -1
       await Promise.race([result, new Promise((r) => setTimeout(r, 250))]).catch(() => undefined);
       const p = await queryProgress(client, handle);
       if (!p && Date.now() - lastAnswer > UNANSWERED_MS) {
-        // The worker that seemed alive (a recent poller) is gone: do the work here.
-        await s.startLocalWorker();
+        // The worker that seemed alive (a recent poller) is gone: start the background one.
+        await s.ensureWorker({ askTemporal: false });
         lastAnswer = Date.now();
       }
       if (p && p.phase === 'waiting' && (p.retries ?? 0) <= retriesBefore) continue; // the retry is not seen yet
@@ -122,7 +123,7 @@ export async function follow(s: Session, handle: BuildHandle, retriesBefore = -1
         err('Build cancelled');
         return 130;
       }
-      const message = e instanceof WorkflowFailedError ? (e.cause?.message ?? e.message) : (e as Error).message;
+      const message = e instanceof temporal.WorkflowFailedError ? (e.cause?.message ?? e.message) : (e as Error).message;
       err(`error: ${message}`);
       if (target.uiUrl) err(`See the build in the Temporal Web UI: ${buildUrl(target, handle.workflowId)}`);
       return 1;

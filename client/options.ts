@@ -3,9 +3,13 @@
 import { Option } from 'commander';
 import { normalizeReference } from '../engine/image/reference.js';
 import { registryReference } from '../engine/registry/reference.js';
-import { ENTITLEMENTS, type NetworkMode } from '../engine/runtime/network.js';
+import { ENTITLEMENTS } from '../engine/runtime/entitlements.js';
+import type { NetworkMode } from '../engine/runtime/network.js';
 import type { BuildRequest } from '../workflows/types.js';
 import { UsageError } from './errors.js';
+
+/** `strata build --retry-window` when neither the flag nor STRATA_RETRY_WINDOW says otherwise. */
+export const DEFAULT_RETRY_WINDOW = '24h';
 
 /** Commander's accumulator for repeatable flags. */
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];

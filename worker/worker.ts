@@ -9,13 +9,10 @@ import { createScheduleActivities } from '../activities/schedule.js';
 import { reclaimDeadOwners } from '../engine/runtime/reclaim.js';
 import type { Store } from '../engine/store/store.js';
 import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
+import { taskQueue } from './queue.js';
 import type { TemporalTarget } from './temporal.js';
 
-export const DEFAULT_TASK_QUEUE = 'strata';
-
-export function taskQueue(): string {
-  return process.env.STRATA_TASK_QUEUE || DEFAULT_TASK_QUEUE;
-}
+export { DEFAULT_TASK_QUEUE, taskQueue } from './queue.js';
 
 let runtimeInstalled = false;
 

@@ -11,8 +11,9 @@ import type { BuildRequest, OutputSpec } from '../../workflows/types.js';
 import { EXIT_WAITING, UsageError } from '../errors.js';
 import { follow } from '../follow.js';
 import { formatSize } from '../format.js';
-import { buildSettings, parseDuration, type BuildFlags } from '../options.js';
+import { DEFAULT_RETRY_WINDOW, buildSettings, parseDuration, type BuildFlags } from '../options.js';
 import { openSession } from '../session.js';
+import { phase, printHistoryTimings } from '../timing.js';
 
 export interface BuildOptions extends BuildFlags {
   output?: string;
@@ -23,13 +24,10 @@ export interface BuildOptions extends BuildFlags {
   detach?: boolean;
 }
 
-/** `strata build --retry-window` when neither the flag nor STRATA_RETRY_WINDOW says otherwise. */
-export const DEFAULT_RETRY_WINDOW = '24h';
-
 export async function runBuild(contextArg: string, opts: BuildOptions): Promise<number> {
   const out = (line: string) => process.stdout.write(line + '\n');
-  const err = (line: string) => process.stderr.write(line + '\n');
 
+  phase('cli loaded');
   const contextDir = path.resolve(contextArg);
   const st = await fs.stat(contextDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`build: context ${contextArg} is not a directory`);
@@ -52,20 +50,34 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   };
 
   const secrets = await readSecrets(opts.secret ?? []);
+  phase('read Dockerfile');
 
   const store = await Store.open();
-  const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
-  const context = await store.putBlobStream(packContext(contextDir, filter));
-  const dockerfile = await store.putBlob(dockerfileText);
+  // Connecting to Temporal overlaps with packing the context.
+  const opening = openSession(store);
+  opening.catch(() => undefined); // its failure is reported where it is awaited
+  let context: Awaited<ReturnType<Store['putBlobStream']>>;
+  let dockerfile: Awaited<ReturnType<Store['putBlob']>>;
+  try {
+    const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
+    context = await store.putBlobStream(packContext(contextDir, filter));
+    dockerfile = await store.putBlob(dockerfileText);
+  } catch (e) {
+    await opening.then((s) => s.close()).catch(() => undefined);
+    throw e;
+  }
   out(`Sending build context to strata  ${formatSize(context.size)}`);
+  phase('pack context');
 
-  const session = await openSession(store);
+  const session = await opening;
+  phase('connect temporal');
   const { client } = session;
   let secretsOf: string | undefined;
   let code = 1;
   try {
-    const live = await session.hasLiveWorker();
-    if (!live && !opts.detach) await session.startLocalWorker();
+    // With no worker serving the queue, the store's background worker starts (and stays).
+    await session.ensureWorker();
+    phase('worker check');
     const workflowId = `build-${randomBytes(6).toString('hex')}`;
     secretsOf = workflowId;
     // Secrets reach the worker through the store, never through Temporal's history.
@@ -77,12 +89,15 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
     });
     // The ID is what `strata logs` and the Web UI know the build by.
     out(`Build ID: ${workflowId}`);
+    phase('start workflow');
     if (opts.detach) {
-      if (!live) err(`No worker polls task queue "${session.queue}": the build starts when one does (strata worker, or strata attach ${workflowId}).`);
       secretsOf = undefined; // the build still needs them; the client that sees it end removes them
       return (code = 0);
     }
-    return (code = await follow(session, handle));
+    code = await follow(session, handle);
+    phase('follow to result');
+    await printHistoryTimings(client, workflowId);
+    return code;
   } finally {
     // A waiting build may still run a step that reads them.
     if (secretsOf && code !== EXIT_WAITING) await removeBuildSecrets(store.root, secretsOf);
