@@ -7,6 +7,7 @@ import { createPullActivities } from '../activities/pull.js';
 import { createPushActivities } from '../activities/push.js';
 import { createScheduleActivities } from '../activities/schedule.js';
 import { reclaimDeadOwners } from '../engine/runtime/reclaim.js';
+import { deniedNetworks } from '../engine/runtime/network.js';
 import type { Store } from '../engine/store/store.js';
 import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
 import type { TemporalTarget } from './temporal.js';
@@ -62,6 +63,7 @@ export interface WorkerOptions {
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime(opts.logLevel ?? 'WARN');
   logUnhandledRejections();
+  deniedNetworks(); // a bad STRATA_RUN_DENY_NETWORKS stops the worker now, not each RUN step
   await reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR');
   // Workers elsewhere on a shared store die too; their leftovers are only known to be dead later.
   setInterval(() => void reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR'), RECLAIM_MS).unref();
