@@ -21,6 +21,7 @@ import type { ContainerConfig, HealthConfig, HistoryEntry, ImageConfigFile } fro
 // VOLUME and EXPOSE, `%q` (`["a" "b"]`) for CMD and ENTRYPOINT.
 import { formatGoDuration, goList, goQuoteRune, goQuotedList, parseGoDuration } from './gofmt.js';
 import { DEFAULT_PATH, DEFAULT_SHELL, envMap, isValidSignal, parsePortSpec, setEnv, withExposedPorts } from './config.js';
+import { checkOnbuildTriggers, PlanBudget } from './limits.js';
 import { checkSymbolicMode } from './mode.js';
 import { mountFromValue, parseRunMount } from './mounts.js';
 import type { BaseSpec, BuildPlan, ConfigStep, CopySource, CopyStep, FromStep, InlineFile, MountSource, RunMount, RunStep, StagePlan, Step } from './types.js';
@@ -175,6 +176,7 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
 
   const ordered = rawStages.filter((s) => needed.has(s.index));
   const planned = new Map<number, PlannedStage>();
+  const budget = new PlanBudget(file);
   let number = 0;
   for (const raw of ordered) {
     const { base, config } = await resolveBase(raw, baseDep.get(raw.index), planned, opts, at);
@@ -192,7 +194,7 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
       config.OnBuild = null;
       from.patch = { ...from.patch, OnBuild: null };
     }
-    const steps: Step[] = [from];
+    const steps: Step[] = [budget.add(from, from.line)];
     const state = new StageState(config, globalArgs, opts.buildArgs, usedArgs, esc);
     for (const [word, m] of mountFroms.get(raw.index)!) {
       state.mountSources.set(word, typeof m === 'string' ? await mountImage(m, opts, at(raw.from.range.startLine)) : m);
@@ -200,7 +202,7 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
     for (const inst of [...triggers, ...raw.body]) {
       const copyFrom = raw.copyFrom.get(inst);
       if (copyFrom) state.copySources.set(inst, await copySource(raw, copyFrom, opts, at(inst.range.startLine)));
-      steps.push(planInstruction(inst, state, ++number, at));
+      steps.push(budget.add(planInstruction(inst, state, ++number, at), inst.range.startLine));
     }
     planned.set(raw.index, {
       plan: { index: raw.index, name: raw.name, base, dependsOn: [...new Set([...deps.get(raw.index)!, ...mountDeps.get(raw.index)!])], steps },
@@ -224,6 +226,7 @@ function normalizePlatform(text: string): string {
 /** A base's ONBUILD triggers as instructions, placed at the stage's FROM line. */
 function triggerInstructions(triggers: string[], raw: RawStage, file: string): Instruction[] {
   const line = raw.from.range.startLine;
+  checkOnbuildTriggers(triggers.length, raw.baseRef, file, line);
   return triggers.flatMap((t) => {
     let parsed: ParsedDockerfile;
     try {
