@@ -1,7 +1,7 @@
 // Activities: thin wrappers that check input, call one engine function, heartbeat, and turn
 // user errors (EngineError.userError) into non-retryable failures. The worker composes them.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { saveImages } from '../engine/archive/save.js';
+import { saveToOutputDir } from '../engine/archive/output.js';
 import { hostPlatform } from '../engine/image/platform.js';
 import { ensureContext } from '../engine/context/unpack.js';
 import { parseDockerfile } from '../engine/dockerfile/parse.js';
@@ -23,9 +23,15 @@ export interface ActivityDeps {
   store: Store;
   /** ADD may clone file:// git repositories from this worker's disk (tests, local mirrors). */
   allowFileGit?: boolean;
+  /** Where builds may have this worker write their `outputs` (STRATA_OUTPUT_DIR); none when absent. */
+  outputDir?: string;
+  /** Builds may push with this worker's registry credentials (`strata worker --allow-push`). */
+  allowPush?: boolean;
+  /** Schedules may pack directories under this one on the worker's disk (STRATA_SOURCE_DIR). */
+  sourceDir?: string;
 }
 
-export function createActivities({ store, allowFileGit }: ActivityDeps): BuildActivities {
+export function createActivities({ store, allowFileGit, outputDir }: ActivityDeps): BuildActivities {
   return {
     planBuild: (input: PlanInput) =>
       guarded(async () => {
@@ -102,8 +108,7 @@ export function createActivities({ store, allowFileGit }: ActivityDeps): BuildAc
       guarded(
         async () => {
           const image = await store.loadImage(input.manifestDigest);
-          const { size } = await saveImages(store, [{ image, tags: input.tags }], input.dest);
-          return { dest: input.dest, size };
+          return saveToOutputDir(store, [{ image, tags: input.tags }], outputDir, input.dest);
         },
         { heartbeat: true },
       ),

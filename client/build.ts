@@ -9,12 +9,13 @@ import { registryReference } from '../engine/registry/reference.js';
 import { stepLogPath } from '../engine/store/logs.js';
 import { removeBuildSecrets, writeBuildSecret } from '../engine/store/secrets.js';
 import type { Store } from '../engine/store/store.js';
-import { ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
+import { connectionOptions, ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
 import type { buildImage } from '../workflows/buildImage.js';
 import type { BuildProgress, BuildRequest, OutputSpec, RunHeartbeat } from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
 import { makeFilter, packContext, readDockerignore } from './context.js';
+import { deliverBuild, recordDelivery } from './deliver.js';
 import { ProgressPrinter, formatSize } from './progress.js';
 import { printPushResult } from './push.js';
 
@@ -192,17 +193,20 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
       throw new UsageError(`-t ${t}: ${(e as Error).message}`);
     }
   });
+  const outputs = opts.output ? [parseOutput(opts.output)] : [];
+  // A build this client follows is saved and pushed by the client (client/deliver.ts); a detached one asks its worker.
+  const delivery = opts.detach ? undefined : { outputs: outputs.map((o) => o.dest), push: opts.push ? tags : [] };
   const request: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'> = {
     dockerfileName: path.basename(dockerfilePath),
     buildArgs: parseBuildArgs(opts.buildArg),
     target: opts.target,
     tags,
-    outputs: opts.output ? [parseOutput(opts.output)] : [],
+    outputs: delivery ? [] : outputs,
     sourceDateEpoch: sourceDateEpoch(),
     network: parseNetwork(opts.network),
     stepTimeoutMs: opts.stepTimeout ? parseDuration(opts.stepTimeout) : undefined,
     retryWindowMs: parseRetryWindow(opts.retryWindow ?? (process.env.STRATA_RETRY_WINDOW || DEFAULT_RETRY_WINDOW)),
-    ...(opts.push ? { push: true } : {}),
+    ...(opts.push && !delivery ? { push: true } : {}),
   };
   if (opts.push) checkPushTags(tags, 'build');
 
@@ -224,6 +228,7 @@ export async function runBuild(store: Store, contextArg: string, opts: BuildOpti
     secretsOf = workflowId;
     // Secrets reach the worker through the store, never through Temporal's history.
     for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
+    if (delivery) await recordDelivery(store.root, workflowId, delivery);
     const handle = await client.workflow.start<typeof buildImage>('buildImage', {
       taskQueue: session.queue,
       workflowId,
@@ -256,7 +261,7 @@ export interface Session {
 /** A client of the configured server, and a worker in this process on demand. */
 export async function openSession(store: Store, err: (l: string) => void): Promise<Session> {
   const target = await ensureTemporal(store.root, err);
-  const connection = await Connection.connect({ address: target.address });
+  const connection = await Connection.connect(connectionOptions(target));
   const client = new Client({ connection, namespace: target.namespace });
   const queue = taskQueue();
   let local: Awaited<ReturnType<typeof createWorker>> | undefined;
@@ -362,6 +367,7 @@ export async function follow(
       for (const t of r.tags) out(`Successfully tagged ${t}`);
       for (const o of r.outputs) out(`Saved image to ${o}`);
       for (const p of r.pushed ?? []) printPushResult(p, out);
+      await deliverBuild(storeRoot, handle.workflowId, r, out);
       return 0;
     } catch (e) {
       const p = await queryProgress(client, handle);

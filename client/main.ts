@@ -9,6 +9,7 @@ import { normalizeReference } from '../engine/image/reference.js';
 import { Store } from '../engine/store/store.js';
 import { buildLogDir } from '../engine/store/logs.js';
 import { ensureTemporal, serverStatus, startServer, stopServer, configuredTarget } from '../worker/temporal.js';
+import { describeRights, workerRights } from '../worker/rights.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
 import { DEFAULT_RETRY_WINDOW, EXIT_WAITING, runBuild, sourceDateEpoch, UsageError } from './build.js';
 import { abortBuild, attachBuild, BUILD_STATUSES, describeBuild, listBuilds, retryBuild } from './builds.js';
@@ -35,6 +36,8 @@ Environment:
   STRATA_RETRY_WINDOW  default of build --retry-window (default ${DEFAULT_RETRY_WINDOW}; 0 fails at once)
   STRATA_INSECURE_REGISTRIES  host[:port],... pushed to over http (loopback registries always are)
   DOCKER_CONFIG        directory of the config.json whose "auths" hold registry credentials
+  TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY  client certificate and key (PEM) for mTLS to TEMPORAL_ADDRESS
+  TEMPORAL_TLS_CA      CA (PEM) of the server's certificate; TEMPORAL_TLS_SERVER_NAME overrides its name
 
 A failed step keeps the build open for its retry window: strata build then exits with
 status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).`,
@@ -107,11 +110,23 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
   cli
     .command('worker')
     .description('Run a worker: it executes builds from the task queue until stopped')
-    .action(async () => {
+    .option('--allow-push', 'push builds that ask for it (schedules with --push, build --detach --push) with this worker\'s registry credentials (or STRATA_ALLOW_PUSH=1)')
+    .addHelpText(
+      'after',
+      `
+Anyone who can reach the Temporal server can start a build on this worker: what it may do
+beyond building is off unless given (see docs/security.md):
+  --allow-push, STRATA_ALLOW_PUSH=1  push with this worker's registry credentials
+  STRATA_OUTPUT_DIR=DIR   write builds' --output files under DIR (only there; no symlinks on the way)
+  STRATA_SOURCE_DIR=DIR   let schedules with --source-mode dir pack directories under DIR
+  STRATA_ALLOW_FILE_GIT=1 let ADD and schedules clone file:// git repositories of this machine`,
+    )
+    .action(async (opts: { allowPush?: boolean }) => {
       const store = await Store.open();
       const target = await ensureTemporal(store.root, (m) => console.error(m));
-      const { worker, connection } = await createWorker({ target, store });
-      console.error(`strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root})`);
+      const rights = await workerRights(opts);
+      const { worker, connection } = await createWorker({ target, store, rights });
+      console.error(`strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root}; ${describeRights(rights)})`);
       // Graceful first: running activities finish or are cancelled. A worker whose server is
       // gone would wait on its polls forever, so it leaves after a grace period, or at once
       // on a second signal.

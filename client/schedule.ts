@@ -17,7 +17,7 @@ import { normalizeReference } from '../engine/image/reference.js';
 import { classifyAddSource } from '../engine/plan/addSource.js';
 import { removeScheduleState, SCHEDULE_ID } from '../engine/store/schedules.js';
 import { Store } from '../engine/store/store.js';
-import { ensureTemporal } from '../worker/temporal.js';
+import { connectionOptions, ensureTemporal } from '../worker/temporal.js';
 import { taskQueue } from '../worker/worker.js';
 import type { scheduledBuild } from '../workflows/scheduledBuild.js';
 import type { ScheduledBuildRequest, ScheduledBuildResult, ScheduleSource, ScheduleWhen } from '../workflows/scheduleTypes.js';
@@ -155,7 +155,7 @@ interface Ctx {
 async function withClient(fn: (ctx: Ctx) => Promise<void>): Promise<void> {
   const store = await Store.open();
   const target = await ensureTemporal(store.root, (m) => console.error(m));
-  const connection = await Connection.connect({ address: target.address });
+  const connection = await Connection.connect(connectionOptions(target));
   try {
     await fn({ store, client: new Client({ connection, namespace: target.namespace }), namespace: target.namespace });
   } catch (err) {

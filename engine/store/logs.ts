@@ -2,7 +2,8 @@
 import path from 'node:path';
 
 export function buildLogDir(root: string, buildId: string): string {
-  if (!/^[\w.-]+$/.test(buildId)) throw new Error(`build log: invalid build ID ${JSON.stringify(buildId)}`);
+  // A build ID is a workflow ID, which anyone who reaches Temporal picks: `..` must not climb.
+  if (!/^[\w.-]+$/.test(buildId) || /^\.+$/.test(buildId)) throw new Error(`build log: invalid build ID ${JSON.stringify(buildId)}`);
   return path.join(root, 'logs', buildId);
 }
 

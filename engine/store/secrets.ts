@@ -8,7 +8,8 @@ import path from 'node:path';
 import { digestHex, sha256 } from '../digest.js';
 
 export function buildSecretsDir(root: string, buildId: string): string {
-  if (!/^[\w.-]+$/.test(buildId)) throw new Error(`build secrets: invalid build ID ${JSON.stringify(buildId)}`);
+  // A build ID is a workflow ID, which anyone who reaches Temporal picks: `..` must not climb.
+  if (!/^[\w.-]+$/.test(buildId) || /^\.+$/.test(buildId)) throw new Error(`build secrets: invalid build ID ${JSON.stringify(buildId)}`);
   return path.join(root, 'secrets', buildId);
 }
 
