@@ -52,12 +52,17 @@ export async function saveToOutputDir(store: Store, items: SaveItem[], outputDir
     });
     handles.push(dir);
     for (const part of parts) {
-      dir = await fs.open(`/proc/self/fd/${dir.fd}/${part}`, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
+      const next = await fs.open(`/proc/self/fd/${dir.fd}/${part}`, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') throw refuse(dest, `directory ${part} does not exist`);
-        if (err.code === 'ELOOP') throw refuse(dest, `${part} is a symbolic link, which could lead out of the output directory`);
-        if (err.code === 'ENOTDIR') throw refuse(dest, `${part} is not a directory`);
-        throw err;
+        if (err.code !== 'ELOOP' && err.code !== 'ENOTDIR') throw err;
+        return undefined;
       });
+      if (next === undefined) {
+        // O_NOFOLLOW with O_DIRECTORY says ENOTDIR for a symlink as for a file: look.
+        const link = (await fs.lstat(`/proc/self/fd/${dir.fd}/${part}`).catch(() => undefined))?.isSymbolicLink();
+        throw refuse(dest, link ? `${part} is a symbolic link, which could lead out of the output directory` : `${part} is not a directory`);
+      }
+      dir = next;
       handles.push(dir);
     }
     const target = `/proc/self/fd/${dir.fd}/${name}`;
