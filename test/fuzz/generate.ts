@@ -130,10 +130,30 @@ function heredoc(p: Pick): { marker: string; body: string } {
 
 const TAME_KEYWORDS = ['RUN', 'RUN', 'COPY', 'ENV', 'ARG', 'LABEL', 'WORKDIR', 'USER', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'VOLUME', 'ONBUILD', 'HEALTHCHECK', 'SHELL', 'STOPSIGNAL', 'ADD'];
 
+const MOUNT_KEYS = ['type', 'target', 'dst', 'destination', 'source', 'src', 'from', 'id', 'sharing', 'mode', 'uid', 'gid', 'size', 'required', 'env', 'rw', 'readwrite', 'ro', 'readonly', 'bogus'];
+const MOUNT_VALUES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh', '/x', 'x', '0', '1', '0755', '-1', '99999999999', 'true', 'false', 'shared', 'locked', 'private', '$A', '${A:-/c}', '', '..', '/', 'base', 's0', '1k', '10m'];
+
+/** `--mount=k=v,…` with keys and values drawn from what BuildKit knows and some it does not. */
+function mountFlag(p: Pick): string {
+  const parts = Array.from({ length: 1 + p.int(5) }, () => (p.chance(0.9) ? `${p.of(MOUNT_KEYS)}=${p.chance(0.8) ? p.of(MOUNT_VALUES) : word(p)}` : p.of(MOUNT_KEYS)));
+  if (p.chance(0.7)) parts.unshift(`type=${p.of(['bind', 'cache', 'tmpfs', 'secret'])}`);
+  return `--mount=${parts.join(p.chance(0.05) ? ';' : ',')}`;
+}
+
+/** A flag with a random value, for the instructions that take it. */
+function randomFlag(p: Pick, up: string): string {
+  if (up === 'RUN' && p.chance(0.6)) return mountFlag(p);
+  const names = up === 'COPY' || up === 'ADD' ? ['chmod', 'chown', 'from', 'exclude', 'link', 'parents', 'checksum', 'keep-git-dir'] : up === 'HEALTHCHECK' ? ['interval', 'timeout', 'retries', 'start-period', 'start-interval'] : ['platform', 'network', 'security'];
+  const values = ['755', '0', '7777', '17777', 'u+x', 'a=rX,g-w', 'u=g', 'x+y', '1:1', 'root', '$A', '', '1s', '-1', '1ms', '0.5s', 'linux/amd64', '*.md', '[', 'true'];
+  return `--${p.of(names)}${p.chance(0.9) ? '=' + (p.chance(0.8) ? p.of(values) : word(p)) : ''}`;
+}
+
 function instruction(p: Pick): string {
   const kw = p.tame ? p.of(TAME_KEYWORDS) : p.of(KEYWORDS);
   const up = kw.toUpperCase();
-  const flags = (FLAGS[up] ?? ['--x']).filter(() => p.chance(p.tame ? 0.04 : 0.15)).join(' ');
+  const fixed = (FLAGS[up] ?? ['--x']).filter(() => p.chance(p.tame ? 0.04 : 0.15));
+  const drawn = Array.from({ length: p.chance(p.tame ? 0.1 : 0.3) ? 1 + p.int(2) : 0 }, () => randomFlag(p, up));
+  const flags = [...fixed, ...drawn].join(' ');
   const head = flags ? `${kw} ${flags}` : kw;
   switch (up) {
     case 'FROM':

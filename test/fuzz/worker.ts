@@ -34,9 +34,21 @@ export async function runCase(dockerfile: string, buildArgs: Record<string, stri
     checkPlanSize(plan, df.file);
     return { kind: 'ok' };
   } catch (err) {
-    if (err instanceof EngineError && typeof err.code === 'string' && err.code !== '' && err.message !== '') return { kind: 'error', code: err.code };
-    return { kind: 'crash', detail: err instanceof Error ? (err.stack ?? err.message) : String(err) };
+    // parse.ts and the planner put any error at its line: a bug (a TypeError, a stack
+    // overflow) would come out as a DockerfileError. Its causes tell.
+    const bug = bugIn(err);
+    if (!bug && err instanceof EngineError && typeof err.code === 'string' && err.code !== '' && err.message !== '') return { kind: 'error', code: err.code };
+    const shown = bug ?? err;
+    return { kind: 'crash', detail: shown instanceof Error ? (shown.stack ?? shown.message) : String(shown) };
   }
+}
+
+/** The first error in `err`'s cause chain that is a JavaScript fault rather than a refusal. */
+function bugIn(err: unknown): Error | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 20; e = e.cause, depth++) {
+    if (e instanceof TypeError || e instanceof RangeError || e instanceof ReferenceError || e instanceof SyntaxError) return e;
+  }
+  return undefined;
 }
 
 if (parentPort && workerData) {
