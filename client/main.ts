@@ -38,6 +38,8 @@ Environment:
   DOCKER_CONFIG        directory of the config.json whose "auths" hold registry credentials
   TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY  client certificate and key (PEM) for mTLS to TEMPORAL_ADDRESS
   TEMPORAL_TLS_CA      CA (PEM) of the server's certificate; TEMPORAL_TLS_SERVER_NAME overrides its name
+  STRATA_OUTPUT_DIR, STRATA_ALLOW_PUSH, STRATA_SOURCE_DIR, STRATA_ALLOW_FILE_GIT
+                       what \`strata worker\` lets builds do beyond building (strata worker --help)
 
 A failed step keeps the build open for its retry window: strata build then exits with
 status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).`,
@@ -52,13 +54,13 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect, [])
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage and what it needs')
-    .option('--output <spec>', 'also save the image: type=docker,dest=FILE')
+    .option('--output <spec>', 'also save the image: type=docker,dest=FILE (written by this client; with --detach by the worker, only under its STRATA_OUTPUT_DIR)')
     .option('--network <mode>', 'network for RUN steps: default (the host\'s), host or none')
     .option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m')
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
     .option('--detach', 'print the build ID and return; follow it later with strata attach')
-    .option('--push', 'push each -t name to its registry after the build (e.g. -t localhost:5000/app:1)')
+    .option('--push', 'push each -t name to its registry after the build (e.g. -t localhost:5000/app:1), from this client; with --detach from a worker started with --allow-push')
     .action(async (context: string, opts) => {
       process.exitCode = await runBuild(await Store.open(), context, opts);
     });
