@@ -2,6 +2,7 @@
 // long for the filesystem (ENAMETOOLONG), a symlink loop (ELOOP), a truncated gzip in an ADD
 // archive: retrying cannot fix any of them, and their Node messages name host paths in the
 // store. Node's errno errors and zlib's are recognised by their `code`, never by their text.
+import { types } from 'node:util';
 import { EngineError, UserInputError } from './errors.js';
 
 /**
@@ -28,7 +29,8 @@ interface NodeError extends Error {
  * paths (see hideStorePaths).
  */
 export function asEngineError(err: unknown, storeRoot: string): unknown {
-  if (err instanceof EngineError || !(err instanceof Error)) return err;
+  // isNativeError, not instanceof: errors made by Node's own code may come from another realm.
+  if (err instanceof EngineError || !types.isNativeError(err)) return err;
   const e = err as NodeError;
   const code = typeof e.code === 'string' ? e.code : undefined;
   if (code !== undefined && ZLIB_CODES.has(code)) {

@@ -23,7 +23,7 @@ export function outputComponents(outputDir: string, dest: string): string[] {
   const root = path.resolve(outputDir);
   let rel = dest;
   if (path.isAbsolute(dest)) {
-    if (!dest.startsWith(root + '/') && !(root === '/' && dest.length > 1)) throw refuse(dest, `it is not inside the worker's output directory ${root} (STRATA_OUTPUT_DIR)`);
+    if (dest !== root && !dest.startsWith(root + '/') && !(root === '/' && dest.length > 1)) throw refuse(dest, `it is not inside the worker's output directory ${root} (STRATA_OUTPUT_DIR)`);
     rel = dest.slice(root.length);
   }
   const parts = rel.split('/').filter((c) => c !== '');
