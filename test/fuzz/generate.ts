@@ -85,7 +85,8 @@ const FLAGS: Record<string, string[]> = {
 };
 
 function word(p: Pick, depth = 0): string {
-  const roll = p.tame ? p.of([0, 0, 0, 1, 3, 4, 5, 8]) : p.int(depth > 3 ? 3 : 10);
+  // 9 (a pattern of many stars) one time in 40.
+  const roll = p.chance(0.025) ? 9 : p.tame ? p.of([0, 0, 0, 1, 3, 4, 5, 8]) : p.of([0, 1, 2, 3, 4, 5, 6, 7, 8, 10].slice(0, depth > 3 ? 3 : 10));
   switch (roll) {
     case 0:
       return p.of(['a', 'b/c', '/x', '.', '..', '*', 'a*b?', 'x:1', '0', 'é', p.tame ? 'z' : '']);
@@ -108,6 +109,11 @@ function word(p: Pick, depth = 0): string {
       return `'${word(p, depth + 1)}'`;
     case 8:
       return word(p, depth + 1) + word(p, depth + 1);
+    case 9: {
+      // A pattern with many stars, which backtracks exponentially in a naive matcher.
+      const stars = `*${p.of(['a', '?', '\\*'])}`.repeat(5 + p.int(30));
+      return p.chance(0.5) ? `\${${p.of(['A', 'B', 'V'])}/${stars}x/y}` : `\${${p.of(['A', 'B', 'V'])}${p.of(['#', '##', '%', '%%'])}${stars}x}`;
+    }
     default:
       // An unterminated form, a stray brace.
       return p.of(['${', '${A', '${A:-', '${A/', '"', "'", '}', '${}', '${:-x}', '\\']);
@@ -205,9 +211,13 @@ function generated(p: Pick): string {
   const lines: string[] = [];
   if (p.chance(0.2)) lines.push(p.of(['# escape=`', '# escape=\\', '# syntax=docker/dockerfile:1', p.tame ? '# hello' : '# escape=x', '#check=skip=all']));
   for (let i = p.int(3); i > 0; i--) lines.push(`ARG ${p.of(NAMES)}${p.chance(0.7) ? '=' + word(p) : ''}`);
+  // Long values for the patterns to work on.
+  if (p.chance(0.2)) lines.push(`ARG ${p.of(['A', 'B', 'V'])}=${'a'.repeat(20 + p.int(60))}`);
   const stages = 1 + p.int(3);
   for (let s = 0; s < stages; s++) {
     lines.push(`FROM ${p.of(['scratch', 'base', p.tame ? 'base' : '$A', 'base', 's0', '0'])}${p.chance(0.5) ? ` AS s${s}` : ''}`);
+    // A long value in scope, for patterns to work on.
+    if (p.chance(0.3)) lines.push(`ARG ${p.of(['A', 'B', 'V'])}=${'a'.repeat(20 + p.int(60))}`);
     for (let i = p.int(8); i > 0; i--) {
       let line = instruction(p);
       if (p.chance(0.1)) line = line.replace(' ', p.of([' \\\n  ', ' `\n', ' \\ \n#c\n ']));
@@ -291,7 +301,7 @@ export function fuzzCase(seed: number, index: number, corpus: readonly string[])
   p.tame = p.chance(0.4);
   const dockerfile = corpus.length > 0 && p.chance(0.5) ? mutate(p, p.of(corpus), corpus) : generated(p);
   const buildArgs: Record<string, string> = {};
-  for (let i = p.int(3); i > 0; i--) buildArgs[p.of(NAMES)] = word(p);
+  for (let i = p.int(3); i > 0; i--) buildArgs[p.of(NAMES)] = p.chance(0.1) ? 'a'.repeat(30 + p.int(100)) : word(p);
   const target = p.chance(0.1) ? p.of(['s0', 's1', 'build', 'nope', 'S0']) : undefined;
   return { dockerfile, buildArgs, target };
 }
