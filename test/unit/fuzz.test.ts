@@ -24,7 +24,13 @@ test(`${COUNT} fuzzed Dockerfiles (seed ${SEED}) end in a plan or a clear error`
 // Each crash or hang the fuzzer found, fixed, as a row.
 describe('fuzz findings', () => {
   test.each<[string, string, string | undefined]>([
+    // Overflowed the stack in parse.ts's syntax check.
     ['ONBUILD chained 20,000 times on one line', 'FROM scratch\n' + 'ONBUILD '.repeat(20_000) + 'RUN x\n', 'DOCKERFILE_INVALID'],
+    // Backtracked for hours in the RegExp the matcher replaced (seed 20240611 found two).
+    ['${A/*a*a…x/y} over a long A', `FROM base\nARG A=${'a'.repeat(60)}\nENV X=\${A/${'*a'.repeat(30)}x/y}\n`, undefined],
+    ['${A%%*?*?…x} over a long A', `FROM base\nARG A=${'a'.repeat(60)}\nLABEL x=\${A%%${'*?'.repeat(30)}x}\n`, undefined],
+    // Made plans over Temporal's 2 MB limit: each ONBUILD step lists every trigger so far (seed 20240611, case 6499).
+    ['3,000 ONBUILD lines', 'FROM scratch\n' + 'ONBUILD COPY note.txt /notes/\n'.repeat(3_000), 'DOCKERFILE_INVALID'],
   ])('%s', async (_name, dockerfile, code) => {
     const outcome = await runCase(dockerfile, {});
     expect(outcome).toEqual(code === undefined ? { kind: 'ok' } : { kind: 'error', code });
