@@ -291,7 +291,8 @@ async function imageLayers(store: Store, v: unknown, field: string): Promise<voi
 
 // ---- the checks, by activity name ----------------------------------------------------------
 
-const CHECKS: Record<string, Check> = {
+/** Every activity's check: an activity without one is refused by the worker's test (test/unit/validate.test.ts). */
+export const CHECKS: Record<string, Check> = {
   async planBuild(input, { store }) {
     const i = obj(input, 'input');
     const d = await blob(store, i.dockerfileDigest, 'dockerfileDigest');
