@@ -113,3 +113,35 @@ describe('tlsFromEnv', () => {
     }
   });
 });
+
+describe('import of a damaged archive', () => {
+  test('a truncated gzip is a user error, not a crash', async () => {
+    const { importLayer } = await import('../../engine/archive/import.js');
+    const { Store } = await import('../../engine/store/store.js');
+    const { Readable } = await import('node:stream');
+    const { gzipSync } = await import('node:zlib');
+    const { randomBytes } = await import('node:crypto');
+    const home = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-import-'));
+    try {
+      const store = await Store.open(home);
+      // A tar of one incompressible file, gzip-compressed, cut in half.
+      const header = Buffer.alloc(512);
+      header.write('big', 0);
+      header.write('0000644\0', 100);
+      header.write('0000000\0', 108);
+      header.write('0000000\0', 116);
+      header.write((100_000).toString(8).padStart(11, '0') + '\0', 124);
+      header.write('00000000000\0', 136);
+      header.write('0', 156);
+      header.write('ustar\x0000', 257, 'latin1');
+      header.fill(' ', 148, 156);
+      let sum = 0;
+      for (const c of header) sum += c;
+      header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+      const gz = gzipSync(Buffer.concat([header, randomBytes(100_000), Buffer.alloc(1024 + 96)]));
+      await expect(importLayer(store, Readable.from([gz.subarray(0, gz.length >> 1)]))).rejects.toMatchObject({ code: 'DECOMPRESS_FAILED', userError: true });
+    } finally {
+      await fs.rm(home, { recursive: true, force: true });
+    }
+  });
+});
