@@ -1,7 +1,7 @@
 // Activities: thin wrappers that check input, call one engine function, heartbeat, and turn
 // user errors (EngineError.userError) into non-retryable failures. The worker composes them.
 import { Context } from '@temporalio/activity';
-import { saveImages } from '../engine/archive/save.js';
+import { saveToOutputDir } from '../engine/archive/output.js';
 import { hostPlatform } from '../engine/image/platform.js';
 import { ensureContext } from '../engine/context/unpack.js';
 import { parseDockerfile } from '../engine/dockerfile/parse.js';
@@ -29,9 +29,15 @@ export interface ActivityDeps {
   allowFileGit?: boolean;
   /** Entitlements this worker refuses whatever a build asks (`strata worker --deny-entitlement`). */
   deniedEntitlements?: string[];
+  /** Where builds may have this worker write their `outputs` (STRATA_OUTPUT_DIR); none when absent. */
+  outputDir?: string;
+  /** Builds may push with this worker's registry credentials (`strata worker --allow-push`). */
+  allowPush?: boolean;
+  /** Schedules may pack directories under this one on the worker's disk (STRATA_SOURCE_DIR). */
+  sourceDir?: string;
 }
 
-export function createActivities({ store, allowFileGit, deniedEntitlements }: ActivityDeps): BuildActivities {
+export function createActivities({ store, allowFileGit, deniedEntitlements, outputDir }: ActivityDeps): BuildActivities {
   return {
     planBuild: (input: PlanInput) =>
       guarded(async () => {
@@ -116,8 +122,7 @@ export function createActivities({ store, allowFileGit, deniedEntitlements }: Ac
       guarded(
         async () => {
           const image = await store.loadImage(input.manifestDigest);
-          const { size } = await saveImages(store, [{ image, tags: input.tags }], input.dest);
-          return { dest: input.dest, size };
+          return saveToOutputDir(store, [{ image, tags: input.tags }], outputDir, input.dest);
         },
         { heartbeat: true },
       ),

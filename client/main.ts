@@ -69,6 +69,10 @@ Environment:
   STRATA_REGISTRY_MIRRORS     host[:port] or URL,... tried before Docker Hub for pulls
   DOCKER_CONFIG        directory of the config.json with registry credentials (auths, credsStore,
                        credHelpers), as docker login writes it
+  TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY  client certificate and key (PEM) for mTLS to TEMPORAL_ADDRESS
+  TEMPORAL_TLS_CA      CA (PEM) of the server's certificate; TEMPORAL_TLS_SERVER_NAME overrides its name
+  STRATA_OUTPUT_DIR, STRATA_ALLOW_PUSH, STRATA_SOURCE_DIR, STRATA_ALLOW_FILE_GIT, STRATA_RUN_DENY_NETWORKS
+                       what \`strata worker\` lets builds do beyond building (strata worker --help)
 
 A failed step keeps the build open for its retry window: strata build then exits with
 status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).`,
@@ -78,7 +82,7 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
   withOptions(cli.command('build'), buildFlagOptions())
     .description('Build an image from a Dockerfile and a context directory')
     .argument('<context>', 'the build context directory')
-    .option('--output <spec>', 'also save the image: type=docker,dest=FILE')
+    .option('--output <spec>', 'also save the image: type=docker,dest=FILE (written by this client; with --detach by the worker, only under its STRATA_OUTPUT_DIR)')
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
     .option('--detach', 'print the build ID and return; follow it later with strata attach')
@@ -122,14 +126,25 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .command('worker')
     .description('Run a worker in this terminal: it executes builds from the task queue until stopped (start|stop|status: the background worker)')
     .option('--deny-entitlement <entitlement>', 'refuse this entitlement to every build, even one that asks for it: network.host (repeatable)', collect, [])
+    .option('--allow-push', "push builds that ask for it (schedules with --push, build --detach --push) with this worker's registry credentials (or STRATA_ALLOW_PUSH=1)")
     .addOption(new Option('--background', "run as the store's background worker (how `worker start` runs it)").hideHelp())
     .addHelpText(
       'after',
       `
+Anyone who can reach the Temporal server can start a build on this worker: what it may do
+beyond building is off unless given (see docs/security.md):
+  --allow-push, STRATA_ALLOW_PUSH=1  push with this worker's registry credentials
+  STRATA_OUTPUT_DIR=DIR   write builds' --output files under DIR (only there; no symlinks on the way)
+  STRATA_SOURCE_DIR=DIR   let schedules with --source-mode dir pack directories under DIR
+  STRATA_ALLOW_FILE_GIT=1 let ADD and schedules clone file:// git repositories of this machine
+  STRATA_RUN_DENY_NETWORKS=CIDR,...  networks RUN steps must not reach (e.g. a compose network)
+
 When no worker serves the task queue, \`strata build\` (and retry, abort, attach) starts the
 store's background worker: detached, logging to $STRATA_HOME/worker.log, reused by every later
 build until \`strata worker stop\` (or \`strata server stop\`) ends it. It keeps the environment
-of the command that started it (registry mirrors, credentials, STRATA_ALLOW_FILE_GIT).`,
+of the command that started it (registry mirrors, credentials, STRATA_RUN_DENY_NETWORKS) but
+has none of the rights above: run \`strata worker\` yourself to give them. A background worker
+of another build of strata (an upgrade, \`npm run build\`) is stopped and started anew.`,
     )
     .action(exits(lazy(() => import('./commands/worker.js'), 'runWorker')));
   worker

@@ -48,7 +48,10 @@ export function buildFlagOptions(): Option[] {
       .default([]),
     new Option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m'),
     new Option('--pull', 'always ask the registry for the newest manifest of each image the Dockerfile names (else only images the store lacks are pulled)'),
-    new Option('--push', "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1 (credentials: the worker's docker config.json)"),
+    new Option(
+      '--push',
+      "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1: strata build pushes from this client with your credentials; a detached build and a schedule's runs push from a worker started with --allow-push, with the worker's credentials",
+    ),
   ];
 }
 

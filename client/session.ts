@@ -5,7 +5,7 @@
 import os from 'node:os';
 import type { Client } from '@temporalio/client';
 import { Store } from '../engine/store/store.js';
-import { envDifferences, localWorkerFor, startBackgroundWorker } from '../worker/registry.js';
+import { envDifferences, localWorkerFor, startBackgroundWorker, strataBuild } from '../worker/registry.js';
 import { connectTemporal, type TemporalTarget } from '../worker/temporal.js';
 import { temporal, temporalProto as proto } from '../worker/temporalClient.js';
 import { taskQueue } from '../worker/queue.js';
@@ -55,8 +55,11 @@ export async function openSession(store?: Store): Promise<Session> {
     queue,
     hasLiveWorker: async (q = queue) => !!(await local(q)) || (await polledRecently(client, target.namespace, q)),
     async ensureWorker({ askTemporal = true } = {}) {
-      if (await local(queue)) return;
-      if (askTemporal && (await polledRecently(client, target.namespace, queue))) return;
+      const rec = await local(queue);
+      // A background worker of another build of strata is replaced (startBackgroundWorker stops it).
+      const stale = rec?.background && rec.build !== strataBuild();
+      if (rec && !stale) return;
+      if (!stale && askTemporal && (await polledRecently(client, target.namespace, queue))) return;
       await startBackgroundWorker(st.root, target, queue, (m) => console.error(m));
     },
     close: () => connection.close(),

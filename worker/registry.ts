@@ -4,7 +4,7 @@
 // starts is started once, however many builds race to start it.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, rmSync, promises as fs } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, statSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
@@ -32,13 +32,39 @@ export interface WorkerRecord {
   log?: string;
   /** The environment its activities read, as it was when the worker started. */
   env: Record<string, string>;
+  /** Which build of strata it runs (strataBuild()); absent in records of strata before it was kept. */
+  build?: string;
+}
+
+/** dist/: the CLI's entry script and the workflow bundle are found from here. */
+const DIST = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+let buildId: string | undefined;
+
+/**
+ * Names the build of strata this process runs: package.json's version and the workflow
+ * bundle's (or, unbundled, the workflows') file identity, which every `npm run build` and
+ * every install renews. A background worker of another build is replaced, not reused: it
+ * would run old activities, and old workflow code on new histories.
+ */
+export function strataBuild(): string {
+  if (buildId) return buildId;
+  const version = (() => {
+    try {
+      return (JSON.parse(readFileSync(path.join(DIST, '..', 'package.json'), 'utf8')) as { version?: string }).version ?? '?';
+    } catch {
+      return '?';
+    }
+  })();
+  const code = [path.join(DIST, 'workflow-bundle.js'), path.join(DIST, 'workflows', 'index.js')].map((f) => statSync(f, { throwIfNoEntry: false })).find((st) => st !== undefined);
+  return (buildId = `${version}+${code ? `${code.ino.toString(36)}.${Math.round(code.mtimeMs).toString(36)}.${code.size.toString(36)}` : 'unknown'}`);
 }
 
 /**
  * Variables the worker's activities read (registries, credentials, git): a background worker
  * keeps those of the command that started it, and a client whose own differ is told so.
  */
-const WORKER_ENV = ['DOCKER_CONFIG', 'HOME', 'STRATA_ALLOW_FILE_GIT', 'STRATA_INSECURE_REGISTRIES', 'STRATA_REGISTRY_MIRRORS', 'STRATA_CACHE_MAX', 'STRATA_LOG_LEVEL'];
+const WORKER_ENV = ['DOCKER_CONFIG', 'HOME', 'STRATA_INSECURE_REGISTRIES', 'STRATA_REGISTRY_MIRRORS', 'STRATA_RUN_DENY_NETWORKS', 'STRATA_CACHE_MAX', 'STRATA_LOG_LEVEL'];
 
 export function workerEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   return Object.fromEntries(WORKER_ENV.filter((k) => env[k] !== undefined).map((k) => [k, env[k]!]));
@@ -81,6 +107,7 @@ export async function registerWorker(root: string, target: TemporalTarget, queue
     startedAt: new Date().toISOString(),
     ...(opts.background ? { log: workerLogPath(root) } : {}),
     env: workerEnv(),
+    build: strataBuild(),
   };
   const file = path.join(workersDir(root), `${PROCESS_TAG}.json`);
   await fs.mkdir(workersDir(root), { recursive: true });
@@ -141,7 +168,7 @@ export async function localWorkerFor(root: string, target: TemporalTarget, queue
 }
 
 /** The CLI's entry script: the background worker is `strata worker --background`. */
-const STRATA_BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'strata.js');
+const STRATA_BIN = path.join(DIST, '..', 'bin', 'strata.js');
 
 /** How long a background worker may take to start polling (loading the workflow bundle on a busy machine). */
 const START_TIMEOUT_MS = 120_000;
@@ -163,7 +190,11 @@ export async function startBackgroundWorker(root: string, target: TemporalTarget
   });
   try {
     const running = await localWorkerFor(root, target, queue);
-    if (running) return running;
+    if (running && !(running.background && running.build !== strataBuild())) return running;
+    if (running) {
+      log(`Stopping the background worker (pid ${running.pid}) of another build of strata (${running.build ?? 'older'}; this is ${strataBuild()})`);
+      await stopWorkers(root, [running]);
+    }
     const logFile = workerLogPath(root);
     const size = await fs.stat(logFile).then(
       (s) => s.size,

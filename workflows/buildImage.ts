@@ -11,6 +11,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { LONG, QUICK } from './activityOptions.js';
+import { checkBuildRequest } from './checkRequest.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
 import { pullMissing } from './pullImages.js';
@@ -36,6 +37,7 @@ const RUN_OPTIONS = {
 const DEFAULT_RUN_TIMEOUT_MS = 24 * 3600_000;
 
 export async function buildImage(request: BuildRequest): Promise<BuildResult> {
+  checkBuildRequest(request);
   // A copy: a retry may name a new context for the steps that follow.
   const req = { ...request };
   const progress: BuildProgress = { phase: 'planning', totalSteps: 0, steps: [], warnings: [] };

@@ -9,7 +9,11 @@ import type { PushResult } from '../engine/registry/push.js';
 export interface OutputSpec {
   /** `docker`: a tar for `docker load` (OCI layout + docker's manifest.json). */
   type: 'docker';
-  /** Absolute path on the worker's machine. */
+  /**
+   * Where the worker writes the tar: inside its STRATA_OUTPUT_DIR (absolute, or relative to
+   * it), or nowhere. `strata build` puts outputs here only with --detach; a build it follows
+   * it saves itself (client/deliver.ts).
+   */
   dest: string;
 }
 

@@ -6,17 +6,21 @@ import { Store } from '../../engine/store/store.js';
 import { taskQueue } from '../../worker/queue.js';
 import { registerWorker } from '../../worker/registry.js';
 import { ensureTemporal } from '../../worker/temporal.js';
+import { describeRights, workerRights, type WorkerRights } from '../../worker/rights.js';
 import { createWorker } from '../../worker/worker.js';
 import { parseEntitlements } from '../options.js';
 
-export async function runWorker(opts: { denyEntitlement?: string[]; background?: boolean } = {}): Promise<void> {
+export async function runWorker(opts: { denyEntitlement?: string[]; allowPush?: boolean; background?: boolean } = {}): Promise<void> {
   const deniedEntitlements = parseEntitlements(opts.denyEntitlement ?? [], '--deny-entitlement');
   const store = await Store.open();
   const target = await ensureTemporal(store.root, (m) => console.error(m));
-  const { worker, connection } = await createWorker({ target, store, deniedEntitlements });
+  // The background worker serves whoever reaches the queue, started by a build, not by an
+  // operator who chose what to open: it gets no rights, as main's in-process worker had none.
+  const rights: WorkerRights = opts.background ? {} : await workerRights(opts);
+  const { worker, connection } = await createWorker({ target, store, rights, deniedEntitlements });
   const unregister = await registerWorker(store.root, target, taskQueue(), { background: !!opts.background });
   const started = opts.background ? `${new Date().toISOString()} background worker (pid ${process.pid}) ` : '';
-  console.error(`${started}strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root})`);
+  console.error(`${started}strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root}; ${describeRights(rights)})`);
   // Graceful first: running activities finish or are cancelled. A worker whose server is
   // gone would wait on its polls forever, so it leaves after a grace period, or at once
   // on a second signal.

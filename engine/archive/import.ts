@@ -12,6 +12,7 @@ import { commitImage } from '../image/commit.js';
 import { MEDIA_TYPE_LAYER, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD, type ContainerConfig, type ImageState, type LayerRef } from '../image/types.js';
 import { planDockerfile } from '../plan/planner.js';
 import type { Store } from '../store/store.js';
+import { asEngineError } from '../inputErrors.js';
 import { decompressed, type Compression } from './compression.js';
 
 /** The instructions `docker import --change` accepts. */
@@ -64,8 +65,10 @@ export async function importLayer(store: Store, src: Readable, parent?: Digest, 
     try {
       await extractTar(stream.pipe(hasher), diff, { whiteouts: 'overlay' });
     } catch (err) {
-      // Engine errors and system errors (ENOSPC, EIO) pass; a parse error means a bad tar.
-      if (err instanceof EngineError || (err as NodeJS.ErrnoException).code !== undefined) throw err;
+      // Errors the archive causes (a name too long, a truncated gzip) are the user's; other
+      // engine and system errors (ENOSPC, EIO) pass; a parse error means a bad tar.
+      const mapped = asEngineError(err, store.root);
+      if (mapped !== err || err instanceof EngineError || (err as NodeJS.ErrnoException).code !== undefined) throw mapped;
       throw new UserInputError('INVALID_TAR', `import: not a valid tar archive: ${(err as Error).message}`, { cause: err });
     }
     const diffId = hasher.digest();

@@ -176,69 +176,6 @@ describe('strata build → save → docker', () => {
   });
 });
 
-describe('strata build with no worker polling', () => {
-  /** pids of this machine's live background workers on `queue`, from `strata worker status`. */
-  async function backgroundWorkers(queue: string): Promise<number[]> {
-    const r = await strata(['worker', 'status'], { env: { STRATA_TASK_QUEUE: queue } });
-    return [...r.stdout.matchAll(/^pid (\d+): task queue "([^"]+)" .*\(background/gm)].filter((m) => m[2] === queue).map((m) => Number(m[1]));
-  }
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-
-  test('starts a background worker that outlives the command and serves the next builds, until worker stop', async () => {
-    const name = uniqueName();
-    const queue = `lonely-${name}`;
-    const env = { STRATA_TASK_QUEUE: queue };
-    const ctx = await makeContext({ Dockerfile: 'FROM busybox\nRUN echo alone > /a\nCOPY f /f\n', f: 'alone\n' });
-    track(ctx);
-    try {
-      const first = await strataOk(['build', '-t', name, '--output', `type=docker,dest=${ctx}/out.tar`, ctx], { env });
-      expect(first.stdout).toContain(`Successfully tagged ${name}:latest`);
-      expect(first.stderr).toContain(`Starting a background worker for task queue "${queue}"`);
-      const [pid, ...more] = await backgroundWorkers(queue);
-      expect(more).toEqual([]);
-      expect(alive(pid!)).toBe(true);
-      // The next builds find it: no second worker, none started.
-      for (let i = 0; i < 2; i++) {
-        const again = await strataOk(['build', '-t', name, ctx], { env });
-        expect(again.stdout).toContain(`Successfully tagged ${name}:latest`);
-        expect(again.stderr).not.toContain('Starting a background worker');
-        expect(again.stderr).not.toContain('Channel has been shut down');
-      }
-      expect(await backgroundWorkers(queue)).toEqual([pid]);
-      const stopped = await strataOk(['worker', 'stop'], { env });
-      expect(stopped.stdout).toContain(`Worker stopped: pid ${pid}`);
-      expect(alive(pid!)).toBe(false);
-      expect((await strata(['worker', 'status'], { env })).exitCode).toBe(3);
-    } finally {
-      await strata(['worker', 'stop'], { env });
-    }
-  });
-
-  test('two builds racing on a queue no worker serves start one background worker', async () => {
-    const name = uniqueName();
-    const queue = `race-${name}`;
-    const env = { STRATA_TASK_QUEUE: queue };
-    const ctx = await makeContext({ Dockerfile: 'FROM busybox\nRUN echo raced > /r\n' });
-    track(ctx);
-    try {
-      const [a, b] = await Promise.all([strataOk(['build', ctx], { env }), strataOk(['build', ctx], { env })]);
-      expect(a.stdout).toMatch(/Successfully built [0-9a-f]{12}/);
-      expect(b.stdout).toMatch(/Successfully built [0-9a-f]{12}/);
-      expect([a.stderr, b.stderr].filter((e) => e.includes('Starting a background worker'))).toHaveLength(1);
-      expect(await backgroundWorkers(queue)).toHaveLength(1);
-    } finally {
-      await strata(['worker', 'stop'], { env });
-    }
-  });
-});
-
 describe('where the Dockerfile comes from', () => {
   test('-f - reads it from stdin; -f may point outside the context, with its NAME.dockerignore', async () => {
     const ctx = await makeContext({ 'kept.txt': 'kept\n', 'secret.txt': 'secret\n' });

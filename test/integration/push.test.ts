@@ -12,6 +12,8 @@ import { startCutProxy } from '../helpers/cutProxy.js';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startTokenServer, type TokenServer } from '../helpers/tokenServer.js';
 
+import { startTestWorker } from '../helpers/worker.js';
+
 let registry: TestRegistry;
 const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -236,12 +238,15 @@ describe('compressed, resumable pushes', () => {
 });
 
 describe('strata schedule create --push', () => {
-  test('each run pushes the tags it built', async () => {
+  test('each run pushes the tags it built, on a worker started with --allow-push', async () => {
+    const worker = await startTestWorker(['--allow-push']);
+    cleanups.push(() => worker.stop());
+    const env = { STRATA_TASK_QUEUE: worker.queue };
     const ref = `${registry.address}/scheduled:nightly`;
     const ctx = await contextWith({ Dockerfile: 'FROM busybox\nRUN echo scheduled > /built\nCMD ["cat", "/built"]\n' });
-    cleanups.push(() => strata(['schedule', 'rm', 'push-nightly']));
-    await strataOk(['schedule', 'create', 'push-nightly', '--every', '1h', '--paused', '-t', ref, '--push', ctx]);
-    const out = (await strataOk(['schedule', 'trigger', 'push-nightly', '--wait'])).stdout;
+    cleanups.push(() => strata(['schedule', 'rm', 'push-nightly'], { env }));
+    await strataOk(['schedule', 'create', 'push-nightly', '--every', '1h', '--paused', '-t', ref, '--push', ctx], { env });
+    const out = (await strataOk(['schedule', 'trigger', 'push-nightly', '--wait'], { env })).stdout;
     const digest = new RegExp(`pushed ${ref.replace(/[.]/g, '\\.')}@(sha256:[0-9a-f]{64})`).exec(out)?.[1];
     expect(digest).toBeDefined();
     expect((await inspectRemote(ref)).Digest).toBe(digest);
