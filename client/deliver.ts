@@ -6,8 +6,6 @@
 // or `strata attach` delivers it when the build succeeds.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { saveImages } from '../engine/archive/save.js';
-import { pushImage } from '../engine/registry/push.js';
 import { buildSecretsDir } from '../engine/store/secrets.js';
 import { Store } from '../engine/store/store.js';
 import type { BuildResult } from '../workflows/types.js';
@@ -44,6 +42,8 @@ export async function deliverBuild(root: string, buildId: string, result: BuildR
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
+  // Loaded only for a build that delivers: every other build's client is spared their imports.
+  const [{ saveImages }, { pushImage }] = await Promise.all([import('../engine/archive/save.js'), import('../engine/registry/push.js')]);
   const store = await Store.open(root);
   const image = await store.loadImage(result.manifestDigest);
   for (const dest of d.outputs) {
