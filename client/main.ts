@@ -38,7 +38,7 @@ function withStore<A extends unknown[]>(fn: (store: Store, ...args: A) => Promis
   return exits(async (...args: A) => fn(await (await import('../engine/store/store.js')).Store.open(), ...args));
 }
 
-/** package.json's version, read when asked. */
+/** package.json's version. */
 function version(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
@@ -52,6 +52,8 @@ function program(): Command {
   const cli = new Command('strata')
     .description('Build container images from Dockerfiles as durable Temporal workflows.')
     .version(version(), '-v, --version', 'print the version')
+    // strata's options go before the command: `system df -v` is df's --verbose, not --version.
+    .enablePositionalOptions()
     .addHelpText(
       'after',
       `
