@@ -7,9 +7,11 @@
 # worker's peak RSS (VmHWM). It leaves nothing behind: its worker, server, store, docker and
 # buildah images, buildah's storage and mounts all go when it ends (Ctrl-C too).
 #
-#   bash bench/run.sh [SCENARIO...]        after scripts/setup.sh, and for the buildah column
-#                                          `apt-get install -y buildah` (Debian's package; CI does
-#                                          not run the bench, so setup.sh does not install it)
+#   npm run bench [-- SCENARIO...]   or   bash bench/run.sh [SCENARIO...]
+#                                   after `npm run build` and scripts/setup.sh (buildah included);
+#                                   dockerd must be running. BENCH_ROUNDS=N rounds (default 3).
+#                                   With SCENARIOs named, the save and commit section runs only
+#                                   when `save` is among them. Not a test: nothing runs it in CI.
 #
 # Scenarios: each directory of bench/scenarios/ (a file `target` there names a --target; a file
 # `compare-network` adds strata runs with --network none and default), and three made here:
@@ -96,10 +98,15 @@ rss_mb() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$worker_pid/statu
 strata_nocache=()
 strata build --help | grep -q -- '--no-cache' && strata_nocache=(--no-cache)
 
-scenarios=("$@")
-if [ ${#scenarios[@]} -eq 0 ]; then
+scenarios=()
+with_save=false
+for a in "$@"; do
+  if [ "$a" = save ]; then with_save=true; else scenarios+=("$a"); fi
+done
+if [ $# -eq 0 ]; then
   mapfile -t scenarios < <(ls bench/scenarios)
   scenarios+=(big-context cached-rebuild late-copy)
+  with_save=true
 fi
 
 # The scenarios' contexts are copies: late-copy edits its own, big-context is made here.
@@ -194,6 +201,7 @@ for r in $(seq 1 "$rounds"); do
   done
 done
 
+if $with_save; then
 # ---- save of a 1 GB image, and the commit of its layer ----
 say "==> save and commit of a 1 GB layer"
 mkdir -p "$work/ctx/save" && cp bench/scenarios/big-layer/Dockerfile "$work/ctx/save/"
@@ -211,6 +219,7 @@ for r in $(seq 1 "$rounds"); do
   record commit strata "$(node bench/hash.mjs layer "$layer" 2>/dev/null || echo nan)"
 done
 rm -f "$work/layer.tar"
+fi
 load_end=$(load)
 
 # ---- the report ----
@@ -222,6 +231,11 @@ for name in "${scenarios[@]}"; do
   b=$(median "$work/times/$name.buildah")
   printf '%-18s %9s %9s %9s %14s %15s\n' "$name" "$s" "$d" "$b" "$(ratio "$s" "$d")" "$(ratio "$s" "$b")"
 done
+# Every run's time, in round order: how far one run strays from the median.
+for name in "${scenarios[@]}"; do
+  printf '%-18s runs: strata %s | docker %s | buildah %s\n' "$name" "$(paste -sd' ' "$work/times/$name.strata")" "$(paste -sd' ' "$work/times/$name.docker")" "$(paste -sd' ' "$work/times/$name.buildah")"
+done
+if $with_save; then
 s=$(median "$work/times/save.strata")
 d=$(median "$work/times/save.docker")
 mb=$((save_bytes / 1000000))
@@ -231,6 +245,7 @@ c=$(median "$work/times/commit.strata")
 n=$(median "$work/times/commit.node-crypto")
 t=$(median "$work/times/commit.tar-sha256sum")
 echo "commit of the 1 GB layer (its tar hashed): strata ${c}s, node crypto on the same tar ${n}s, tar c | sha256sum ${t}s; strata/node $(ratio "$c" "$n"), strata/tar $(ratio "$c" "$t")"
+fi
 [ -f "$work/times/network" ] && cat "$work/times/network"
 echo "strata worker peak RSS (VmHWM) after each scenario of round 1: $(awk '{printf "%s%s %s MB", (NR > 1 ? ", " : ""), $1, $2}' "$work/times/rss"); at the end $(rss_mb) MB"
 echo "medians of $rounds rounds; load average $load_start at the start, $load_end at the end; $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)"
