@@ -160,6 +160,8 @@ export interface PlanOptions {
   target?: string;
   /** The platform built for (and on); the host's by default. */
   platform?: Platform;
+  /** `build --label`: labels set on the target stage's image after its last instruction. */
+  labels?: Record<string, string>;
   /** Finds an image by reference (local store now, registries later). Throws when absent. */
   resolveImage: (ref: string) => Promise<ResolvedImage>;
 }
