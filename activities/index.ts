@@ -17,7 +17,9 @@ import { hostNetworkGrant, type NetworkMode } from '../engine/runtime/network.js
 import { executeWorkdir } from '../engine/steps/workdir.js';
 import { stepLogPath } from '../engine/store/logs.js';
 import { readBuildSecret } from '../engine/store/secrets.js';
-import type { BuildActivities, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
+import { writeStepImages } from '../engine/store/intermediate.js';
+import { MEDIA_TYPE_MANIFEST } from '../engine/image/types.js';
+import type { BuildActivities, CommitInput, CopyHeartbeat, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, StepImagesSpec, WorkdirInput } from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
 import { guarded } from './guarded.js';
 
@@ -38,6 +40,7 @@ export function createActivities({ store, allowFileGit, deniedEntitlements }: Ac
         return planDockerfile(df, {
           buildArgs: input.buildArgs,
           target: input.target,
+          labels: input.labels,
           resolveImage: async (ref) => {
             const img = await store.getImage(ref);
             return { ref, manifestDigest: img.manifestDigest, configDigest: img.configDigest, config: img.config };
@@ -52,8 +55,11 @@ export function createActivities({ store, allowFileGit, deniedEntitlements }: Ac
         return stateOf(img.config, img.layers);
       }),
 
-    copyStep: (input: CopyInput) =>
-      guarded(
+    copyStep: (input: CopyInput) => {
+      // Heartbeats carry how much was copied, for clients' progress.
+      const progress = { files: 0, bytes: 0 };
+      const details = (): CopyHeartbeat => ({ step: input.step.number, ...progress });
+      return guarded(
         async () => {
           const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
           return executeCopy(store, {
@@ -64,10 +70,12 @@ export function createActivities({ store, allowFileGit, deniedEntitlements }: Ac
             allowFileGit,
             network: checkedNetwork(input.network ?? 'default'),
             hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
+            progress,
           });
         },
-        { heartbeat: true },
-      ),
+        { heartbeat: { details } },
+      );
+    },
 
     runStep: (input: RunInput) => {
       const ctx = Context.current();
@@ -108,7 +116,19 @@ export function createActivities({ store, allowFileGit, deniedEntitlements }: Ac
 
     workdirStep: (input: WorkdirInput) => guarded(() => executeWorkdir(store, input), { heartbeat: true }),
 
-    commitImage: (input: CommitInput) => guarded(() => commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch })),
+    commitImage: (input: CommitInput) =>
+      guarded(async () => {
+        if (!input.image) return commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch });
+        // The last step wrote the image: the commit names it, and makes it durable.
+        const image = await store.loadImage(input.image);
+        await store.syncBlob(image.configDigest);
+        await store.syncBlob(image.manifestDigest);
+        const size = (await store.readBlob(image.manifestDigest)).length;
+        await store.setTags(input.tags, { mediaType: image.manifest.mediaType || MEDIA_TYPE_MANIFEST, digest: image.manifestDigest, size });
+        return { imageId: image.configDigest, manifestDigest: image.manifestDigest };
+      }),
+
+    writeStepImages: (input: StepImagesSpec) => guarded(() => writeStepImages(store, input)),
 
     saveImage: (input: SaveInput) =>
       guarded(

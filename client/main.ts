@@ -157,7 +157,7 @@ the layers strata built), so the pushed manifest digest is the local one.`,
   // ---- images: list, name, remove, inspect, move between machines ----
   const imagesOptions = (c: Command) =>
     c
-      .option('-a, --all', 'show all images (strata keeps no intermediate images: the same list)')
+      .option('-a, --all', "show all images: also the intermediate ones (each build step's image)")
       .option('-q, --quiet', 'only image IDs')
       .option('--digests', 'show digests')
       .option('--no-trunc', "don't truncate output")
@@ -198,7 +198,7 @@ the layers strata built), so the pushed manifest digest is the local one.`,
       .description('Show the history of an image')
       .addHelpText(
         'after',
-        '\nA row shows an image ID where an image in the store has exactly the history up to that row\n(the image itself, the base it was built FROM); strata keeps no intermediate images, so other\nrows show <missing>, as docker does for images it did not build.',
+        '\nA row shows an image ID where an image in the store has exactly the history up to that row\n(the image itself, the intermediate image of each step of a build, the base it was built FROM);\nother rows show <missing>, as docker does for images it did not build.',
       ),
   );
 
@@ -238,7 +238,7 @@ the layers strata built), so the pushed manifest digest is the local one.`,
 
   const pruneCommand = (c: Command) =>
     c
-      .option('-a, --all', 'remove all images, not just dangling ones (strata has no containers, so none is in use)')
+      .option('-a, --all', 'remove all images, not just dangling ones and unused intermediate ones (strata has no containers, so none is in use)')
       .option('-f, --force', 'do not prompt for confirmation')
       .option('--filter <filter>', 'until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE] (repeatable)', collect, [])
       .action(withStore((store, opts: PruneCliOptions) => runImagePrune(store, opts)));

@@ -33,7 +33,8 @@ export class ProgressPrinter {
       }
       if (s.status === 'running') break;
       this.onStepEnd(s.number);
-      if (s.status === 'done' && s.layer) this.write(` ---> ${s.layer}`);
+      const id = s.image ?? s.layer;
+      if (s.status === 'done' && id) this.write(` ---> ${id}`);
       this.nextStep = s.number + 1;
     }
   }
