@@ -119,7 +119,11 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
     progress.totalSteps = plan.totalSteps;
     progress.warnings = plan.warnings;
     progress.phase = 'building';
-    const final = await runStages(plan, req, progress, () => gate.shouldRetry(onWaitChange), withImages);
+    const waitSummary = () => {
+      const failed = progress.steps.filter((s) => s.status === 'failed').map((s) => `step ${s.number} of ${progress.totalSteps} (${s.text})`);
+      return oneLine(`waiting for strata retry or abort: ${failed.join(', ')} failed`);
+    };
+    const final = await runStages(plan, req, progress, () => gate.shouldRetry(onWaitChange, waitSummary()), withImages);
 
     progress.phase = 'committing';
     showDetails(progress);
@@ -169,14 +173,15 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
  * Running). Metadata answered by a query, not a command: replay is not concerned.
  */
 function showDetails(p: BuildProgress): void {
-  const step = (s: StepProgress) => `step ${s.number}/${p.totalSteps} \`${oneLine(s.text)}\``;
+  // "N of M": Temporal's markdown shows N/M as a fraction.
+  const step = (s: StepProgress) => `step ${s.number} of ${p.totalSteps} \`${oneLine(s.text).replace(/`/g, "'")}\``;
   if (p.phase === 'waiting') {
     const failed = p.steps.filter((s) => s.status === 'failed');
     setCurrentDetails(
       [
-        `**Waiting for a retry** until ${p.waitingUntil ?? 'the retry window ends'}: send the signal \`retry\` (strata retry) to run the failed step again, or \`abort\`.`,
-        ...failed.map((s) => `- ${step(s)}${s.line ? ` (line ${s.line})` : ''} failed: ${s.error ?? ''}`),
-      ].join('\n'),
+        `**Waiting for a retry** until ${p.waitingUntil ?? 'the retry window ends'}: send the signal \`retry\` (strata retry) to run the failed step again, or \`abort\` to fail the build.`,
+        ...failed.map((s) => `${step(s)}${s.line ? ` (line ${s.line})` : ''} failed:\n\n\`\`\`\n${(s.error ?? '').replace(/`{3,}/g, "'''")}\n\`\`\``),
+      ].join('\n\n'),
     );
   } else if (p.phase === 'building') {
     const running = p.steps.filter((s) => s.status === 'running');
