@@ -1,6 +1,6 @@
 // The `strata` command line: every command, its flags and help, wired to the function in
 // client/commands/ that does it. Nothing else lives here.
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { Store } from '../engine/store/store.js';
 import { runAbort } from './commands/abort.js';
 import { runAttach } from './commands/attach.js';
@@ -32,8 +32,9 @@ import { runServerStart } from './commands/server/start.js';
 import { runServerStatus } from './commands/server/status.js';
 import { runServerStop } from './commands/server/stop.js';
 import { runWorker } from './commands/worker.js';
-import { EXIT_WAITING, reportError } from './errors.js';
+import { EXIT_USAGE, EXIT_WAITING, reportError } from './errors.js';
 import { buildFlagOptions, collect } from './options.js';
+import { versionLine, versionReport } from './version.js';
 
 /** An action whose number, when it returns one, is the exit status. */
 function exits<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
@@ -72,9 +73,17 @@ Environment:
   DOCKER_CONFIG        directory of the config.json whose "auths" hold registry credentials
 
 A failed step keeps the build open for its retry window: strata build then exits with
-status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).`,
+status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).
+A mistake in how strata is called (an unknown flag, a missing argument) exits with status ${EXIT_USAGE}.`,
     )
-    .showHelpAfterError();
+    .version(versionLine(), '-v, --version', 'print the version and exit')
+    // strata's own options come before the command: `system df -v` is df's -v.
+    .enablePositionalOptions();
+
+  cli
+    .command('version')
+    .description("Show strata's version and the versions of what it runs with")
+    .action(() => console.log(versionReport().join('\n')));
 
   withOptions(cli.command('build'), buildFlagOptions())
     .description('Build an image from a Dockerfile and a context directory')
@@ -83,12 +92,24 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
     .option('--detach', 'print the build ID and return; follow it later with strata attach')
+    .option('--progress <mode>', 'how to show the build: auto (the default: tty on a terminal, else plain), plain (Step rows, RUN output, ---> IDs and times), tty (a live view), quiet')
+    .option('-q, --quiet', 'print only the image ID (sha256:…) on success; errors still go to stderr')
+    .option('--iidfile <file>', 'write the image ID (sha256:…) to this file')
+    .addHelpText(
+      'after',
+      `
+Output (--progress=plain, as docker's classic builder prints it): each step's row, RUN's
+output as it comes, then " ---> ID (TIME)": the ID of the image after the step (strata save,
+strata inspect, strata history and COPY --from take it; strata images -a lists them) and how
+long the step took.`,
+    )
     .action(exits(runBuild));
 
   cli
     .command('attach')
     .description(`Follow a build's progress and output, as strata build does (exit ${EXIT_WAITING}: it waits for a retry)`)
     .argument('<build>', 'the build ID')
+    .option('--progress <mode>', 'auto (the default), plain, tty or quiet, as strata build shows it')
     .action(exits(runAttach));
 
   cli
@@ -104,7 +125,8 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
   const builds = cli.command('builds').description("Builds as records, from Temporal's visibility");
   builds
     .command('ls')
-    .description('List builds, newest first')
+    .description("List this store's builds, newest first")
+    .option('-a, --all', 'builds of every store on the server (and those of clients before strata recorded stores)')
     .option('--tag <name:tag>', 'only builds that tag this image')
     .option('--status <status>', `only builds in this state: ${BUILD_STATUSES.join(', ')}`)
     .option('--schedule <id>', 'only builds this schedule started')
@@ -316,11 +338,27 @@ Examples:
   return cli;
 }
 
+/**
+ * A usage error (unknown flag or command, missing or extra argument) prints commander's one
+ * line and, instead of the whole help, where to read it: docker's `See 'docker build --help'.`
+ */
+function hintOnUsageErrors(cmd: Command): void {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  cmd.exitOverride().showHelpAfterError(`See '${names.join(' ')} --help'.`);
+  for (const sub of cmd.commands) hintOnUsageErrors(sub);
+}
+
 export async function main(argv: string[]): Promise<void> {
+  const cli = program();
+  hintOnUsageErrors(cli);
   try {
-    await program().parseAsync(argv);
+    await cli.parseAsync(argv);
   } catch (err) {
-    process.exitCode = reportError(err);
+    // --help and --version end commander's parse (status 0), as does the help a command group
+    // shows when given no subcommand; its errors are printed already.
+    if (err instanceof CommanderError) process.exitCode = err.exitCode === 0 || err.code.startsWith('commander.help') ? err.exitCode : EXIT_USAGE;
+    else process.exitCode = reportError(err);
   }
 }
 

@@ -21,6 +21,8 @@ export interface BuildFlags {
   allow?: string[];
   stepTimeout?: string;
   push?: boolean;
+  /** `--label K=V` (repeatable). */
+  label?: string[];
 }
 
 /** The shared flags, new objects at each call (commander owns an Option once added). */
@@ -42,11 +44,12 @@ export function buildFlagOptions(): Option[] {
       .default([]),
     new Option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m'),
     new Option('--push', "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1 (credentials: the worker's docker config.json)"),
+    new Option('--label <key=value>', 'set a label on the image, after the last instruction, as a LABEL would (repeatable)').argParser(collect).default([]),
   ];
 }
 
 /** The part of a build request the shared flags give; `command` names the command in errors. */
-export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push'>;
+export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'labels'>;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
   const tags = flags.tag.map((t) => normalizeTag(t));
@@ -60,7 +63,20 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     entitlements: parseEntitlements(flags.allow ?? [], '--allow'),
     stepTimeoutMs: flags.stepTimeout ? parseDuration(flags.stepTimeout) : undefined,
     ...(flags.push ? { push: true } : {}),
+    ...((flags.label ?? []).length > 0 ? { labels: parseLabels(flags.label!) } : {}),
   };
+}
+
+/** `K=V`; a bare `K` is a label with an empty value (docker's). */
+export function parseLabels(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const i = item.indexOf('=');
+    const key = i < 0 ? item : item.slice(0, i);
+    if (key === '') throw new UsageError(`--label: invalid argument ${JSON.stringify(item)} (expected KEY=VALUE)`);
+    out[key] = i < 0 ? '' : item.slice(i + 1);
+  }
+  return out;
 }
 
 /** NAME[:TAG] as the store keeps it (docker.io/library/… spelled out, `:latest` added). */
