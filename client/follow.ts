@@ -5,6 +5,7 @@ import { removeBuildSecrets } from '../engine/store/secrets.js';
 import type { TemporalTarget } from '../worker/temporal.js';
 import type { BuildProgress, BuildResult } from '../workflows/types.js';
 import { EXIT_WAITING, UsageError } from './errors.js';
+import { deliverBuild } from './deliver.js';
 import type { Session } from './session.js';
 import { openView, progressMode, type BuildView } from './view.js';
 
@@ -107,6 +108,8 @@ export async function follow(s: Session, handle: BuildHandle, view: BuildView, r
       const r = (await result) as BuildResult;
       view.end(await queryProgress(client, handle));
       view.succeeded(r);
+      // What this client saves and pushes (client/deliver.ts) prints as the view shows lines.
+      await deliverBuild(s.store.root, handle.workflowId, r, (line) => view.note(line));
       return { code: 0, result: r };
     } catch (e) {
       view.end(await queryProgress(client, handle));

@@ -17,7 +17,10 @@ import { runImagePrune, runRmi, type PruneCliOptions } from './commands/rmi.js';
 import { runSystemDf } from './commands/system.js';
 import { runTag } from './commands/tag.js';
 import { runImport } from './commands/import.js';
+import { runLogin, runLogout } from './commands/login.js';
 import { runLogs } from './commands/logs.js';
+import { runManifestAnnotate, runManifestCreate, runManifestInspect, runManifestPush, runManifestRm } from './commands/manifest.js';
+import { runPull } from './commands/pull.js';
 import { runPush } from './commands/push.js';
 import { runRetry } from './commands/retry.js';
 import { runSave, type SaveCliOptions } from './commands/save.js';
@@ -69,8 +72,14 @@ Environment:
   TEMPORAL_CLI         the temporal binary that runs the embedded server
   SOURCE_DATE_EPOCH    clamp file times and set "created", for reproducible image IDs
   STRATA_RETRY_WINDOW  default of build --retry-window (default ${DEFAULT_RETRY_WINDOW}; 0 fails at once)
-  STRATA_INSECURE_REGISTRIES  host[:port],... pushed to over http (loopback registries always are)
-  DOCKER_CONFIG        directory of the config.json whose "auths" hold registry credentials
+  STRATA_INSECURE_REGISTRIES  host[:port],... spoken to over http (loopback registries always are)
+  STRATA_REGISTRY_MIRRORS     host[:port] or URL,... tried before Docker Hub for pulls
+  DOCKER_CONFIG        directory of the config.json with registry credentials (auths, credsStore,
+                       credHelpers), as docker login writes it
+  TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY  client certificate and key (PEM) for mTLS to TEMPORAL_ADDRESS
+  TEMPORAL_TLS_CA      CA (PEM) of the server's certificate; TEMPORAL_TLS_SERVER_NAME overrides its name
+  STRATA_OUTPUT_DIR, STRATA_ALLOW_PUSH, STRATA_SOURCE_DIR, STRATA_ALLOW_FILE_GIT, STRATA_RUN_DENY_NETWORKS
+                       what \`strata worker\` lets builds do beyond building (strata worker --help)
 
 A failed step keeps the build open for its retry window: strata build then exits with
 status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).
@@ -88,11 +97,14 @@ A mistake in how strata is called (an unknown flag, a missing argument) exits wi
   withOptions(cli.command('build'), buildFlagOptions())
     .description('Build an image from a Dockerfile and a context directory')
     .argument('<context>', 'the build context directory')
-    .option('--output <spec>', 'also save the image: type=docker,dest=FILE')
+    .option('--output <spec>', 'also save the image: type=docker,dest=FILE (written by this client; with --detach by the worker, only under its STRATA_OUTPUT_DIR)')
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
     .option('--detach', 'print the build ID and return; follow it later with strata attach')
-    .option('--progress <mode>', 'how to show the build: auto (the default: tty on a terminal, else plain), plain (Step rows, RUN output, ---> IDs and times), tty (a live view), quiet')
+    .option(
+      '--progress <mode>',
+      'how to show the build: auto (the default: tty on a terminal, else plain), plain (Step rows, RUN output, ---> IDs and times), tty (a live view), quiet',
+    )
     .option('-q, --quiet', 'print only the image ID (sha256:…) on success; errors still go to stderr')
     .option('--iidfile <file>', 'write the image ID (sha256:…) to this file')
     .addHelpText(
@@ -137,6 +149,18 @@ long the step took.`,
     .command('worker')
     .description('Run a worker: it executes builds from the task queue until stopped')
     .option('--deny-entitlement <entitlement>', 'refuse this entitlement to every build, even one that asks for it: network.host (repeatable)', collect, [])
+    .option('--allow-push', "push builds that ask for it (schedules with --push, build --detach --push) with this worker's registry credentials (or STRATA_ALLOW_PUSH=1)")
+    .addHelpText(
+      'after',
+      `
+Anyone who can reach the Temporal server can start a build on this worker: what it may do
+beyond building is off unless given (see docs/security.md):
+  --allow-push, STRATA_ALLOW_PUSH=1  push with this worker's registry credentials
+  STRATA_OUTPUT_DIR=DIR   write builds' --output files under DIR (only there; no symlinks on the way)
+  STRATA_SOURCE_DIR=DIR   let schedules with --source-mode dir pack directories under DIR
+  STRATA_ALLOW_FILE_GIT=1 let ADD and schedules clone file:// git repositories of this machine
+  STRATA_RUN_DENY_NETWORKS=CIDR,...  networks RUN steps must not reach (e.g. a compose network)`,
+    )
     .action(exits(runWorker));
 
   const server = cli.command('server').description('Manage the embedded Temporal dev server');
@@ -157,24 +181,100 @@ long the step took.`,
     .argument('<file>', 'the tarball, or - for standard input')
     .argument('[name]', 'NAME[:TAG] for the image')
     .addOption(new Option('-c, --change <instruction>', 'apply a Dockerfile instruction to the config (repeatable)').argParser(collect).default([]))
+    .option('--platform <os/arch[/variant]>', "the platform the image is for (default: the host's)")
     .action(exits(runImport));
+
+  cli
+    .command('pull')
+    .description('Pull an image from a registry into the store')
+    .argument('<image>', 'NAME[:TAG|@DIGEST], e.g. ubuntu:24.04 (Docker Hub), 127.0.0.1:5000/app:1')
+    .option('--platform <os/arch[/variant]>', "the entry of a multi-platform image to pull (default: the host's)")
+    .option('-q, --quiet', 'print only the image name')
+    .addHelpText(
+      'after',
+      `
+Names without a registry are Docker Hub's (ubuntu is docker.io/library/ubuntu:latest);
+STRATA_REGISTRY_MIRRORS are tried first for them. Layers the store has are not fetched
+again. FROM, COPY --from and RUN --mount from= pull what the store lacks by themselves.`,
+    )
+    .action(withStore((store, image: string, opts: { platform?: string; quiet?: boolean }) => runPull(store, image, opts)));
 
   cli
     .command('push')
     .description('Push an image from the store to a registry (skips the blobs it already has)')
     .argument('<image>', 'NAME[:TAG] in the store, e.g. localhost:5000/app:1, or an image ID with DEST')
     .argument('[dest]', "push under this REGISTRY/REPO:TAG instead of the image's own name")
+    .option('--compression <gzip|zstd>', 'how layers strata built are compressed (default gzip)')
     .addHelpText(
       'after',
       `
 The registry is the name's first component when it has a dot or a port or is localhost
 (else Docker Hub). Loopback registries (localhost, 127.0.0.0/8) are spoken to over http, as
 docker does; STRATA_INSECURE_REGISTRIES=host:port,... adds others. Credentials come from
-the "auths" of $DOCKER_CONFIG/config.json or ~/.docker/config.json (docker login writes
-them): basic auth and bearer tokens. Layers are pushed as stored (uncompressed tars for
-the layers strata built), so the pushed manifest digest is the local one.`,
+$DOCKER_CONFIG/config.json or ~/.docker/config.json (strata login or docker login writes
+them; credsStore and credHelpers are run as docker runs them). Layers strata built are
+compressed as they stream and the compressed blob is kept, so a second push compresses
+nothing; the pushed manifest then differs from the local one, and the digest printed is the
+registry's. Blobs another repository of the registry holds are mounted, not uploaded.`,
     )
     .action(exits(runPush));
+
+  cli
+    .command('login')
+    .description('Log in to a registry: check the credentials, then keep them in config.json (or its credential helper)')
+    .argument('[server]', 'host[:port] of the registry (default: Docker Hub)')
+    .option('-u, --username <name>', 'the username')
+    .option('-p, --password <password>', 'the password (prefer --password-stdin)')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(exits((server: string | undefined, opts: { username?: string; password?: string; passwordStdin?: boolean }) => runLogin(server, opts)));
+
+  cli
+    .command('logout')
+    .description('Forget the credentials kept for a registry')
+    .argument('[server]', 'host[:port] of the registry (default: Docker Hub)')
+    .action(exits((server: string | undefined) => runLogout(server)));
+
+  const manifest = cli.command('manifest').description('Manifest lists: one name for images of several platforms (docker manifest)');
+  manifest
+    .command('create')
+    .description("Make a local manifest list of images (in the store, or in the list's registry)")
+    .argument('<list>', 'REGISTRY/REPO:TAG the list will be pushed as')
+    .argument('<images...>', 'member images, one per platform')
+    .option('-a, --amend', 'add to (or replace members of) an existing local list')
+    .action(withStore((store, list: string, images: string[], opts: { amend?: boolean }) => runManifestCreate(store, list, images, opts)));
+  manifest
+    .command('annotate')
+    .description("Set a member's platform in a local list")
+    .argument('<list>', 'the local list')
+    .argument('<image>', 'the member, as given to create')
+    .option('--os <os>', 'operating system')
+    .option('--arch <arch>', 'architecture')
+    .option('--variant <variant>', 'architecture variant (e.g. v7, v8)')
+    .action(withStore((store, list: string, image: string, opts: { os?: string; arch?: string; variant?: string }) => runManifestAnnotate(store, list, image, opts)));
+  manifest
+    .command('inspect')
+    .description('Print a local list as the index it will push, or a manifest or index from a registry')
+    .argument('<ref>', 'a local list, or REGISTRY/REPO[:TAG|@DIGEST]')
+    .action(withStore((store, ref: string) => runManifestInspect(store, ref)));
+  manifest
+    .command('push')
+    .description('Push a local list: its members from the store first (by digest), then the index; prints its digest')
+    .argument('<list>', 'the local list')
+    .argument('[dest]', "push under this REGISTRY/REPO:TAG instead of the list's name")
+    .option('--purge', 'remove the local list after the push')
+    .option('--compression <gzip|zstd>', 'how layers strata built are compressed (default gzip)')
+    .addHelpText(
+      'after',
+      `
+The index is a docker manifest list when every member is a docker schema 2 manifest, and an
+OCI image index otherwise (strata's own images push as OCI manifests, so OCI by default).`,
+    )
+    .action(withStore((store, list: string, dest: string | undefined, opts: { purge?: boolean; compression?: string }) => runManifestPush(store, list, dest, opts)));
+  manifest
+    .command('rm')
+    .description('Remove local manifest lists')
+    .argument('<lists...>', 'the local lists')
+    .action(withStore((store, lists: string[]) => runManifestRm(store, lists)));
 
   // ---- images: list, name, remove, inspect, move between machines ----
   const imagesOptions = (c: Command) =>

@@ -23,6 +23,8 @@ export interface BuildFlags {
   push?: boolean;
   /** `--label K=V` (repeatable). */
   label?: string[];
+  /** Ask the registry for each image the Dockerfile names, even when the store has it. */
+  pull?: boolean;
 }
 
 /** The shared flags, new objects at each call (commander owns an Option once added). */
@@ -43,13 +45,17 @@ export function buildFlagOptions(): Option[] {
       .argParser(collect)
       .default([]),
     new Option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m'),
-    new Option('--push', "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1 (credentials: the worker's docker config.json)"),
+    new Option('--pull', 'always ask the registry for the newest manifest of each image the Dockerfile names (else only images the store lacks are pulled)'),
+    new Option(
+      '--push',
+      "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1: strata build pushes from this client with your credentials; a detached build and a schedule's runs push from a worker started with --allow-push, with the worker's credentials",
+    ),
     new Option('--label <key=value>', 'set a label on the image, after the last instruction, as a LABEL would (repeatable)').argParser(collect).default([]),
   ];
 }
 
 /** The part of a build request the shared flags give; `command` names the command in errors. */
-export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'labels'>;
+export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull' | 'labels'>;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
   const tags = flags.tag.map((t) => normalizeTag(t));
@@ -64,6 +70,7 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     stepTimeoutMs: flags.stepTimeout ? parseDuration(flags.stepTimeout) : undefined,
     ...(flags.push ? { push: true } : {}),
     ...((flags.label ?? []).length > 0 ? { labels: parseLabels(flags.label!) } : {}),
+    ...(flags.pull ? { pull: true } : {}),
   };
 }
 

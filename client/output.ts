@@ -13,9 +13,7 @@ export type ActivityBeat = { kind: 'run'; beat: RunHeartbeat } | { kind: 'copy';
 
 /** The newest heartbeat of each running activity of the build that reports one. */
 export async function activityBeats(client: Client, workflowId: string): Promise<ActivityBeat[]> {
-  const desc = await client.workflowService
-    .describeWorkflowExecution({ namespace: client.options.namespace, execution: { workflowId } })
-    .catch(() => undefined);
+  const desc = await client.workflowService.describeWorkflowExecution({ namespace: client.options.namespace, execution: { workflowId } }).catch(() => undefined);
   const converter = client.options.loadedDataConverter.payloadConverter;
   const out: ActivityBeat[] = [];
   for (const a of desc?.pendingActivities ?? []) {
@@ -30,9 +28,12 @@ export async function activityBeats(client: Client, workflowId: string): Promise
     if (!beat || typeof beat !== 'object') continue;
     const b = beat as Record<string, unknown>;
     const type = a.activityType?.name;
-    if (type === 'runStep' && typeof b.text === 'string' && typeof b.offset === 'number' && typeof b.step === 'number') out.push({ kind: 'run', beat: b as unknown as RunHeartbeat });
-    else if (type === 'copyStep' && typeof b.step === 'number' && typeof b.bytes === 'number' && typeof b.files === 'number') out.push({ kind: 'copy', beat: b as unknown as CopyHeartbeat });
-    else if (type === 'pushImage' && typeof b.digest === 'string' && typeof b.bytes === 'number' && typeof b.size === 'number') out.push({ kind: 'push', beat: b as unknown as PushProgress });
+    if (type === 'runStep' && typeof b.text === 'string' && typeof b.offset === 'number' && typeof b.step === 'number')
+      out.push({ kind: 'run', beat: b as unknown as RunHeartbeat });
+    else if (type === 'copyStep' && typeof b.step === 'number' && typeof b.bytes === 'number' && typeof b.files === 'number')
+      out.push({ kind: 'copy', beat: b as unknown as CopyHeartbeat });
+    else if (type === 'pushImage' && typeof b.digest === 'string' && typeof b.bytes === 'number' && typeof b.size === 'number')
+      out.push({ kind: 'push', beat: b as unknown as PushProgress });
   }
   return out;
 }

@@ -154,7 +154,10 @@ export class TtyView implements BuildView {
       if (copy) lines.push(` => => copied ${copy.files} file${copy.files === 1 ? '' : 's'}, ${formatSize(copy.bytes)}`);
       const out = this.output.get(s.number);
       if (out && lines.length < rows) {
-        const tail = out.text.split('\n').map(lastFrame).filter((l) => l.trim() !== '');
+        const tail = out.text
+          .split('\n')
+          .map(lastFrame)
+          .filter((l) => l.trim() !== '');
         for (const l of tail.slice(-TAIL_LINES)) lines.push(` => => # ${l}`);
       }
     }
@@ -194,7 +197,8 @@ function row(left: string, right: string, width: number): string {
 
 /** At most `width` characters: a longer line would wrap and break the count of lines to redraw. */
 function fit(line: string, width: number): string {
-  const chars = [...line.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')];
+  // Control characters (escapes a step prints among them) would move the cursor.
+  const chars = [...line].filter((c) => c === '\t' || (c >= ' ' && c !== '\x7f'));
   return chars.length > width ? chars.slice(0, width).join('') : chars.join('');
 }
 

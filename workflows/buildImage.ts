@@ -15,8 +15,10 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import { LONG, QUICK } from './activityOptions.js';
+import { checkBuildRequest } from './checkRequest.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
+import { pullMissing } from './pullImages.js';
 import { RetryGate } from './retry.js';
 import { CONTEXT_ATTRIBUTE, STATUS_ATTRIBUTE, STORE_ATTRIBUTE, TAGS_ATTRIBUTE } from './searchAttributes.js';
 import type {
@@ -84,6 +86,7 @@ const RUN_OPTIONS = {
 const DEFAULT_RUN_TIMEOUT_MS = 24 * 3600_000;
 
 export async function buildImage(request: BuildRequest): Promise<BuildResult> {
+  checkBuildRequest(request);
   // A copy: a retry may name a new context for the steps that follow.
   const req = { ...request };
   const progress: BuildProgress = { phase: 'planning', totalSteps: 0, steps: [], warnings: [] };
@@ -115,9 +118,14 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
       buildArgs: req.buildArgs,
       target: req.target,
       ...(req.labels && Object.keys(req.labels).length > 0 ? { labels: req.labels } : {}),
+      ...(req.pull ? { pull: true } : {}),
     });
     progress.totalSteps = plan.totalSteps;
     progress.warnings = plan.warnings;
+    if (plan.pull?.length) {
+      progress.phase = 'pulling';
+      await pullMissing(plan);
+    }
     progress.phase = 'building';
     const waitSummary = () => {
       const failed = progress.steps.filter((s) => s.status === 'failed').map((s) => `step ${s.number} of ${progress.totalSteps} (${s.text})`);

@@ -12,6 +12,7 @@ import { Store } from '../../engine/store/store.js';
 import type { buildImage } from '../../workflows/buildImage.js';
 import type { BuildRequest, OutputSpec } from '../../workflows/types.js';
 import { EXIT_WAITING, UsageError } from '../errors.js';
+import { recordDelivery } from '../deliver.js';
 import { follow } from '../follow.js';
 import { formatSize } from '../format.js';
 import { buildSettings, parseDuration, type BuildFlags } from '../options.js';
@@ -57,12 +58,17 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   // Parsed here too, so a syntax error shows at once, before any workflow; the workflow parses
   // again in its planning activity, whose result is what history records.
   parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath));
+  const settings = buildSettings(opts, 'build');
+  const outputs = opts.output ? [parseOutput(opts.output)] : [];
+  // A build this client follows is saved and pushed by the client (client/deliver.ts); a detached one asks its worker.
+  const delivery = opts.detach ? undefined : { outputs: outputs.map((o) => o.dest), push: settings.push ? settings.tags : [] };
   const request: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'> = {
     dockerfileName: path.basename(dockerfilePath),
-    ...buildSettings(opts, 'build'),
-    outputs: opts.output ? [parseOutput(opts.output)] : [],
+    ...settings,
+    outputs: delivery ? [] : outputs,
     retryWindowMs: parseRetryWindow(opts.retryWindow ?? (process.env.STRATA_RETRY_WINDOW || DEFAULT_RETRY_WINDOW)),
   };
+  if (delivery) delete request.push;
 
   const secrets = await readSecrets(opts.secret ?? []);
   // No stale ID for a script to pick up if this build fails (docker removes it too).
@@ -97,6 +103,7 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
     // Secrets reach the worker through the store, never through Temporal's history.
     for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
     const described = { contextDir, contextSize: context.size, dockerfilePath: fromStdin ? '-' : dockerfilePath };
+    if (delivery) await recordDelivery(store.root, workflowId, delivery);
     const handle = await client.workflow.start<typeof buildImage>('buildImage', {
       taskQueue: session.queue,
       workflowId,
@@ -153,10 +160,7 @@ export function buildDetails(
 }
 
 /** The memo: the request's human fields (the workflow input has digests), for the UI and `describe`. */
-export function buildMemo(
-  r: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'>,
-  d: { contextDir: string; dockerfilePath: string },
-): Record<string, unknown> {
+export function buildMemo(r: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'>, d: { contextDir: string; dockerfilePath: string }): Record<string, unknown> {
   return {
     tags: r.tags,
     context: d.contextDir,

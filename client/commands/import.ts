@@ -4,11 +4,13 @@ import path from 'node:path';
 import { importRootfs } from '../../engine/archive/import.js';
 import { Store } from '../../engine/store/store.js';
 import { normalizeTag, sourceDateEpoch } from '../options.js';
+import { parsePlatform } from './pull.js';
 
-export async function runImport(file: string, name: string | undefined, opts: { change: string[] }): Promise<void> {
+export async function runImport(file: string, name: string | undefined, opts: { change: string[]; platform?: string }): Promise<void> {
   const store = await Store.open();
   const tags = name ? [normalizeTag(name, 'import')] : [];
   const src = file === '-' ? process.stdin : createReadStream(path.resolve(file));
-  const { imageId } = await importRootfs(store, src, { tags, changes: opts.change, source: file, sourceDateEpoch: sourceDateEpoch() });
+  const platform = parsePlatform(opts.platform);
+  const { imageId } = await importRootfs(store, src, { tags, changes: opts.change, source: file, sourceDateEpoch: sourceDateEpoch(), platform });
   console.log(imageId);
 }

@@ -1,6 +1,6 @@
 // import: a rootfs tar (plain or compressed) becomes a one-layer image, as `docker import`.
 // The blob is kept as it came, next to its unpacked snapshot.
-import { hostPlatform } from '../image/platform.js';
+import { hostPlatform, type Platform } from '../image/platform.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -12,6 +12,7 @@ import { commitImage } from '../image/commit.js';
 import { MEDIA_TYPE_LAYER, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD, type ContainerConfig, type ImageState, type LayerRef } from '../image/types.js';
 import { planDockerfile } from '../plan/planner.js';
 import type { Store } from '../store/store.js';
+import { asEngineError } from '../inputErrors.js';
 import { decompressed, type Compression } from './compression.js';
 
 /** The instructions `docker import --change` accepts. */
@@ -24,6 +25,8 @@ export interface ImportOptions {
   /** What the history comment names as the source (`-` for stdin, or the file name). */
   source: string;
   sourceDateEpoch?: number;
+  /** The platform the config records (`--platform`); the host's by default. */
+  platform?: Platform;
 }
 
 /** Folds `--change` lines into a config, with docker's rules for each instruction. */
@@ -62,8 +65,10 @@ export async function importLayer(store: Store, src: Readable, parent?: Digest, 
     try {
       await extractTar(stream.pipe(hasher), diff, { whiteouts: 'overlay' });
     } catch (err) {
-      // Engine errors and system errors (ENOSPC, EIO) pass; a parse error means a bad tar.
-      if (err instanceof EngineError || (err as NodeJS.ErrnoException).code !== undefined) throw err;
+      // Errors the archive causes (a name too long, a truncated gzip) are the user's; other
+      // engine and system errors (ENOSPC, EIO) pass; a parse error means a bad tar.
+      const mapped = asEngineError(err, store.root);
+      if (mapped !== err || err instanceof EngineError || (err as NodeJS.ErrnoException).code !== undefined) throw mapped;
       throw new UserInputError('INVALID_TAR', `import: not a valid tar archive: ${(err as Error).message}`, { cause: err });
     }
     const diffId = hasher.digest();
@@ -90,7 +95,7 @@ export async function importRootfs(store: Store, src: Readable, opts: ImportOpti
   const config = await configFromChanges(opts.changes);
   const layer = await importLayer(store, src, undefined, { refuseImageArchive: true });
   const state: ImageState = {
-    ...hostPlatform(),
+    ...(opts.platform ?? hostPlatform()),
     config,
     layers: [layer],
     history: [{ created_by: '', comment: `Imported from ${opts.source}` }],

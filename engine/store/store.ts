@@ -129,6 +129,11 @@ export class Store {
     }
   }
 
+  /** A fresh path under tmp/ (nothing is made there); the caller removes it or commits it. */
+  tempPath(prefix: string): string {
+    return path.join(this.root, 'tmp', tempEntryName(prefix));
+  }
+
   /**
    * Moves `file` (a staged file in this store's tmp/, whose digest the caller computed
    * while writing it) into blobs/ without copying it. Idempotent: a blob already stored

@@ -47,6 +47,13 @@ async function setUp(): Promise<void> {
   process.env.STRATA_TASK_QUEUE = 'strata-test';
   // ADD tests clone bare repositories the tests make on this disk.
   process.env.STRATA_ALLOW_FILE_GIT = '1';
+  // The shared worker's rights (worker/rights.ts): outputs under the home's out/, schedule
+  // directories under the temp dir where tests make them; no pushes (push tests run a worker
+  // with --allow-push on a queue of their own).
+  process.env.STRATA_OUTPUT_DIR = path.join(home, 'out');
+  await fs.mkdir(process.env.STRATA_OUTPUT_DIR);
+  process.env.STRATA_SOURCE_DIR = os.tmpdir();
+  delete process.env.STRATA_ALLOW_PUSH;
   // Failing builds fail at once unless a test gives them a --retry-window.
   process.env.STRATA_RETRY_WINDOW = '0';
 
