@@ -83,7 +83,17 @@ test("the build's page shows its summary (tags), its details, each step's text i
   try {
     await page.goto(`http://127.0.0.1:${Number(process.env.STRATA_TEMPORAL_PORT) + 1000}/namespaces/default/workflows/${id}`);
     // Markdown (details) renders in sandboxed iframes: look in every frame.
-    const shownText = async () => (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n');
+    const shownText = async () =>
+      (
+        await Promise.all(
+          page.frames().map((f) =>
+            f
+              .locator('body')
+              .innerText()
+              .catch(() => ''),
+          ),
+        )
+      ).join('\n');
     const expectShown = async (text: string | RegExp) => {
       let seen = '';
       for (let i = 0; i < 75; i++) {
