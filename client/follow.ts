@@ -109,7 +109,13 @@ export async function follow(s: Session, handle: BuildHandle, view: BuildView, r
       view.end(await queryProgress(client, handle));
       view.succeeded(r);
       // What this client saves and pushes (client/deliver.ts) prints as the view shows lines.
-      await deliverBuild(s.store.root, handle.workflowId, r, (line) => view.note(line));
+      await deliverBuild(
+        s.store.root,
+        handle.workflowId,
+        r,
+        (line) => view.note(line),
+        (p) => view.pushing(p),
+      );
       return { code: 0, result: r };
     } catch (e) {
       view.end(await queryProgress(client, handle));

@@ -34,6 +34,8 @@ export class TtyView implements BuildView {
   private lastFrame = 0;
   private liveLines = 0;
   private ended = false;
+  /** A push bar is on the last line, without its newline. */
+  private pushBar = false;
 
   constructor(private readonly out: NodeJS.WriteStream) {}
 
@@ -77,6 +79,15 @@ export class TtyView implements BuildView {
 
   succeeded(r: BuildResult): void {
     printBuildResult(r, (line) => this.out.write(line + '\n'));
+  }
+
+  /** The client's own push, after the build: one bar redrawn in place until the next line. */
+  pushing(p: PushProgress): void {
+    const now = Date.now();
+    if (now - this.lastFrame < FRAME_MS && p.bytes < p.size) return;
+    this.lastFrame = now;
+    this.out.write(`\r\x1b[K${pushRow(p, this.width())}`);
+    this.pushBar = true;
   }
 
   /** Steps that ended since the last frame become lines of their own, in step order. */
@@ -173,6 +184,8 @@ export class TtyView implements BuildView {
     if (!force && this.queued.length === 0 && now - this.lastFrame < FRAME_MS) return;
     this.lastFrame = now;
     let text = this.liveLines > 0 ? `\x1b[${this.liveLines}F\x1b[J` : '';
+    if (this.pushBar) text += '\r\x1b[K';
+    this.pushBar = false;
     for (const l of this.queued.splice(0)) text += fit(l, this.width()) + '\n';
     const live = this.liveArea();
     for (const l of live) text += l + '\n';

@@ -1,6 +1,7 @@
 // How a followed build is shown (`--progress`): docker's classic lines (plain), a live view
 // redrawn in place (tty), or nothing but the image ID (quiet). Errors go to stderr in every mode.
 import type { Client } from '@temporalio/client';
+import type { PushProgress } from '../engine/registry/push.js';
 import type { BuildProgress, BuildResult } from '../workflows/types.js';
 import { formatSize, printBuildResult } from './format.js';
 import { OutputStreamer } from './output.js';
@@ -28,6 +29,8 @@ export interface BuildView {
   update(p: BuildProgress): Promise<void>;
   /** Following ends (the build ended, or waits): the view prints what it has left. */
   end(p: BuildProgress | undefined): void;
+  /** This client pushes the built image (after `end`): how far the upload got. */
+  pushing(p: PushProgress): void;
   /** The build's result, as the mode shows it. */
   succeeded(r: BuildResult): void;
 }
@@ -79,6 +82,7 @@ class PlainView implements BuildView {
   end(p: BuildProgress | undefined): void {
     if (p) this.printer.render(p);
   }
+  pushing(): void {}
   succeeded(r: BuildResult): void {
     printBuildResult(r, this.write);
   }
@@ -92,6 +96,7 @@ class QuietView implements BuildView {
   follow(): void {}
   async update(): Promise<void> {}
   end(): void {}
+  pushing(): void {}
   succeeded(r: BuildResult): void {
     this.write(r.imageId);
   }
