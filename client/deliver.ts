@@ -6,6 +6,7 @@
 // or `strata attach` delivers it when the build succeeds.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { PushProgress } from '../engine/registry/push.js';
 import { buildSecretsDir } from '../engine/store/secrets.js';
 import { Store } from '../engine/store/store.js';
 import type { BuildResult } from '../workflows/types.js';
@@ -34,7 +35,7 @@ export async function recordDelivery(root: string, buildId: string, d: Delivery)
  * Saves and pushes what was recorded for the build, printing as `strata save` and
  * `strata push` do, then forgets it. Throws (the build's client then fails) on the first error.
  */
-export async function deliverBuild(root: string, buildId: string, result: BuildResult, out: (line: string) => void): Promise<void> {
+export async function deliverBuild(root: string, buildId: string, result: BuildResult, out: (line: string) => void, onPushProgress?: (p: PushProgress) => void): Promise<void> {
   let d: Delivery;
   try {
     d = JSON.parse(await fs.readFile(deliveryFile(root, buildId), 'utf8')) as Delivery;
@@ -50,6 +51,6 @@ export async function deliverBuild(root: string, buildId: string, result: BuildR
     const { size } = await saveImages(store, [{ image, tags: result.tags }], dest);
     out(`Saved image to ${dest} (${formatSize(size)})`);
   }
-  for (const tag of d.push) printPushResult(await pushImage(store, image, tag), out);
+  for (const tag of d.push) printPushResult(await pushImage(store, image, tag, { onProgress: onPushProgress }), out);
   await fs.rm(deliveryFile(root, buildId), { force: true });
 }

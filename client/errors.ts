@@ -9,6 +9,12 @@ export class UsageError extends Error {}
 export const EXIT_WAITING = 2;
 
 /**
+ * Exit status of a command line strata cannot parse (unknown flag, missing argument): docker's
+ * for its own usage errors, apart from 1 (the command failed) and 2 (a build waits).
+ */
+export const EXIT_USAGE = 125;
+
+/**
  * Prints an error that ended a command and returns the exit status. The user's mistakes and
  * failing registries (not bugs of ours: the message says it all) print without a stack.
  */

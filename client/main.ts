@@ -2,16 +2,16 @@
 // client/commands/ that does it. Nothing else lives here. A command's module is imported only
 // when that command runs (Temporal's client alone takes half a second to load), so `--help`
 // and the store's commands start fast.
-import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import type { Store } from '../engine/store/store.js';
 import { BUILD_STATUSES } from './commands/builds/status.js';
 import type { ImagesOptions } from './commands/images.js';
 import type { PruneCliOptions } from './commands/rmi.js';
 import type { SaveCliOptions } from './commands/save.js';
-import { EXIT_WAITING, reportError } from './errors.js';
+import { EXIT_USAGE, EXIT_WAITING, reportError } from './errors.js';
 import { DEFAULT_RETRY_WINDOW, buildFlagOptions, collect } from './options.js';
 import { phase } from './timing.js';
+import { versionLine, versionReport } from './version.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands actions untyped arguments
 type Action = (...args: any[]) => Promise<number | void>;
@@ -38,11 +38,6 @@ function withStore<A extends unknown[]>(fn: (store: Store, ...args: A) => Promis
   return exits(async (...args: A) => fn(await (await import('../engine/store/store.js')).Store.open(), ...args));
 }
 
-/** package.json's version. */
-function version(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-}
-
 function withOptions(cmd: Command, options: Option[]): Command {
   for (const o of options) cmd.addOption(o);
   return cmd;
@@ -51,9 +46,6 @@ function withOptions(cmd: Command, options: Option[]): Command {
 function program(): Command {
   const cli = new Command('strata')
     .description('Build container images from Dockerfiles as durable Temporal workflows.')
-    .version(version(), '-v, --version', 'print the version')
-    // strata's options go before the command: `system df -v` is df's --verbose, not --version.
-    .enablePositionalOptions()
     .addHelpText(
       'after',
       `
@@ -77,9 +69,17 @@ Environment:
                        what \`strata worker\` lets builds do beyond building (strata worker --help)
 
 A failed step keeps the build open for its retry window: strata build then exits with
-status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).`,
+status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).
+A mistake in how strata is called (an unknown flag, a missing argument) exits with status ${EXIT_USAGE}.`,
     )
-    .showHelpAfterError();
+    .version(versionLine(), '-v, --version', 'print the version and exit')
+    // strata's own options come before the command: `system df -v` is df's -v.
+    .enablePositionalOptions();
+
+  cli
+    .command('version')
+    .description("Show strata's version and the versions of what it runs with")
+    .action(() => console.log(versionReport().join('\n')));
 
   withOptions(cli.command('build'), buildFlagOptions())
     .description('Build an image from a Dockerfile and a context directory')
@@ -88,12 +88,27 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
     .option('--detach', 'print the build ID and return; follow it later with strata attach')
+    .option(
+      '--progress <mode>',
+      'how to show the build: auto (the default: tty on a terminal, else plain), plain (Step rows, RUN output, ---> IDs and times), tty (a live view), quiet',
+    )
+    .option('-q, --quiet', 'print only the image ID (sha256:…) on success; errors still go to stderr')
+    .option('--iidfile <file>', 'write the image ID (sha256:…) to this file')
+    .addHelpText(
+      'after',
+      `
+Output (--progress=plain, as docker's classic builder prints it): each step's row, RUN's
+output as it comes, then " ---> ID (TIME)": the ID of the image after the step (strata save,
+strata inspect, strata history and COPY --from take it; strata images -a lists them) and how
+long the step took.`,
+    )
     .action(exits(lazy(() => import('./commands/build.js'), 'runBuild')));
 
   cli
     .command('attach')
     .description(`Follow a build's progress and output, as strata build does (exit ${EXIT_WAITING}: it waits for a retry)`)
     .argument('<build>', 'the build ID')
+    .option('--progress <mode>', 'auto (the default), plain, tty or quiet, as strata build shows it')
     .action(exits(lazy(() => import('./commands/attach.js'), 'runAttach')));
 
   cli
@@ -113,7 +128,8 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
   const builds = cli.command('builds').description("Builds as records, from Temporal's visibility");
   builds
     .command('ls')
-    .description('List builds, newest first')
+    .description("List this store's builds, newest first")
+    .option('-a, --all', 'builds of every store on the server (and those of clients before strata recorded stores)')
     .option('--tag <name:tag>', 'only builds that tag this image')
     .option('--status <status>', `only builds in this state: ${BUILD_STATUSES.join(', ')}`)
     .option('--schedule <id>', 'only builds this schedule started')
@@ -302,7 +318,7 @@ OCI image index otherwise (strata's own images push as OCI manifests, so OCI by 
   // ---- images: list, name, remove, inspect, move between machines ----
   const imagesOptions = (c: Command) =>
     c
-      .option('-a, --all', 'show all images (strata keeps no intermediate images: the same list)')
+      .option('-a, --all', "show all images: also the intermediate ones (each build step's image)")
       .option('-q, --quiet', 'only image IDs')
       .option('--digests', 'show digests')
       .option('--no-trunc', "don't truncate output")
@@ -347,7 +363,7 @@ OCI image index otherwise (strata's own images push as OCI manifests, so OCI by 
       .description('Show the history of an image')
       .addHelpText(
         'after',
-        '\nA row shows an image ID where an image in the store has exactly the history up to that row\n(the image itself, the base it was built FROM); strata keeps no intermediate images, so other\nrows show <missing>, as docker does for images it did not build.',
+        '\nA row shows an image ID where an image in the store has exactly the history up to that row\n(the image itself, the intermediate image of each step of a build, the base it was built FROM);\nother rows show <missing>, as docker does for images it did not build.',
       ),
   );
 
@@ -387,7 +403,7 @@ OCI image index otherwise (strata's own images push as OCI manifests, so OCI by 
 
   const pruneCommand = (c: Command) =>
     c
-      .option('-a, --all', 'remove all images, not just dangling ones (strata has no containers, so none is in use)')
+      .option('-a, --all', 'remove all images, not just dangling ones and unused intermediate ones (strata has no containers, so none is in use)')
       .option('-f, --force', 'do not prompt for confirmation')
       .option('--filter <filter>', 'until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE] (repeatable)', collect, [])
       .action(withStore(async (store, opts: PruneCliOptions) => (await import('./commands/rmi.js')).runImagePrune(store, opts)));
@@ -480,11 +496,27 @@ Examples:
   return cli;
 }
 
+/**
+ * A usage error (unknown flag or command, missing or extra argument) prints commander's one
+ * line and, instead of the whole help, where to read it: docker's `See 'docker build --help'.`
+ */
+function hintOnUsageErrors(cmd: Command): void {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  cmd.exitOverride().showHelpAfterError(`See '${names.join(' ')} --help'.`);
+  for (const sub of cmd.commands) hintOnUsageErrors(sub);
+}
+
 export async function main(argv: string[]): Promise<void> {
+  const cli = program();
+  hintOnUsageErrors(cli);
   try {
-    await program().parseAsync(argv);
+    await cli.parseAsync(argv);
   } catch (err) {
-    process.exitCode = reportError(err);
+    // --help and --version end commander's parse (status 0), as does the help a command group
+    // shows when given no subcommand; its errors are printed already.
+    if (err instanceof CommanderError) process.exitCode = err.exitCode === 0 || err.code.startsWith('commander.help') ? err.exitCode : EXIT_USAGE;
+    else process.exitCode = reportError(err);
   }
 }
 

@@ -25,6 +25,8 @@ export interface BuildFlags {
   allow?: string[];
   stepTimeout?: string;
   push?: boolean;
+  /** `--label K=V` (repeatable). */
+  label?: string[];
   /** Ask the registry for each image the Dockerfile names, even when the store has it. */
   pull?: boolean;
 }
@@ -52,11 +54,12 @@ export function buildFlagOptions(): Option[] {
       '--push',
       "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1: strata build pushes from this client with your credentials; a detached build and a schedule's runs push from a worker started with --allow-push, with the worker's credentials",
     ),
+    new Option('--label <key=value>', 'set a label on the image, after the last instruction, as a LABEL would (repeatable)').argParser(collect).default([]),
   ];
 }
 
 /** The part of a build request the shared flags give; `command` names the command in errors. */
-export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull'>;
+export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull' | 'labels'>;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
   const tags = flags.tag.map((t) => normalizeTag(t));
@@ -70,8 +73,21 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     entitlements: parseEntitlements(flags.allow ?? [], '--allow'),
     stepTimeoutMs: flags.stepTimeout ? parseDuration(flags.stepTimeout) : undefined,
     ...(flags.push ? { push: true } : {}),
+    ...((flags.label ?? []).length > 0 ? { labels: parseLabels(flags.label!) } : {}),
     ...(flags.pull ? { pull: true } : {}),
   };
+}
+
+/** `K=V`; a bare `K` is a label with an empty value (docker's). */
+export function parseLabels(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const i = item.indexOf('=');
+    const key = i < 0 ? item : item.slice(0, i);
+    if (key === '') throw new UsageError(`--label: invalid argument ${JSON.stringify(item)} (expected KEY=VALUE)`);
+    out[key] = i < 0 ? '' : item.slice(i + 1);
+  }
+  return out;
 }
 
 /** NAME[:TAG] as the store keeps it (docker.io/library/… spelled out, `:latest` added). */

@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Connection } from '@temporalio/client';
 import { BUILD_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.js';
 import { temporal, temporalProto as proto } from './temporalClient.js';
+import { TEMPORAL_CLI_VERSION } from './temporalVersion.js';
 
 export interface TemporalTarget {
   address: string;
@@ -22,7 +23,7 @@ export interface TemporalTarget {
   tls?: TemporalTls;
 }
 
-export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+export { TEMPORAL_CLI_VERSION };
 
 /** TLS towards the server, from the environment names Temporal's own CLI reads. */
 export interface TemporalTls {

@@ -6,6 +6,7 @@ import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy } 
 import { makeFilter, packContext, readDockerignore } from '../../../engine/context/pack.js';
 import { parseDockerfile } from '../../../engine/dockerfile/parse.js';
 import { classifyAddSource } from '../../../engine/plan/addSource.js';
+import { storeId } from '../../../engine/store/identity.js';
 import { removeScheduleState, SCHEDULE_ID } from '../../../engine/store/schedules.js';
 import type { Store } from '../../../engine/store/store.js';
 import type { scheduledBuild } from '../../../workflows/scheduledBuild.js';
@@ -32,7 +33,8 @@ export function runScheduleCreate(id: string, sourceArg: string, opts: CreateOpt
     const every = opts.every === undefined ? undefined : parseDuration(opts.every);
     const spec = every !== undefined ? `every ${opts.every}` : `cron ${opts.cron}`;
 
-    const build: ScheduledBuildRequest['build'] = buildSettings(opts, 'schedule create');
+    // The store's ID: `builds ls` in this store lists the schedule's builds.
+    const build: ScheduledBuildRequest['build'] = { ...buildSettings(opts, 'schedule create'), storeId: await storeId(store) };
     const { tags } = build;
     const { source, shown } = await resolveSourceArg(store, sourceArg, opts);
     const request: ScheduledBuildRequest = { scheduleId: id, source, when: opts.when, build };
