@@ -508,6 +508,13 @@ function hintOnUsageErrors(cmd: Command): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `strata images | head`: a reader that has what it wanted is no error (docker ends quietly too).
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   const cli = program();
   hintOnUsageErrors(cli);
   try {
