@@ -70,6 +70,16 @@ test('-q prints only the image ID; --iidfile holds it', async () => {
   expect(inspected[0]!.Id).toBe(r.stdout.trim());
 });
 
+test("--label sets labels on the image, after the Dockerfile's own, as steps of the build", async () => {
+  const ctx = await context({ Dockerfile: 'FROM busybox\nLABEL team=dockerfile stage=one\n' });
+  const r = await strataOk(['build', '--progress=plain', '--label', 'team=cli', '--label', 'org.example.version=$NOT_EXPANDED', ctx]);
+  const steps = r.stdout.split('\n').filter((l) => l.startsWith('Step '));
+  expect(steps.slice(-2)).toEqual(['Step 3/4 : LABEL org.example.version=$NOT_EXPANDED', 'Step 4/4 : LABEL team=cli']);
+  const id = stepIds(r.stdout).at(-1)!.id;
+  const inspected = JSON.parse((await strataOk(['inspect', id])).stdout) as { Config: { Labels: Record<string, string> } }[];
+  expect(inspected[0]!.Config.Labels).toEqual({ team: 'cli', stage: 'one', 'org.example.version': '$NOT_EXPANDED' });
+});
+
 test('a failed build leaves no --iidfile behind, not even an old one', async () => {
   const ctx = await context({ Dockerfile: 'FROM busybox\nRUN exit 3\n' });
   const iidfile = path.join(await scratchDir('iid-failed'), 'iid');
