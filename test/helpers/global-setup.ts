@@ -2,6 +2,7 @@
 // server on a free loopback port, one shared worker, and a busybox base image in the store.
 // global-teardown.ts stops all of it.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -67,13 +68,27 @@ async function setUp(): Promise<void> {
   // docker, so one Dockerfile serves both builders. Removed from docker by the teardown.
   await strataOk(['import', '--change', 'CMD ["sh"]', rootfs, DIFF_BASE]);
   await joinDockerUsers();
-  await execa('docker', ['import', '--change', 'CMD ["sh"]', rootfs, DIFF_BASE]);
+  await importIntoDocker(rootfs);
 
   const log = await fs.open(path.join(home, 'worker.log'), 'a');
   const worker = spawn('node', [STRATA_BIN, 'worker'], { stdio: ['ignore', log.fd, log.fd], env: process.env });
   await log.close();
   (globalThis as { strataWorker?: typeof worker }).strataWorker = worker;
   await waitForWorker(home);
+}
+
+/**
+ * DIFF_BASE in docker, imported unless another run on this dockerd already has it with these
+ * bytes (the rootfs is reproducible): importing again would move the tag and leave the other
+ * run's image behind, dangling, after both runs end.
+ */
+async function importIntoDocker(rootfs: string): Promise<void> {
+  const diffId = `sha256:${createHash('sha256')
+    .update(await fs.readFile(rootfs))
+    .digest('hex')}`;
+  const existing = await execa('docker', ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', DIFF_BASE], { reject: false });
+  if (existing.exitCode === 0 && (JSON.parse(existing.stdout) as string[]).join() === diffId) return;
+  await execa('docker', ['import', '--change', 'CMD ["sh"]', rootfs, DIFF_BASE]);
 }
 
 /** The worker logs its banner once it polls. */
