@@ -17,8 +17,9 @@ import { hostNetworkGrant, type NetworkMode } from '../engine/runtime/network.js
 import { executeWorkdir } from '../engine/steps/workdir.js';
 import { stepLogPath } from '../engine/store/logs.js';
 import { readBuildSecret } from '../engine/store/secrets.js';
-import type { BuildActivities, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
+import type { BuildActivities, CacheLookupInput, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
+import { afterCommit, holdingStep, lookupCache } from './cache.js';
 import { guarded } from './guarded.js';
 
 export interface ActivityDeps {
@@ -27,9 +28,11 @@ export interface ActivityDeps {
   allowFileGit?: boolean;
   /** Entitlements this worker refuses whatever a build asks (`strata worker --deny-entitlement`). */
   deniedEntitlements?: string[];
+  /** STRATA_CACHE_MAX: after each build the store is trimmed to this many bytes. */
+  cacheMax?: number;
 }
 
-export function createActivities({ store, allowFileGit, deniedEntitlements }: ActivityDeps): BuildActivities {
+export function createActivities({ store, allowFileGit, deniedEntitlements, cacheMax }: ActivityDeps): BuildActivities {
   return {
     planBuild: (input: PlanInput) =>
       guarded(async () => {
@@ -45,6 +48,8 @@ export function createActivities({ store, allowFileGit, deniedEntitlements }: Ac
         });
       }),
 
+    lookupCache: (input: CacheLookupInput) => guarded(() => lookupCache(store, input, { allowFileGit, network: checkedNetwork(input.network ?? 'default') }), { heartbeat: true }),
+
     resolveBase: (base: BaseSpec & { kind: 'image' | 'scratch' }) =>
       guarded(async (): Promise<ImageState> => {
         if (base.kind === 'scratch') return { ...hostPlatform(), config: {}, layers: [], history: [] };
@@ -54,18 +59,19 @@ export function createActivities({ store, allowFileGit, deniedEntitlements }: Ac
 
     copyStep: (input: CopyInput) =>
       guarded(
-        async () => {
-          const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
-          return executeCopy(store, {
-            parentTop: input.parentTop,
-            step: input.step,
-            source,
-            sourceDateEpoch: input.sourceDateEpoch,
-            allowFileGit,
-            network: checkedNetwork(input.network ?? 'default'),
-            hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
-          });
-        },
+        () =>
+          holdingStep(store, { layers: [input.parentTop, input.from?.top], blobs: [input.contextDigest], cacheKey: input.cacheKey }, async () => {
+            const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
+            return executeCopy(store, {
+              parentTop: input.parentTop,
+              step: input.step,
+              source,
+              sourceDateEpoch: input.sourceDateEpoch,
+              allowFileGit,
+              network: checkedNetwork(input.network ?? 'default'),
+              hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
+            });
+          }),
         { heartbeat: true },
       ),
 
@@ -76,28 +82,31 @@ export function createActivities({ store, allowFileGit, deniedEntitlements }: Ac
       // Heartbeats carry the newest output (clients stream it from the pending activity's
       // details, from any machine) and bring cancellation to the running container.
       const heartbeat = { everyMs: RUN_HEARTBEAT_MS, details: () => output.take() };
+      const held = { layers: [input.parentTop, ...(input.stageTops ?? []).map((t) => t.top)], blobs: [input.contextDigest], cacheKey: input.cacheKey };
       return guarded(
         () =>
-          executeRun(store, {
-            parentTop: input.parentTop,
-            step: input.step,
-            network: checkedNetwork(input.network),
-            hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
-            sourceDateEpoch: input.sourceDateEpoch,
-            timeoutMs: input.stepTimeoutMs,
-            logFile: stepLogPath(store.root, buildId, input.step.number),
-            onOutput: (chunk) => output.push(chunk),
-            signal: ctx.cancellationSignal,
-            mountInputs: {
-              stageTops: Object.fromEntries((input.stageTops ?? []).map((t) => [t.stage, t.top])),
-              contextDir: () => {
-                if (!input.contextDigest) throw new Error('run step: a context mount needs the context digest');
-                return ensureContext(store, input.contextDigest);
+          holdingStep(store, held, () =>
+            executeRun(store, {
+              parentTop: input.parentTop,
+              step: input.step,
+              network: checkedNetwork(input.network),
+              hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
+              sourceDateEpoch: input.sourceDateEpoch,
+              timeoutMs: input.stepTimeoutMs,
+              logFile: stepLogPath(store.root, buildId, input.step.number),
+              onOutput: (chunk) => output.push(chunk),
+              signal: ctx.cancellationSignal,
+              mountInputs: {
+                stageTops: Object.fromEntries((input.stageTops ?? []).map((t) => [t.stage, t.top])),
+                contextDir: () => {
+                  if (!input.contextDigest) throw new Error('run step: a context mount needs the context digest');
+                  return ensureContext(store, input.contextDigest);
+                },
+                // Secrets come through the store, never through Temporal (engine/store/secrets.ts).
+                secret: (id) => readBuildSecret(store.root, buildId, id),
               },
-              // Secrets come through the store, never through Temporal (engine/store/secrets.ts).
-              secret: (id) => readBuildSecret(store.root, buildId, id),
-            },
-          }).catch((err: unknown) => {
+            }),
+          ).catch((err: unknown) => {
             // A cancelled step reports Temporal's cancellation, not an engine error.
             if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
             throw err;
@@ -106,9 +115,15 @@ export function createActivities({ store, allowFileGit, deniedEntitlements }: Ac
       );
     },
 
-    workdirStep: (input: WorkdirInput) => guarded(() => executeWorkdir(store, input), { heartbeat: true }),
+    workdirStep: (input: WorkdirInput) =>
+      guarded(() => holdingStep(store, { layers: [input.parentTop], blobs: [], cacheKey: input.cacheKey }, () => executeWorkdir(store, input)), { heartbeat: true }),
 
-    commitImage: (input: CommitInput) => guarded(() => commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch })),
+    commitImage: (input: CommitInput) =>
+      guarded(async () => {
+        const result = await commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch });
+        await afterCommit(store, cacheMax);
+        return result;
+      }),
 
     saveImage: (input: SaveInput) =>
       guarded(

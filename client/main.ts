@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { runAbort } from './commands/abort.js';
 import { runAttach } from './commands/attach.js';
 import { DEFAULT_RETRY_WINDOW, runBuild } from './commands/build.js';
+import { runBuilderPrune } from './commands/builder/prune.js';
 import { runBuildsDescribe } from './commands/builds/describe.js';
 import { runBuildsLs } from './commands/builds/ls.js';
 import { BUILD_STATUSES } from './commands/builds/status.js';
@@ -23,6 +24,7 @@ import { runScheduleUnpause } from './commands/schedule/unpause.js';
 import { runServerStart } from './commands/server/start.js';
 import { runServerStatus } from './commands/server/status.js';
 import { runServerStop } from './commands/server/stop.js';
+import { runSystemDf } from './commands/system/df.js';
 import { runWorker } from './commands/worker.js';
 import { EXIT_WAITING, reportError } from './errors.js';
 import { buildFlagOptions, collect } from './options.js';
@@ -55,6 +57,8 @@ Environment:
   TEMPORAL_CLI         the temporal binary that runs the embedded server
   SOURCE_DATE_EPOCH    clamp file times and set "created", for reproducible image IDs
   STRATA_RETRY_WINDOW  default of build --retry-window (default ${DEFAULT_RETRY_WINDOW}; 0 fails at once)
+  STRATA_CACHE_MAX     a worker trims the store to this size after each build, e.g. 10GB (least
+                       recently used cache entries first; never what images or running builds hold)
   STRATA_INSECURE_REGISTRIES  host[:port],... pushed to over http (loopback registries always are)
   DOCKER_CONFIG        directory of the config.json whose "auths" hold registry credentials
 
@@ -149,6 +153,26 @@ the layers strata built), so the pushed manifest digest is the local one.`,
     .action(exits(runPush));
 
   cli.command('images').description('List tagged images in the store').action(exits(runImages));
+
+  const builder = cli.command('builder').description('Manage the build cache');
+  builder
+    .command('prune')
+    .description('Remove build cache: cache entries, and the layers, contexts, blobs and logs nothing then refers to')
+    .option('-a, --all', 'remove every cache entry, not only those whose layer no image uses')
+    .option('--filter <filter>', 'only what was last used before DURATION ago: until=DURATION, e.g. until=24h (repeatable)', collect, [])
+    .option('--keep-storage <size>', 'remove least recently used cache only until the build cache takes SIZE, e.g. 5GB')
+    .option('-f, --force', 'do not ask for confirmation')
+    .addHelpText(
+      'after',
+      `
+Never removed: layers and blobs an image (tagged or not) uses, and what a running build holds
+(its leases). Without -a, cache entries whose layer an image uses stay too, and so do entries of
+steps that changed nothing (they hold no space). See \`strata system df\` for what is reclaimable.`,
+    )
+    .action(exits(runBuilderPrune));
+
+  const system = cli.command('system').description('The store as a whole');
+  system.command('df').description('Show how much space images and the build cache take, and what is reclaimable').action(exits(runSystemDf));
 
   const schedule = cli
     .command('schedule')

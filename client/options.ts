@@ -1,6 +1,7 @@
 // The flags `strata build` and `strata schedule create` share, declared once, and what they
 // become in a build request; the parsers of flag values both use (durations, build args, tags).
 import { Option } from 'commander';
+import type { ParsedDockerfile } from '../engine/dockerfile/instructions.js';
 import { normalizeReference } from '../engine/image/reference.js';
 import { registryReference } from '../engine/registry/reference.js';
 import { ENTITLEMENTS, type NetworkMode } from '../engine/runtime/network.js';
@@ -21,6 +22,10 @@ export interface BuildFlags {
   allow?: string[];
   stepTimeout?: string;
   push?: boolean;
+  /** False under `--no-cache` (commander's negated flag). */
+  cache?: boolean;
+  /** `--no-cache-filter STAGE` values (commander names the negated flag's values so). */
+  cacheFilter?: string[];
 }
 
 /** The shared flags, new objects at each call (commander owns an Option once added). */
@@ -42,11 +47,16 @@ export function buildFlagOptions(): Option[] {
       .default([]),
     new Option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m'),
     new Option('--push', "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1 (credentials: the worker's docker config.json)"),
+    new Option('--no-cache', 'use no instruction cache entry: every step runs (and records its result for later builds)'),
+    new Option('--no-cache-filter <stage>', 'this stage (name, or index from 0) uses no cache entry; other stages do (repeatable)').argParser(collect).default([]),
   ];
 }
 
 /** The part of a build request the shared flags give; `command` names the command in errors. */
-export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push'>;
+export type BuildSettings = Pick<
+  BuildRequest,
+  'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'noCache' | 'noCacheFilter'
+>;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
   const tags = flags.tag.map((t) => normalizeTag(t));
@@ -60,7 +70,23 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     entitlements: parseEntitlements(flags.allow ?? [], '--allow'),
     stepTimeoutMs: flags.stepTimeout ? parseDuration(flags.stepTimeout) : undefined,
     ...(flags.push ? { push: true } : {}),
+    ...(flags.cache === false ? { noCache: true } : {}),
+    ...(flags.cacheFilter?.length ? { noCacheFilter: [...new Set(flags.cacheFilter)] } : {}),
   };
+}
+
+/**
+ * `--no-cache-filter` names stages of the Dockerfile (`FROM … AS NAME`, or an index from 0):
+ * a typo would otherwise leave the cache on silently.
+ */
+export function checkCacheFilter(filter: string[] | undefined, df: ParsedDockerfile, command: string): void {
+  const froms = df.instructions.filter((i) => i.kind === 'FROM');
+  for (const f of filter ?? []) {
+    const byIndex = /^\d+$/.test(f) && Number(f) < froms.length;
+    if (!byIndex && !froms.some((i) => i.stageName?.toLowerCase() === f.toLowerCase())) {
+      throw new UsageError(`${command}: --no-cache-filter ${f}: no such stage (FROM … AS ${f}, or an index from 0 to ${froms.length - 1})`);
+    }
+  }
 }
 
 /** NAME[:TAG] as the store keeps it (docker.io/library/… spelled out, `:latest` added). */

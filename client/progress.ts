@@ -33,6 +33,9 @@ export class ProgressPrinter {
       }
       if (s.status === 'running') break;
       this.onStepEnd(s.number);
+      // docker's classic builder prints a hit so, then the step's image ID (here its layer's, or
+      // the step's cache key for a step that made no layer).
+      if (s.status === 'done' && s.cached) this.write(' ---> Using cache');
       if (s.status === 'done' && s.layer) this.write(` ---> ${s.layer}`);
       this.nextStep = s.number + 1;
     }

@@ -5,6 +5,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from 
 import { createActivities } from '../activities/index.js';
 import { createPushActivities } from '../activities/push.js';
 import { createScheduleActivities } from '../activities/schedule.js';
+import { parseSize } from '../engine/cache/size.js';
 import { reclaimDeadOwners } from '../engine/runtime/reclaim.js';
 import type { Store } from '../engine/store/store.js';
 import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
@@ -65,7 +66,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
   // Workers elsewhere on a shared store die too; their leftovers are only known to be dead later.
   setInterval(() => void reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR'), RECLAIM_MS).unref();
   const connection = await NativeConnection.connect({ address: opts.target.address });
-  const activityDeps = { store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1', deniedEntitlements: opts.deniedEntitlements };
+  const activityDeps = { store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1', deniedEntitlements: opts.deniedEntitlements, cacheMax: cacheMaxFromEnv() };
   const bundleReady = await fs.access(BUNDLE_PATH).then(
     () => true,
     () => false,
@@ -85,6 +86,15 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
 }
 
 const RECLAIM_MS = 5 * 60_000;
+
+/** STRATA_CACHE_MAX (e.g. `10GB`): the size the store is trimmed to after each build. */
+function cacheMaxFromEnv(): number | undefined {
+  const v = process.env.STRATA_CACHE_MAX;
+  if (v === undefined || v === '') return undefined;
+  const bytes = parseSize(v);
+  if (bytes === undefined) throw new Error(`STRATA_CACHE_MAX: not a size: ${JSON.stringify(v)} (e.g. 10GB, 500MB)`);
+  return bytes;
+}
 
 /** Removes what dead workers left in the store (mounts, runc containers, staging, temp files). */
 async function reclaimLeftovers(store: Store, say: boolean): Promise<void> {

@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { makeFilter, packContext, readDockerignore } from '../../engine/context/pack.js';
 import { parseDockerfile } from '../../engine/dockerfile/parse.js';
+import { openLease } from '../../engine/store/leases.js';
 import { removeBuildSecrets, writeBuildSecret } from '../../engine/store/secrets.js';
 import { Store } from '../../engine/store/store.js';
 import type { buildImage } from '../../workflows/buildImage.js';
@@ -11,7 +12,7 @@ import type { BuildRequest, OutputSpec } from '../../workflows/types.js';
 import { EXIT_WAITING, UsageError } from '../errors.js';
 import { follow } from '../follow.js';
 import { formatSize } from '../format.js';
-import { buildSettings, parseDuration, type BuildFlags } from '../options.js';
+import { buildSettings, checkCacheFilter, parseDuration, type BuildFlags } from '../options.js';
 import { openSession } from '../session.js';
 
 export interface BuildOptions extends BuildFlags {
@@ -43,10 +44,12 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
       });
   // Parsed here too, so a syntax error shows at once, before any workflow; the workflow parses
   // again in its planning activity, whose result is what history records.
-  parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath));
+  const parsed = parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath));
+  const settings = buildSettings(opts, 'build');
+  checkCacheFilter(settings.noCacheFilter, parsed, 'build');
   const request: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'> = {
     dockerfileName: path.basename(dockerfilePath),
-    ...buildSettings(opts, 'build'),
+    ...settings,
     outputs: opts.output ? [parseOutput(opts.output)] : [],
     retryWindowMs: parseRetryWindow(opts.retryWindow ?? (process.env.STRATA_RETRY_WINDOW || DEFAULT_RETRY_WINDOW)),
   };
@@ -54,39 +57,50 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   const secrets = await readSecrets(opts.secret ?? []);
 
   const store = await Store.open();
-  const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
-  const context = await store.putBlobStream(packContext(contextDir, filter));
-  const dockerfile = await store.putBlob(dockerfileText);
-  out(`Sending build context to strata  ${formatSize(context.size)}`);
-
-  const session = await openSession(store);
-  const { client } = session;
-  let secretsOf: string | undefined;
-  let code = 1;
+  const workflowId = `build-${randomBytes(6).toString('hex')}`;
+  // The context is in the store before the build names it: held from the store's GC while this
+  // command runs (with --detach, for an hour: until a worker takes the build up).
+  const lease = await openLease(store.root, workflowId);
+  let detached = false;
   try {
-    const live = await session.hasLiveWorker();
-    if (!live && !opts.detach) await session.startLocalWorker();
-    const workflowId = `build-${randomBytes(6).toString('hex')}`;
-    secretsOf = workflowId;
-    // Secrets reach the worker through the store, never through Temporal's history.
-    for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
-    const handle = await client.workflow.start<typeof buildImage>('buildImage', {
-      taskQueue: session.queue,
-      workflowId,
-      args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
-    });
-    // The ID is what `strata logs` and the Web UI know the build by.
-    out(`Build ID: ${workflowId}`);
-    if (opts.detach) {
-      if (!live) err(`No worker polls task queue "${session.queue}": the build starts when one does (strata worker, or strata attach ${workflowId}).`);
-      secretsOf = undefined; // the build still needs them; the client that sees it end removes them
-      return (code = 0);
+    const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
+    const context = await store.putBlobStream(packContext(contextDir, filter));
+    const dockerfile = await store.putBlob(dockerfileText);
+    await lease.add({ blobs: [context.digest, dockerfile.digest] });
+    await lease.close(); // named now: no need to hold whatever else is stored meanwhile
+    out(`Sending build context to strata  ${formatSize(context.size)}`);
+
+    const session = await openSession(store);
+    const { client } = session;
+    let secretsOf: string | undefined;
+    let code = 1;
+    try {
+      const live = await session.hasLiveWorker();
+      if (!live && !opts.detach) await session.startLocalWorker();
+      secretsOf = workflowId;
+      // Secrets reach the worker through the store, never through Temporal's history.
+      for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
+      const handle = await client.workflow.start<typeof buildImage>('buildImage', {
+        taskQueue: session.queue,
+        workflowId,
+        args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
+      });
+      // The ID is what `strata logs` and the Web UI know the build by.
+      out(`Build ID: ${workflowId}`);
+      if (opts.detach) {
+        if (!live) err(`No worker polls task queue "${session.queue}": the build starts when one does (strata worker, or strata attach ${workflowId}).`);
+        secretsOf = undefined; // the build still needs them; the client that sees it end removes them
+        detached = true;
+        return (code = 0);
+      }
+      return (code = await follow(session, handle));
+    } finally {
+      // A waiting build may still run a step that reads them.
+      if (secretsOf && code !== EXIT_WAITING) await removeBuildSecrets(store.root, secretsOf);
+      await session.close();
     }
-    return (code = await follow(session, handle));
   } finally {
-    // A waiting build may still run a step that reads them.
-    if (secretsOf && code !== EXIT_WAITING) await removeBuildSecrets(store.root, secretsOf);
-    await session.close();
+    if (!detached) await lease.release();
   }
 }
 

@@ -36,6 +36,21 @@ export interface LayerMeta {
   blob?: { digest: Digest; mediaType: string; size: number };
 }
 
+/**
+ * True when `file` exists; its mtime becomes now, so a blob stored again counts as just
+ * written (the GC keeps what an open lease's process writes, and this one is being used).
+ */
+async function touched(file: string): Promise<boolean> {
+  const now = new Date();
+  return fs.utimes(file, now, now).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
+}
+
 export function defaultStoreRoot(): string {
   if (process.env.STRATA_HOME) return path.resolve(process.env.STRATA_HOME);
   const dataHome = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
@@ -91,7 +106,7 @@ export class Store {
     const digest = sha256(buf);
     if (expected && expected !== digest) throw new DigestMismatchError(`put blob: expected ${expected}, content is ${digest}`);
     const final = this.blobPath(digest);
-    if (!(await exists(final))) await writeFileAtomic(final, buf, 0o644);
+    if (!(await touched(final))) await writeFileAtomic(final, buf, 0o644);
     return { digest, size: buf.length };
   }
 
@@ -110,7 +125,7 @@ export class Store {
       const digest = hasher.digest();
       if (expected && expected !== digest) throw new DigestMismatchError(`put blob: expected ${expected}, content is ${digest}`);
       const final = this.blobPath(digest);
-      if (await exists(final)) await fs.rm(tmp, { force: true });
+      if (await touched(final)) await fs.rm(tmp, { force: true });
       else await fs.rename(tmp, final);
       return { digest, size: hasher.size };
     } catch (err) {
@@ -185,7 +200,7 @@ export class Store {
   async commitLayer(stagedDiff: string, meta: Omit<LayerMeta, 'chainId'>): Promise<Digest> {
     const chain = computeChainId(meta.parent, meta.diffId);
     const final = this.layerDir(chain);
-    if (await this.hasLayer(chain)) {
+    if ((await this.hasLayer(chain)) && (await this.reuseLayer(chain))) {
       await fs.rm(stagedDiff, { recursive: true, force: true });
       await this.ensureShortLink(chain);
       return chain;
@@ -224,6 +239,33 @@ export class Store {
     }
     await this.ensureShortLink(chain);
     return chain;
+  }
+
+  /**
+   * The lock a layer's removal (the GC) and a commit that finds the layer stored both take, so
+   * a layer a commit reuses is never removed under it: `layers/<hex>.lock`.
+   */
+  lockLayer(chain: Digest): Promise<() => Promise<void>> {
+    return lockfile.lock(this.layerDir(chain), {
+      lockfilePath: `${this.layerDir(chain)}.lock`,
+      realpath: false,
+      retries: { retries: 100, minTimeout: 20, maxTimeout: 200 },
+      stale: 30_000,
+    });
+  }
+
+  /** Marks a stored layer as just committed (its meta.json's mtime), under its lock; false if it is gone. */
+  private async reuseLayer(chain: Digest): Promise<boolean> {
+    const release = await this.lockLayer(chain);
+    try {
+      const now = new Date();
+      return await fs.utimes(path.join(this.layerDir(chain), 'meta.json'), now, now).then(
+        () => true,
+        () => false,
+      );
+    } finally {
+      await release();
+    }
   }
 
   private async ensureShortLink(chain: Digest): Promise<void> {

@@ -1,0 +1,193 @@
+// The stages of a build with the instruction cache (builds started since it came; older ones
+// replay on buildImage's plain path, see CACHE_PATCH). Each stage asks lookupCache for the keys
+// of its steps and the entries that serve them, one call for a run of steps, and applies the
+// hits without running anything; from the first miss on, steps run and record their results
+// under their keys. A look-up covers the steps up to the first one that reads a stage not
+// finished yet (COPY --from, RUN --mount from=): its key needs that stage's result.
+import type { Digest } from '../engine/digest.js';
+import type { CacheStart } from '../engine/cache/lookup.js';
+import type { ImageState } from '../engine/image/types.js';
+import type { StagePlan, Step } from '../engine/plan/types.js';
+import { applyConfig, attemptStep, executeStep, long, shortId, topOf, withResult, type StageEnv } from './executeStep.js';
+import type { CacheLookupResult, StepProgress } from './types.js';
+
+/** The `patched()` marker of builds that use the instruction cache. */
+export const CACHE_PATCH = 'instruction-cache';
+
+export class CachedStages {
+  /** Each stage's last key: a stage built FROM it chains from there. */
+  private readonly keys = new Map<number, Promise<Digest>>();
+  /** Stages whose result is known (their promise settled), in the order they settled. */
+  private readonly finished = new Set<number>();
+
+  /** The context the build started with. */
+  private readonly context: Digest;
+
+  constructor(private readonly env: StageEnv) {
+    this.context = env.req.contextDigest;
+  }
+
+  /**
+   * Keys are made of the build's context: once a retry brought a new one, keys made before it
+   * are stale and a step's result is no longer sure to match its key, so from then on the
+   * build neither uses nor records entries.
+   */
+  private keysValid(): boolean {
+    return this.env.req.contextDigest === this.context;
+  }
+
+  /** Starts a stage; its result (the state) is what the build's `results` map holds. */
+  start(stage: StagePlan): Promise<ImageState> {
+    const run = this.runStage(stage);
+    this.keys.set(
+      stage.index,
+      run.then((r) => r.key),
+    );
+    // A stage's failure is reported through its state's promise; this one only chains keys.
+    this.keys.get(stage.index)!.catch(() => undefined);
+    const state = run.then((r) => r.state);
+    state.then(
+      () => this.finished.add(stage.index),
+      () => undefined,
+    );
+    return state;
+  }
+
+  /** Whether a stage uses cache entries: not under --no-cache, nor named by --no-cache-filter. */
+  private usesCache(stage: StagePlan): boolean {
+    const { req } = this.env;
+    if (req.noCache) return false;
+    return !(req.noCacheFilter ?? []).some((f) => f.toLowerCase() === stage.name || f === String(stage.index));
+  }
+
+  private track(n: number): StepProgress {
+    return this.env.progress.steps.find((s) => s.number === n)!;
+  }
+
+  private async runStage(stage: StagePlan): Promise<{ state: ImageState; key: Digest }> {
+    const { env } = this;
+    const steps = stage.steps;
+    const from = this.track(steps[0]!.number);
+    from.status = 'running';
+    let state: ImageState | undefined;
+    let start: CacheStart;
+    if (stage.base.kind === 'stage') {
+      state = await env.results.get(stage.base.stage)!;
+      start = { kind: 'key', key: await this.keys.get(stage.base.stage)! };
+    } else {
+      start = { kind: 'base', base: stage.base };
+    }
+    let missed = !this.usesCache(stage);
+    const pendingConfig: StepProgress[] = [];
+    let lastHit = true;
+    const settleConfig = (cached: boolean) => {
+      lastHit = cached;
+      for (const c of pendingConfig.splice(0)) {
+        c.status = 'done';
+        if (cached) c.cached = true;
+        else c.layer = undefined;
+      }
+    };
+    let lastKey: Digest | undefined;
+    // steps[i] is the first step the next look-up keys; with `ranFirst` it ran already and
+    // the look-up keys it on its result.
+    let i = 0;
+    let ranFirst = false;
+    while (i < steps.length) {
+      for (const s of stagesRead(steps[i]!)) await env.results.get(s);
+      let end = i + 1;
+      while (end < steps.length && stagesRead(steps[end]!).every((s) => this.finished.has(s))) end++;
+      const segment = steps.slice(i, end);
+      const stageTops: { stage: number; top?: Digest }[] = [];
+      for (const s of new Set(segment.flatMap(stagesRead))) stageTops.push({ stage: s, top: topOf(await env.results.get(s)!) });
+      const found: CacheLookupResult = await long.lookupCache({
+        start,
+        parentTop: state ? topOf(state) : undefined,
+        steps: segment,
+        contextDigest: env.req.contextDigest,
+        stageTops,
+        sourceDateEpoch: env.req.sourceDateEpoch,
+        network: env.req.network ?? 'default',
+        useCache: !missed && this.keysValid(),
+      });
+      if (found.base) state = found.base;
+      let cur = state!;
+      for (const [k, { key, hit }] of found.steps.entries()) {
+        const step = segment[k]!;
+        lastKey = key;
+        if (k === 0 && ranFirst) continue;
+        const p = this.track(step.number);
+        if (step.kind === 'from') {
+          if (step.patch) cur = { ...cur, config: { ...cur.config, ...step.patch } };
+          from.status = 'done';
+          from.layer = cur.layers.length > 0 ? shortId(topOf(cur)!) : undefined;
+          continue;
+        }
+        if (!missed && step.kind === 'config') {
+          // Shown as cached when the filesystem step after it hits (or, at the stage's end,
+          // the one before it did): a config step has no entry of its own.
+          cur = applyConfig(cur, step);
+          p.status = 'running';
+          p.layer = shortId(key);
+          pendingConfig.push(p);
+          continue;
+        }
+        if (!missed && hit) {
+          cur = applyHit(cur, step, hit);
+          settleConfig(true);
+          p.status = 'done';
+          p.cached = true;
+          p.layer = shortId(hit.layer?.chainId ?? key);
+          continue;
+        }
+        if (step.kind !== 'config') {
+          missed = true;
+          settleConfig(false);
+        }
+        const before = cur;
+        const out = await attemptStep(env, p, step, () => executeStep(env, step, before, this.keysValid() ? key : undefined));
+        cur = out.state;
+        if (out.result?.layer) p.layer = shortId(out.result.layer.chainId);
+      }
+      state = cur;
+      if (found.steps.length < segment.length) {
+        // This step's key is its result's: it runs, and the next look-up starts from it.
+        i += found.steps.length;
+        const step = steps[i]!;
+        missed = true;
+        settleConfig(false);
+        const before = state;
+        const out = await attemptStep(env, this.track(step.number), step, () => executeStep(env, step, before));
+        state = out.state;
+        if (out.result?.layer) this.track(step.number).layer = shortId(out.result.layer.chainId);
+        start = { kind: 'result', parentKey: lastKey!, diffId: out.result?.layer?.diffId };
+        ranFirst = true;
+      } else {
+        start = { kind: 'key', key: lastKey! };
+        i = end;
+        ranFirst = false;
+      }
+    }
+    settleConfig(lastHit);
+    return { state: state!, key: lastKey! };
+  }
+}
+
+/** A hit's layer and history on the state, and a WORKDIR's config, without running anything. */
+function applyHit(state: ImageState, step: Step, hit: NonNullable<CacheLookupResult['steps'][number]['hit']>): ImageState {
+  const withConfig = step.kind === 'workdir' ? { ...state, config: { ...state.config, ...step.patch } } : state;
+  return withResult(withConfig, hit);
+}
+
+/** The stages a step reads (COPY --from a stage, RUN --mount from= a stage). */
+function stagesRead(step: Step): number[] {
+  const out: number[] = [];
+  if (step.kind === 'copy' && step.from?.kind === 'stage') out.push(step.from.stage);
+  if (step.kind === 'run') {
+    for (const m of step.mounts ?? []) {
+      const from = m.type === 'bind' || m.type === 'cache' ? m.from : undefined;
+      if (from?.kind === 'stage' && !out.includes(from.stage)) out.push(from.stage);
+    }
+  }
+  return out;
+}

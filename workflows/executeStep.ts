@@ -1,0 +1,155 @@
+// Running one step of a build, shared by buildImage's two ways of running a stage (with and
+// without the instruction cache): the step's activity, its progress, and its retries.
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
+import type { Digest } from '../engine/digest.js';
+import type { ImageState } from '../engine/image/types.js';
+import type { ConfigStep, Step } from '../engine/plan/types.js';
+import { LONG, QUICK } from './activityOptions.js';
+import type { BuildActivities, BuildProgress, BuildRequest, CopyInput, LayerResult, RunInput, StepProgress } from './types.js';
+
+export const quick = proxyActivities<BuildActivities>(QUICK);
+/** Activities that heartbeat: copying, the cache look-up (it may hash a large context once). */
+export const long = proxyActivities<BuildActivities>(LONG);
+// RUN heartbeats every second; a lost worker is noticed within the heartbeat timeout, and a
+// cancelled build waits until the container is killed and its mount gone. 15 beats may be
+// missed before the step is retried elsewhere: only an event loop stalled that long (never
+// seen: commits stream) would be taken for dead, and then the step is just run again.
+const RUN_OPTIONS = {
+  heartbeatTimeout: '15 seconds',
+  retry: LONG.retry,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+} as const;
+const DEFAULT_RUN_TIMEOUT_MS = 24 * 3600_000;
+
+/** Asked when a step failed: true to run it again (a `retry` came within the window). */
+export type ShouldRetry = () => Promise<boolean>;
+
+/** What every stage of one build shares while it runs. */
+export interface StageEnv {
+  req: BuildRequest;
+  progress: BuildProgress;
+  /** Each stage's final state, as soon as it is known. */
+  results: Map<number, Promise<ImageState>>;
+  shouldRetry: ShouldRetry;
+}
+
+/**
+ * Runs one step (a config step is applied here), marking its progress; a failure waits for a
+ * retry (`shouldRetry`) and runs it again, or fails the build naming the step.
+ */
+export async function attemptStep<T>(env: StageEnv, p: StepProgress, step: Step, run: () => Promise<T>): Promise<T> {
+  for (;;) {
+    p.status = 'running';
+    p.error = undefined;
+    p.startedAt = new Date().toISOString();
+    p.endedAt = undefined;
+    p.runs = (p.runs ?? 0) + 1;
+    try {
+      const result = await run();
+      p.status = 'done';
+      p.endedAt = new Date().toISOString();
+      return result;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      p.status = 'failed';
+      p.error = failureMessage(err);
+      p.endedAt = new Date().toISOString();
+      // The step's inputs are recorded, and finished steps are in history and the store: a
+      // retry runs this step again (with the build's context, which the retry may replace).
+      if (await env.shouldRetry()) continue;
+      throw ApplicationFailure.nonRetryable(`Step ${step.number}/${env.progress.totalSteps} : ${step.text} (line ${step.line}): ${p.error}`, 'StepFailed');
+    }
+  }
+}
+
+/**
+ * Runs one step's activity (none for a config step) on `state`; returns the new state and the
+ * step's layer result. With `cacheKey` the activity records its result under it.
+ */
+export async function executeStep(env: StageEnv, step: Step, state: ImageState, cacheKey?: Digest): Promise<{ state: ImageState; result?: LayerResult }> {
+  const { req, results } = env;
+  const parentTop = state.layers[state.layers.length - 1]?.chainId;
+  const sourceDateEpoch = req.sourceDateEpoch;
+  const keyed = cacheKey ? { cacheKey } : {};
+  let r: LayerResult | undefined;
+  switch (step.kind) {
+    case 'config':
+      return { state: applyConfig(state, step) };
+    case 'copy': {
+      // --from waits for that stage only (stages run concurrently), or loads the pinned image.
+      let from: CopyInput['from'];
+      if (step.from?.kind === 'stage') from = { top: topOf(await results.get(step.from.stage)!) };
+      else if (step.from?.kind === 'image') from = { top: topOf(await quick.resolveBase(step.from)) };
+      r = await long.copyStep({
+        parentTop,
+        step,
+        contextDigest: req.contextDigest,
+        from,
+        sourceDateEpoch,
+        network: req.network ?? 'default',
+        entitlements: req.entitlements,
+        ...keyed,
+      });
+      break;
+    }
+    case 'run': {
+      // A mount from another stage waits for that stage and reads its top layer.
+      const stageTops: NonNullable<RunInput['stageTops']> = [];
+      for (const m of step.mounts ?? []) {
+        const from = m.type === 'bind' || m.type === 'cache' ? m.from : undefined;
+        if (from?.kind !== 'stage' || stageTops.some((t) => t.stage === from.stage)) continue;
+        const done = await results.get(from.stage)!;
+        stageTops.push({ stage: from.stage, top: done.layers[done.layers.length - 1]?.chainId });
+      }
+      const run = proxyActivities<BuildActivities>({
+        ...RUN_OPTIONS,
+        // The activity enforces --step-timeout itself (a clear error); this only bounds a hang.
+        startToCloseTimeout: (req.stepTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS) + 5 * 60_000,
+      });
+      r = await run.runStep({
+        parentTop,
+        step,
+        network: req.network ?? 'default',
+        entitlements: req.entitlements,
+        sourceDateEpoch,
+        stepTimeoutMs: req.stepTimeoutMs,
+        contextDigest: req.contextDigest,
+        stageTops,
+        ...keyed,
+      });
+      break;
+    }
+    case 'workdir':
+      state = { ...state, config: { ...state.config, ...step.patch } };
+      r = await long.workdirStep({ parentTop, step, sourceDateEpoch, ...keyed });
+      break;
+    case 'from':
+      return { state };
+  }
+  return { state: withResult(state, r), result: r };
+}
+
+/** The state after a step that gave `r` (its layer, when it made one, and its history row). */
+export function withResult(state: ImageState, r: LayerResult): ImageState {
+  return { ...state, layers: r.layer ? [...state.layers, r.layer] : state.layers, history: [...state.history, r.history] };
+}
+
+/** chainID of a state's top layer; undefined when it has none (scratch). */
+export function topOf(state: ImageState): ImageState['layers'][number]['chainId'] | undefined {
+  return state.layers[state.layers.length - 1]?.chainId;
+}
+
+export function applyConfig(state: ImageState, step: ConfigStep): ImageState {
+  return { ...state, config: { ...state.config, ...step.patch }, history: [...state.history, step.history] };
+}
+
+export function shortId(d: string): string {
+  return d.slice('sha256:'.length, 'sha256:'.length + 12);
+}
+
+/** The innermost message: an activity failure wraps the engine's error as its cause. */
+export function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
