@@ -182,8 +182,8 @@ async function apply(store: Store, inv: Inventory, p: Plan): Promise<CollectRepo
   }
   for (const d of p.contexts) {
     if (leases.blobs.has(d)) continue;
+    // Its checksums stay while its blob does: the context unpacks to the same files again.
     await removeTree(store, path.join(store.root, 'contexts', digestHex(d)));
-    await fs.rm(path.join(store.root, 'cache', 'sums', digestHex(d)), { recursive: true, force: true });
     removed('context', digestHex(d), inv.contexts.get(d)!.bytes);
   }
   for (const d of p.blobs) {
@@ -192,13 +192,22 @@ async function apply(store: Store, inv: Inventory, p: Plan): Promise<CollectRepo
     const st = await fs.stat(store.blobPath(d)).catch(() => undefined);
     if (!st || st.mtimeMs !== item.usedAt) continue; // written again meanwhile: in use
     await fs.rm(store.blobPath(d), { force: true });
-    if (!inv.contexts.has(d) || p.contexts.includes(d)) await fs.rm(path.join(store.root, 'cache', 'sums', digestHex(d)), { recursive: true, force: true });
-    removed('blob', digestHex(d), item.bytes);
+    await fs.rm(path.join(store.root, 'cache', 'sums', digestHex(d)), { recursive: true, force: true });
+    // A context and its blob are one object to the user: one row.
+    const asContext = report.removed.find((r) => r.kind === 'context' && r.id === digestHex(d));
+    if (asContext) {
+      asContext.bytes += item.bytes;
+      report.reclaimed += item.bytes;
+    } else removed('blob', digestHex(d), item.bytes);
   }
   for (const build of p.logs) {
     if (leases.builds.has(build)) continue;
     await removeTree(store, path.join(store.root, 'logs', build));
     removed('logs', build, inv.logs.get(build)!.bytes);
+  }
+  // Checksums of contexts whose blob went another way (an image removal, a crash).
+  for (const hex of await fs.readdir(path.join(store.root, 'cache', 'sums')).catch(() => [] as string[])) {
+    if (/^[0-9a-f]{64}$/.test(hex) && !(await store.hasBlob(`sha256:${hex}` as Digest))) await fs.rm(path.join(store.root, 'cache', 'sums', hex), { recursive: true, force: true });
   }
   report.storeBytes += skipped;
   return report;

@@ -55,7 +55,8 @@ async function waitingBuild(file: string): Promise<string> {
   try {
     await fs.writeFile(
       path.join(ctx, 'Dockerfile'),
-      ['FROM busybox', 'RUN echo one > /one', `RUN wget -q -O /${file} http://127.0.0.1:${port}/${file}`, 'RUN echo two > /two'].join('\n'),
+      // Step 2 names the file too, so each build runs it (no instruction cache entry from another).
+      ['FROM busybox', `RUN echo one ${file} > /one`, `RUN wget -q -O /${file} http://127.0.0.1:${port}/${file}`, 'RUN echo two > /two'].join('\n'),
     );
     const r = await strata(['build', '--retry-window', '1h', ctx]);
     expect({ code: r.exitCode, waiting: r.stderr.includes('The build is waiting for a decision') }).toEqual({ code: 2, waiting: true });
