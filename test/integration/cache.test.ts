@@ -256,18 +256,26 @@ describe('store GC', () => {
   test('builder prune -a during a build keeps what the build holds: it succeeds and its layers are whole', async () => {
     const s = await privateStore();
     const m = mark();
-    const ctx = await makeContext({ Dockerfile: `FROM busybox\nRUN head -c 500000 /dev/urandom > /first\nRUN echo ${m} && sleep 6 && echo done > /second\n` });
+    // Stage `one` is done (read once) before the last stage's RUN sleeps: then its layer is
+    // mounted nowhere, made seconds before the running step began, and named only by a cache
+    // entry (prune -a removes it) and the build's leases. The COPY after the sleep reads it again.
+    const ctx = await makeContext({
+      Dockerfile: `FROM busybox AS one\nRUN head -c 500000 /dev/urandom > /first\nFROM busybox\nCOPY --from=one /first /early\nRUN sleep 2\nRUN echo ${m} && sleep 10 && echo done > /second\nCOPY --from=one /first /first\n`,
+    });
+    const base = (await fs.readdir(path.join(s.home, 'layers'))).filter((n) => /^[0-9a-f]{64}$/.test(n));
     const cli = execa('node', [STRATA_BIN, 'build', '-t', 'held:1', ctx], { reject: false, env: { ...process.env, ...EPOCH, ...s.env } });
     await until('the sleeping RUN to start', () => findContainer(m));
-    const layersBefore = (await fs.readdir(path.join(s.home, 'layers'))).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    const first = (await fs.readdir(path.join(s.home, 'layers'))).filter((n) => /^[0-9a-f]{64}$/.test(n) && !base.includes(n));
+    expect(first.length).toBeGreaterThanOrEqual(2);
     const pruned = await strataOk(['builder', 'prune', '-a', '-f'], { env: s.env });
     expect(pruned.stdout).toContain('Total reclaimed space');
-    // The first RUN's layer (the build's, named by nothing but its lease and a cache entry) stays.
-    for (const c of layersBefore) expect(await exists(path.join(s.home, 'layers', c, 'diff'))).toBe(true);
+    for (const c of first) expect(await exists(path.join(s.home, 'layers', c, 'diff'))).toBe(true);
     const r = await cli;
     expect(r.exitCode).toBe(0);
-    for (const c of await imageChain(s.home, 'held:1')) expect(await exists(path.join(s.home, 'layers', c, 'diff'))).toBe(true);
+    const chain = await imageChain(s.home, 'held:1');
+    for (const c of chain) expect(await exists(path.join(s.home, 'layers', c, 'diff'))).toBe(true);
     await strataOk(['save', '-o', path.join(ctx, 'out.tar'), 'held:1'], { env: s.env });
+    expect((await execa('tar', ['-xOf', path.join(ctx, 'out.tar'), 'manifest.json'])).stdout).toContain('held:1');
   });
 
   test('STRATA_CACHE_MAX: after each build the store stays within the budget (the images in it never go)', async () => {
