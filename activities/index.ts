@@ -1,20 +1,22 @@
 // Activities: thin wrappers that check input, call one engine function, heartbeat, and turn
 // user errors (EngineError.userError) into non-retryable failures. The worker composes them.
 import { Context } from '@temporalio/activity';
-import { saveImages } from '../engine/archive/save.js';
+import { saveToOutputDir } from '../engine/archive/output.js';
 import { hostPlatform } from '../engine/image/platform.js';
 import { ensureContext } from '../engine/context/unpack.js';
 import { parseDockerfile } from '../engine/dockerfile/parse.js';
 import { commitImage, stateOf } from '../engine/image/commit.js';
 import type { ImageState } from '../engine/image/types.js';
+import { pinnedImages, type PinnedImage } from '../engine/plan/pinned.js';
 import { planDockerfile } from '../engine/plan/planner.js';
 import type { BaseSpec } from '../engine/plan/types.js';
 import { executeCopy } from '../engine/steps/copy.js';
 import type { Store } from '../engine/store/store.js';
-import { EngineError } from '../engine/errors.js';
+import { EngineError, NotFoundError } from '../engine/errors.js';
 import { executeRun } from '../engine/steps/run.js';
 import { hostNetworkGrant, type NetworkMode } from '../engine/runtime/network.js';
 import { executeWorkdir } from '../engine/steps/workdir.js';
+import { resolveBuildImage } from '../engine/registry/resolve.js';
 import { stepLogPath } from '../engine/store/logs.js';
 import { readBuildSecret } from '../engine/store/secrets.js';
 import type { BuildActivities, CacheLookupInput, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
@@ -30,22 +32,28 @@ export interface ActivityDeps {
   deniedEntitlements?: string[];
   /** STRATA_CACHE_MAX: after each build the store is trimmed to this many bytes. */
   cacheMax?: number;
+  /** Where builds may have this worker write their `outputs` (STRATA_OUTPUT_DIR); none when absent. */
+  outputDir?: string;
+  /** Builds may push with this worker's registry credentials (`strata worker --allow-push`). */
+  allowPush?: boolean;
+  /** Schedules may pack directories under this one on the worker's disk (STRATA_SOURCE_DIR). */
+  sourceDir?: string;
 }
 
-export function createActivities({ store, allowFileGit, deniedEntitlements, cacheMax }: ActivityDeps): BuildActivities {
+export function createActivities({ store, allowFileGit, deniedEntitlements, outputDir, cacheMax }: ActivityDeps): BuildActivities {
   return {
     planBuild: (input: PlanInput) =>
       guarded(async () => {
         const text = (await store.readBlob(input.dockerfileDigest)).toString('utf8');
         const df = parseDockerfile(text, input.dockerfileName);
-        return planDockerfile(df, {
+        const plan = await planDockerfile(df, {
           buildArgs: input.buildArgs,
           target: input.target,
-          resolveImage: async (ref) => {
-            const img = await store.getImage(ref);
-            return { ref, manifestDigest: img.manifestDigest, configDigest: img.configDigest, config: img.config };
-          },
+          // The store, else the registry (manifest and config only; pullImage fetches layers).
+          resolveImage: (ref) => resolveBuildImage(store, ref, { pull: input.pull, signal: Context.current().cancellationSignal }),
         });
+        const pull = await missingImages(store, pinnedImages(plan));
+        return pull.length > 0 ? { ...plan, pull } : plan;
       }),
 
     lookupCache: (input: CacheLookupInput) => guarded(() => lookupCache(store, input, { allowFileGit, network: checkedNetwork(input.network ?? 'default') }), { heartbeat: true }),
@@ -129,12 +137,25 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, cach
       guarded(
         async () => {
           const image = await store.loadImage(input.manifestDigest);
-          const { size } = await saveImages(store, [{ image, tags: input.tags }], input.dest);
-          return { dest: input.dest, size };
+          return saveToOutputDir(store, [{ image, tags: input.tags }], outputDir, input.dest);
         },
         { heartbeat: true },
       ),
   };
+}
+
+/** The images whose layers this store lacks (an image loads only when all of it is there). */
+async function missingImages(store: Store, images: PinnedImage[]): Promise<PinnedImage[]> {
+  const missing: PinnedImage[] = [];
+  for (const image of images) {
+    try {
+      await store.loadImage(image.manifestDigest);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      missing.push(image);
+    }
+  }
+  return missing;
 }
 
 /** A workflow input is anyone's: an unknown mode must not fall through to the host's network. */

@@ -3,6 +3,7 @@
 // registry are retried by Temporal.
 import { Context } from '@temporalio/activity';
 import { pushImage, type PushProgress } from '../engine/registry/push.js';
+import { recordRepoDigest } from '../engine/store/images.js';
 import type { PushActivities, PushInput } from '../workflows/types.js';
 import { guarded } from './guarded.js';
 import type { ActivityDeps } from './index.js';
@@ -15,7 +16,9 @@ export function createPushActivities({ store }: ActivityDeps): PushActivities {
       return guarded(
         async () => {
           const image = await store.loadImage(input.manifestDigest);
-          return pushImage(store, image, input.reference, { onProgress: (p) => (latest = p), signal: ctx.cancellationSignal });
+          const result = await pushImage(store, image, input.reference, { onProgress: (p) => (latest = p), signal: ctx.cancellationSignal });
+          await recordRepoDigest(store, input.manifestDigest, result.reference, result.digest);
+          return result;
         },
         { heartbeat: { details: () => latest } },
       );

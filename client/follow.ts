@@ -5,6 +5,7 @@ import { removeBuildSecrets } from '../engine/store/secrets.js';
 import type { TemporalTarget } from '../worker/temporal.js';
 import type { BuildProgress } from '../workflows/types.js';
 import { EXIT_WAITING, UsageError } from './errors.js';
+import { deliverBuild } from './deliver.js';
 import { printPushResult } from './format.js';
 import { OutputStreamer } from './output.js';
 import { ProgressPrinter } from './progress.js';
@@ -114,6 +115,7 @@ export async function follow(s: Session, handle: BuildHandle, retriesBefore = -1
       for (const t of r.tags) out(`Successfully tagged ${t}`);
       for (const o of r.outputs) out(`Saved image to ${o}`);
       for (const p of r.pushed ?? []) printPushResult(p, out);
+      await deliverBuild(s.store.root, handle.workflowId, r, out);
       return 0;
     } catch (e) {
       const p = await queryProgress(client, handle);

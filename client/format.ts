@@ -42,7 +42,7 @@ export function printPushResult(r: PushResult, out: (line: string) => void): voi
   out(`The push refers to repository [${ref.registry === 'docker.io' ? 'docker.io/' : `${ref.registry}/`}${ref.repository}]`);
   for (const b of r.blobs) {
     if (b.kind !== 'layer') continue;
-    out(`${b.digest.slice(7, 19)}: ${b.uploaded ? 'Pushed' : 'Layer already exists'}`);
+    out(`${b.digest.slice(7, 19)}: ${b.uploaded ? 'Pushed' : b.mountedFrom ? `Mounted from ${b.mountedFrom}` : 'Layer already exists'}`);
   }
   out(`${ref.reference}: digest: ${r.digest} size: ${r.size}`);
 }

@@ -1,6 +1,7 @@
 // The `strata` command line: every command, its flags and help, wired to the function in
 // client/commands/ that does it. Nothing else lives here.
 import { Command, Option } from 'commander';
+import { Store } from '../engine/store/store.js';
 import { runAbort } from './commands/abort.js';
 import { runAttach } from './commands/attach.js';
 import { DEFAULT_RETRY_WINDOW, runBuild } from './commands/build.js';
@@ -8,12 +9,22 @@ import { runBuilderPrune } from './commands/builder/prune.js';
 import { runBuildsDescribe } from './commands/builds/describe.js';
 import { runBuildsLs } from './commands/builds/ls.js';
 import { BUILD_STATUSES } from './commands/builds/status.js';
-import { runImages } from './commands/images.js';
+import { runExport } from './commands/export.js';
+import { runHistory } from './commands/history.js';
+import { runImages, type ImagesOptions } from './commands/images.js';
+import { runInspect } from './commands/inspect.js';
+import { runLoad } from './commands/load.js';
+import { runImagePrune, runRmi, type PruneCliOptions } from './commands/rmi.js';
+import { runSystemDf } from './commands/system.js';
+import { runTag } from './commands/tag.js';
 import { runImport } from './commands/import.js';
+import { runLogin, runLogout } from './commands/login.js';
 import { runLogs } from './commands/logs.js';
+import { runManifestAnnotate, runManifestCreate, runManifestInspect, runManifestPush, runManifestRm } from './commands/manifest.js';
+import { runPull } from './commands/pull.js';
 import { runPush } from './commands/push.js';
 import { runRetry } from './commands/retry.js';
-import { runSave } from './commands/save.js';
+import { runSave, type SaveCliOptions } from './commands/save.js';
 import { runScheduleCreate } from './commands/schedule/create.js';
 import { runScheduleDescribe } from './commands/schedule/describe.js';
 import { runScheduleLs } from './commands/schedule/ls.js';
@@ -24,7 +35,6 @@ import { runScheduleUnpause } from './commands/schedule/unpause.js';
 import { runServerStart } from './commands/server/start.js';
 import { runServerStatus } from './commands/server/status.js';
 import { runServerStop } from './commands/server/stop.js';
-import { runSystemDf } from './commands/system/df.js';
 import { runWorker } from './commands/worker.js';
 import { EXIT_WAITING, reportError } from './errors.js';
 import { buildFlagOptions, collect } from './options.js';
@@ -35,6 +45,11 @@ function exits<A extends unknown[]>(fn: (...args: A) => Promise<number | void>):
     const code = await fn(...args);
     if (typeof code === 'number') process.exitCode = code;
   };
+}
+
+/** An action that works on the store: opened once the arguments are parsed. */
+function withStore<A extends unknown[]>(fn: (store: Store, ...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+  return exits(async (...args: A) => fn(await Store.open(), ...args));
 }
 
 function withOptions(cmd: Command, options: Option[]): Command {
@@ -59,8 +74,14 @@ Environment:
   STRATA_RETRY_WINDOW  default of build --retry-window (default ${DEFAULT_RETRY_WINDOW}; 0 fails at once)
   STRATA_CACHE_MAX     a worker trims the store to this size after each build, e.g. 10GB (least
                        recently used cache entries first; never what images or running builds hold)
-  STRATA_INSECURE_REGISTRIES  host[:port],... pushed to over http (loopback registries always are)
-  DOCKER_CONFIG        directory of the config.json whose "auths" hold registry credentials
+  STRATA_INSECURE_REGISTRIES  host[:port],... spoken to over http (loopback registries always are)
+  STRATA_REGISTRY_MIRRORS     host[:port] or URL,... tried before Docker Hub for pulls
+  DOCKER_CONFIG        directory of the config.json with registry credentials (auths, credsStore,
+                       credHelpers), as docker login writes it
+  TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY  client certificate and key (PEM) for mTLS to TEMPORAL_ADDRESS
+  TEMPORAL_TLS_CA      CA (PEM) of the server's certificate; TEMPORAL_TLS_SERVER_NAME overrides its name
+  STRATA_OUTPUT_DIR, STRATA_ALLOW_PUSH, STRATA_SOURCE_DIR, STRATA_ALLOW_FILE_GIT, STRATA_RUN_DENY_NETWORKS
+                       what \`strata worker\` lets builds do beyond building (strata worker --help)
 
 A failed step keeps the build open for its retry window: strata build then exits with
 status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DIR], strata abort BUILD).`,
@@ -70,7 +91,7 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
   withOptions(cli.command('build'), buildFlagOptions())
     .description('Build an image from a Dockerfile and a context directory')
     .argument('<context>', 'the build context directory')
-    .option('--output <spec>', 'also save the image: type=docker,dest=FILE')
+    .option('--output <spec>', 'also save the image: type=docker,dest=FILE (written by this client; with --detach by the worker, only under its STRATA_OUTPUT_DIR)')
     .option('--secret <spec>', 'give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; the worker must share the store)', collect, [])
     .option('--retry-window <duration>', `how long a failed step waits for strata retry/abort, e.g. 30m; 0 fails at once (default ${DEFAULT_RETRY_WINDOW}, or STRATA_RETRY_WINDOW)`)
     .option('--detach', 'print the build ID and return; follow it later with strata attach')
@@ -106,6 +127,18 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
     .command('worker')
     .description('Run a worker: it executes builds from the task queue until stopped')
     .option('--deny-entitlement <entitlement>', 'refuse this entitlement to every build, even one that asks for it: network.host (repeatable)', collect, [])
+    .option('--allow-push', "push builds that ask for it (schedules with --push, build --detach --push) with this worker's registry credentials (or STRATA_ALLOW_PUSH=1)")
+    .addHelpText(
+      'after',
+      `
+Anyone who can reach the Temporal server can start a build on this worker: what it may do
+beyond building is off unless given (see docs/security.md):
+  --allow-push, STRATA_ALLOW_PUSH=1  push with this worker's registry credentials
+  STRATA_OUTPUT_DIR=DIR   write builds' --output files under DIR (only there; no symlinks on the way)
+  STRATA_SOURCE_DIR=DIR   let schedules with --source-mode dir pack directories under DIR
+  STRATA_ALLOW_FILE_GIT=1 let ADD and schedules clone file:// git repositories of this machine
+  STRATA_RUN_DENY_NETWORKS=CIDR,...  networks RUN steps must not reach (e.g. a compose network)`,
+    )
     .action(exits(runWorker));
 
   const server = cli.command('server').description('Manage the embedded Temporal dev server');
@@ -122,37 +155,211 @@ status ${EXIT_WAITING} and prints how to go on (strata retry BUILD [--context DI
 
   cli
     .command('import')
-    .description('Create an image from a rootfs tarball (plain, gzip, bzip2, xz or zstd), like docker import')
+    .description('Create an image from a rootfs tarball (plain, gzip, bzip2, xz or zstd), like docker import (an image archive from docker save goes in with strata load)')
     .argument('<file>', 'the tarball, or - for standard input')
     .argument('[name]', 'NAME[:TAG] for the image')
     .addOption(new Option('-c, --change <instruction>', 'apply a Dockerfile instruction to the config (repeatable)').argParser(collect).default([]))
+    .option('--platform <os/arch[/variant]>', "the platform the image is for (default: the host's)")
     .action(exits(runImport));
 
   cli
-    .command('save')
-    .description('Save images to a tar archive that docker load and OCI tools read')
-    .requiredOption('-o, --output <file>', 'write to this file')
-    .argument('<images...>', 'NAME[:TAG] or image ID')
-    .action(exits(runSave));
+    .command('pull')
+    .description('Pull an image from a registry into the store')
+    .argument('<image>', 'NAME[:TAG|@DIGEST], e.g. ubuntu:24.04 (Docker Hub), 127.0.0.1:5000/app:1')
+    .option('--platform <os/arch[/variant]>', "the entry of a multi-platform image to pull (default: the host's)")
+    .option('-q, --quiet', 'print only the image name')
+    .addHelpText(
+      'after',
+      `
+Names without a registry are Docker Hub's (ubuntu is docker.io/library/ubuntu:latest);
+STRATA_REGISTRY_MIRRORS are tried first for them. Layers the store has are not fetched
+again. FROM, COPY --from and RUN --mount from= pull what the store lacks by themselves.`,
+    )
+    .action(withStore((store, image: string, opts: { platform?: string; quiet?: boolean }) => runPull(store, image, opts)));
 
   cli
     .command('push')
     .description('Push an image from the store to a registry (skips the blobs it already has)')
     .argument('<image>', 'NAME[:TAG] in the store, e.g. localhost:5000/app:1, or an image ID with DEST')
     .argument('[dest]', "push under this REGISTRY/REPO:TAG instead of the image's own name")
+    .option('--compression <gzip|zstd>', 'how layers strata built are compressed (default gzip)')
     .addHelpText(
       'after',
       `
 The registry is the name's first component when it has a dot or a port or is localhost
 (else Docker Hub). Loopback registries (localhost, 127.0.0.0/8) are spoken to over http, as
 docker does; STRATA_INSECURE_REGISTRIES=host:port,... adds others. Credentials come from
-the "auths" of $DOCKER_CONFIG/config.json or ~/.docker/config.json (docker login writes
-them): basic auth and bearer tokens. Layers are pushed as stored (uncompressed tars for
-the layers strata built), so the pushed manifest digest is the local one.`,
+$DOCKER_CONFIG/config.json or ~/.docker/config.json (strata login or docker login writes
+them; credsStore and credHelpers are run as docker runs them). Layers strata built are
+compressed as they stream and the compressed blob is kept, so a second push compresses
+nothing; the pushed manifest then differs from the local one, and the digest printed is the
+registry's. Blobs another repository of the registry holds are mounted, not uploaded.`,
     )
     .action(exits(runPush));
 
-  cli.command('images').description('List tagged images in the store').action(exits(runImages));
+  cli
+    .command('login')
+    .description('Log in to a registry: check the credentials, then keep them in config.json (or its credential helper)')
+    .argument('[server]', 'host[:port] of the registry (default: Docker Hub)')
+    .option('-u, --username <name>', 'the username')
+    .option('-p, --password <password>', 'the password (prefer --password-stdin)')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(exits((server: string | undefined, opts: { username?: string; password?: string; passwordStdin?: boolean }) => runLogin(server, opts)));
+
+  cli
+    .command('logout')
+    .description('Forget the credentials kept for a registry')
+    .argument('[server]', 'host[:port] of the registry (default: Docker Hub)')
+    .action(exits((server: string | undefined) => runLogout(server)));
+
+  const manifest = cli.command('manifest').description('Manifest lists: one name for images of several platforms (docker manifest)');
+  manifest
+    .command('create')
+    .description("Make a local manifest list of images (in the store, or in the list's registry)")
+    .argument('<list>', 'REGISTRY/REPO:TAG the list will be pushed as')
+    .argument('<images...>', 'member images, one per platform')
+    .option('-a, --amend', 'add to (or replace members of) an existing local list')
+    .action(withStore((store, list: string, images: string[], opts: { amend?: boolean }) => runManifestCreate(store, list, images, opts)));
+  manifest
+    .command('annotate')
+    .description("Set a member's platform in a local list")
+    .argument('<list>', 'the local list')
+    .argument('<image>', 'the member, as given to create')
+    .option('--os <os>', 'operating system')
+    .option('--arch <arch>', 'architecture')
+    .option('--variant <variant>', 'architecture variant (e.g. v7, v8)')
+    .action(withStore((store, list: string, image: string, opts: { os?: string; arch?: string; variant?: string }) => runManifestAnnotate(store, list, image, opts)));
+  manifest
+    .command('inspect')
+    .description('Print a local list as the index it will push, or a manifest or index from a registry')
+    .argument('<ref>', 'a local list, or REGISTRY/REPO[:TAG|@DIGEST]')
+    .action(withStore((store, ref: string) => runManifestInspect(store, ref)));
+  manifest
+    .command('push')
+    .description('Push a local list: its members from the store first (by digest), then the index; prints its digest')
+    .argument('<list>', 'the local list')
+    .argument('[dest]', "push under this REGISTRY/REPO:TAG instead of the list's name")
+    .option('--purge', 'remove the local list after the push')
+    .option('--compression <gzip|zstd>', 'how layers strata built are compressed (default gzip)')
+    .addHelpText(
+      'after',
+      `
+The index is a docker manifest list when every member is a docker schema 2 manifest, and an
+OCI image index otherwise (strata's own images push as OCI manifests, so OCI by default).`,
+    )
+    .action(withStore((store, list: string, dest: string | undefined, opts: { purge?: boolean; compression?: string }) => runManifestPush(store, list, dest, opts)));
+  manifest
+    .command('rm')
+    .description('Remove local manifest lists')
+    .argument('<lists...>', 'the local lists')
+    .action(withStore((store, lists: string[]) => runManifestRm(store, lists)));
+
+  // ---- images: list, name, remove, inspect, move between machines ----
+  const imagesOptions = (c: Command) =>
+    c
+      .option('-a, --all', 'show all images (strata keeps no intermediate images: the same list)')
+      .option('-q, --quiet', 'only image IDs')
+      .option('--digests', 'show digests')
+      .option('--no-trunc', "don't truncate output")
+      .option('-f, --filter <filter>', 'dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, reference=PATTERN (repeatable)', collect, [])
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.ID}} {{.Repository}} {{.Tag}} {{.Digest}} {{.CreatedSince}} {{.CreatedAt}} {{.Size}}")
+      .action(withStore((store, repo: string | undefined, opts: ImagesOptions & { trunc?: boolean }) => runImages(store, repo, { ...opts, noTrunc: opts.trunc === false })));
+  imagesOptions(cli.command('images').description('List images (tagged and untagged) in the store').argument('[repository]', 'only this REPOSITORY[:TAG]'));
+
+  const rmiCommand = (c: Command) =>
+    c
+      .argument('<images...>', 'NAME[:TAG], NAME@DIGEST, or an image ID (or a unique prefix of one)')
+      .option('-f, --force', 'remove an image by ID even when several tags name it')
+      .action(withStore((store, refs: string[], opts: { force?: boolean }) => runRmi(store, refs, opts)));
+  rmiCommand(cli.command('rmi').description('Remove images: a name is untagged; the image and its unused layers go with its last name'));
+
+  const tagCommand = (c: Command) =>
+    c
+      .argument('<source>', 'SOURCE_IMAGE[:TAG] or image ID')
+      .argument('<target>', 'TARGET_IMAGE[:TAG]')
+      .action(withStore((store, source: string, target: string) => runTag(store, source, target)));
+  tagCommand(cli.command('tag').description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE'));
+
+  const historyCommand = (c: Command) =>
+    c
+      .argument('<image>', 'NAME[:TAG] or image ID')
+      .option('-H, --human [bool]', 'print sizes and dates in human readable format (-H=false: bytes and RFC 3339 dates)', (v: string) => !/^=?(false|0)$/i.test(v), true)
+      .option('--no-trunc', "don't truncate output")
+      .option('-q, --quiet', 'only image IDs')
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.ID}} {{.CreatedSince}} {{.CreatedAt}} {{.CreatedBy}} {{.Size}} {{.Comment}}")
+      .action(
+        withStore((store, ref: string, opts: { human: boolean; trunc?: boolean; quiet?: boolean; format?: string }) =>
+          runHistory(store, ref, { ...opts, noTrunc: opts.trunc === false }),
+        ),
+      );
+  historyCommand(
+    cli
+      .command('history')
+      .description('Show the history of an image')
+      .addHelpText(
+        'after',
+        '\nA row shows an image ID where an image in the store has exactly the history up to that row\n(the image itself, the base it was built FROM); strata keeps no intermediate images, so other\nrows show <missing>, as docker does for images it did not build.',
+      ),
+  );
+
+  const inspectCommand = (c: Command) =>
+    c
+      .argument('<images...>', 'NAME[:TAG] or image ID')
+      .option('-f, --format <format>', 'a TEMPLATE of {{.Field}} / {{json .Field}}, e.g. {{.Id}} or {{json .Config}}')
+      .action(withStore((store, refs: string[], opts: { format?: string }) => runInspect(store, refs, opts)));
+  inspectCommand(cli.command('inspect').description('Show images as docker image inspect does (JSON)'));
+
+  const saveCommand = (c: Command) =>
+    c
+      .argument('<images...>', 'NAME[:TAG] (a NAME alone: all its tags) or image ID')
+      .option('-o, --output <file>', 'write to this file (default: standard output, never a terminal)')
+      .option(
+        '--exclude-base <image>',
+        'leave out the layers this image has (the target must have them; docker loads such a delta where the base is loaded) (repeatable)',
+        collect,
+        [],
+      )
+      .action(withStore((store, refs: string[], opts: SaveCliOptions) => runSave(store, refs, opts)));
+  saveCommand(cli.command('save').description('Save images to a tar archive (docker-archive and OCI layout in one) that docker, podman and skopeo read'));
+
+  const loadCommand = (c: Command) =>
+    c
+      .option('-i, --input <file>', 'read from this archive (plain, gzip, bzip2, xz or zstd) instead of standard input')
+      .option('-q, --quiet', 'suppress the progress output')
+      .action(withStore((store, opts: { input?: string; quiet?: boolean }) => runLoad(store, opts)));
+  loadCommand(cli.command('load').description('Load images from a docker save / OCI archive (every digest checked; nothing kept unless all of it is right)'));
+
+  cli
+    .command('export')
+    .description("Export an image's filesystem, flattened, as one tar (what docker export gives for a container of it)")
+    .argument('<image>', 'NAME[:TAG] or image ID')
+    .option('-o, --output <file>', 'write to this file (default: standard output, never a terminal)')
+    .action(withStore((store, ref: string, opts: { output?: string }) => runExport(store, ref, opts)));
+
+  const pruneCommand = (c: Command) =>
+    c
+      .option('-a, --all', 'remove all images, not just dangling ones (strata has no containers, so none is in use)')
+      .option('-f, --force', 'do not prompt for confirmation')
+      .option('--filter <filter>', 'until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE] (repeatable)', collect, [])
+      .action(withStore((store, opts: PruneCliOptions) => runImagePrune(store, opts)));
+
+  const image = cli.command('image').description('Manage images (docker image …)');
+  imagesOptions(image.command('ls').description('List images').argument('[repository]', 'only this REPOSITORY[:TAG]'));
+  rmiCommand(image.command('rm').description('Remove images'));
+  tagCommand(image.command('tag').description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE'));
+  historyCommand(image.command('history').description('Show the history of an image'));
+  inspectCommand(image.command('inspect').description('Show images as JSON'));
+  saveCommand(image.command('save').description('Save images to a tar archive'));
+  loadCommand(image.command('load').description('Load images from an archive'));
+  pruneCommand(image.command('prune').description('Remove unused images (dangling ones; -a: all) and the layers only they used'));
+
+  const system = cli.command('system').description('Store-wide information');
+  system
+    .command('df')
+    .description('Show disk usage: images, containers and volumes (none in strata), build cache (cache mounts, contexts)')
+    .option('-v, --verbose', 'show detailed information on space usage')
+    .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}")
+    .action(withStore((store, opts: { verbose?: boolean; format?: string }) => runSystemDf(store, opts)));
 
   const builder = cli.command('builder').description('Manage the build cache');
   builder
@@ -170,9 +377,6 @@ Never removed: layers and blobs an image (tagged or not) uses, and what a runnin
 steps that changed nothing (they hold no space). See \`strata system df\` for what is reclaimable.`,
     )
     .action(exits(runBuilderPrune));
-
-  const system = cli.command('system').description('The store as a whole');
-  system.command('df').description('Show how much space images and the build cache take, and what is reclaimable').action(exits(runSystemDf));
 
   const schedule = cli
     .command('schedule')

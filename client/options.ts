@@ -26,6 +26,8 @@ export interface BuildFlags {
   cache?: boolean;
   /** `--no-cache-filter STAGE` values (commander names the negated flag's values so). */
   cacheFilter?: string[];
+  /** Ask the registry for each image the Dockerfile names, even when the store has it. */
+  pull?: boolean;
 }
 
 /** The shared flags, new objects at each call (commander owns an Option once added). */
@@ -46,7 +48,11 @@ export function buildFlagOptions(): Option[] {
       .argParser(collect)
       .default([]),
     new Option('--step-timeout <duration>', 'fail a RUN step that runs longer, e.g. 90s, 10m'),
-    new Option('--push', "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1 (credentials: the worker's docker config.json)"),
+    new Option('--pull', 'always ask the registry for the newest manifest of each image the Dockerfile names (else only images the store lacks are pulled)'),
+    new Option(
+      '--push',
+      "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1: strata build pushes from this client with your credentials; a detached build and a schedule's runs push from a worker started with --allow-push, with the worker's credentials",
+    ),
     new Option('--no-cache', 'use no instruction cache entry: every step runs (and records its result for later builds)'),
     new Option('--no-cache-filter <stage>', 'this stage (name, or index from 0) uses no cache entry; other stages do (repeatable)').argParser(collect).default([]),
   ];
@@ -55,7 +61,7 @@ export function buildFlagOptions(): Option[] {
 /** The part of a build request the shared flags give; `command` names the command in errors. */
 export type BuildSettings = Pick<
   BuildRequest,
-  'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'noCache' | 'noCacheFilter'
+  'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull' | 'noCache' | 'noCacheFilter'
 >;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
@@ -70,6 +76,7 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     entitlements: parseEntitlements(flags.allow ?? [], '--allow'),
     stepTimeoutMs: flags.stepTimeout ? parseDuration(flags.stepTimeout) : undefined,
     ...(flags.push ? { push: true } : {}),
+    ...(flags.pull ? { pull: true } : {}),
     ...(flags.cache === false ? { noCache: true } : {}),
     ...(flags.cacheFilter?.length ? { noCacheFilter: [...new Set(flags.cacheFilter)] } : {}),
   };

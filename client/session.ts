@@ -4,7 +4,7 @@
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto'; // CommonJS: no named exports under ESM
 import { Store } from '../engine/store/store.js';
-import { ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
+import { connectionOptions, ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
 import { createWorker, taskQueue } from '../worker/worker.js';
 
 export interface Session {
@@ -26,7 +26,7 @@ export interface Session {
 export async function openSession(store?: Store): Promise<Session> {
   const st = store ?? (await Store.open());
   const target = await ensureTemporal(st.root, (m) => console.error(m));
-  const connection = await Connection.connect({ address: target.address });
+  const connection = await Connection.connect(connectionOptions(target));
   const client = new Client({ connection, namespace: target.namespace });
   const queue = taskQueue();
   let local: Awaited<ReturnType<typeof createWorker>> | undefined;

@@ -21,15 +21,16 @@ RUN npm run build && rm -rf dist/test
 
 FROM node:22-bookworm-slim
 # runc and mount run RUN steps, slirp4netns and iproute2 give them their network; attr reads overlay xattrs; git, xz, bzip2 and zstd serve ADD;
-# ca-certificates for ADD of https URLs.
+# ca-certificates for ADD of https URLs; openssl makes docker-compose's mTLS certificates.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends runc slirp4netns iproute2 attr git xz-utils bzip2 zstd ca-certificates \
+ && apt-get install -y --no-install-recommends runc slirp4netns iproute2 attr git xz-utils bzip2 zstd ca-certificates openssl \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/strata
 COPY package.json package-lock.json ./
 RUN npm install --omit=dev --no-audit --no-fund --loglevel=error
 COPY --from=build /src/dist ./dist
 COPY bin ./bin
+COPY docker/temporal-certs.sh ./docker/temporal-certs.sh
 RUN ln -s /opt/strata/bin/strata.js /usr/local/bin/strata
 # The store every worker and the CLI share (a volume in docker-compose.yml).
 ENV STRATA_HOME=/var/lib/strata

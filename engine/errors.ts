@@ -63,9 +63,14 @@ export class NotFoundError extends EngineError {
 export class RegistryError extends EngineError {
   /** The HTTP status, absent when no answer came. */
   readonly status?: number;
-  constructor(message: string, opts: { status?: number; cause?: unknown } = {}) {
+  /**
+   * `permanent` marks a failure without a status that no retry can fix (a registry host name
+   * that does not resolve, an answer that breaks the protocol).
+   */
+  constructor(message: string, opts: { status?: number; cause?: unknown; permanent?: boolean } = {}) {
     const clientError = opts.status !== undefined && opts.status >= 400 && opts.status < 500 && opts.status !== 408 && opts.status !== 429;
-    super(opts.status === undefined ? 'REGISTRY_UNREACHABLE' : `REGISTRY_HTTP_${opts.status}`, message, { cause: opts.cause, userError: clientError });
+    const code = opts.status !== undefined ? `REGISTRY_HTTP_${opts.status}` : opts.permanent ? 'REGISTRY_INVALID' : 'REGISTRY_UNREACHABLE';
+    super(code, message, { cause: opts.cause, userError: clientError || (opts.permanent ?? false) });
     this.status = opts.status;
   }
 }

@@ -9,8 +9,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # Debian packages: runc and overlay tools for builds, slirp4netns and iproute2 for their network; docker.io, docker-registry and skopeo as verifiers;
 # busybox-static as the tests' base image; attr for xattrs and whiteouts; decompressors.
 # git for ADD of git repositories; docker-compose (and its python3-yaml) checks docker-compose.yml;
-# chromium for the Temporal Web UI tests (through playwright-core).
-packages=(runc slirp4netns iproute2 docker.io docker-registry skopeo busybox-static attr xz-utils bzip2 zstd file git docker-compose chromium)
+# chromium for the Temporal Web UI tests (through playwright-core); openssl makes the mTLS
+# certificates (docker/temporal-certs.sh, tls.test.ts); python3 writes the tests' odd archives.
+packages=(runc slirp4netns iproute2 docker.io docker-registry skopeo busybox-static attr xz-utils bzip2 zstd file git docker-compose chromium openssl python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -20,6 +21,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's arm64 busybox-static, unpacked (never run: no emulation here), for the tests'
+# two-platform manifest lists. Fetched once through apt with its own lists (signed by
+# Debian's archive key) in a cache dir, so the machine's apt configuration is left alone.
+bb_arm64_dir="${XDG_CACHE_HOME:-$HOME/.cache}/strata/busybox-arm64"
+if [ ! -x "$bb_arm64_dir/bin/busybox" ]; then
+  say "Fetching Debian's busybox-static for arm64 (once)"
+  apt_dir="$bb_arm64_dir.apt"
+  rm -rf "$apt_dir" && mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/sources"
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nArchitectures: arm64\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$apt_dir/sources/debian.sources"
+  apt_opts=(-o "Dir::Etc::SourceParts=$apt_dir/sources" -o Dir::Etc::SourceList=/dev/null -o "Dir::State::Lists=$apt_dir/lists"
+    -o "Dir::Cache=$apt_dir/cache" -o APT::Architectures::=arm64 -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+  apt-get "${apt_opts[@]}" -qq update
+  (cd "$apt_dir" && apt-get "${apt_opts[@]}" -qq download busybox-static:arm64)
+  rm -rf "$bb_arm64_dir" && mkdir -p "$bb_arm64_dir"
+  dpkg-deb -x "$apt_dir"/busybox-static_*_arm64.deb "$bb_arm64_dir"
+  rm -rf "$apt_dir"
+  [ -x "$bb_arm64_dir/bin/busybox" ] || { echo "setup: no bin/busybox in the arm64 busybox-static package" >&2; exit 1; }
 fi
 
 # npm packages, from the lock file. Not `npm ci`: npm 11 with this registry writes locks

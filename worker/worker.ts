@@ -3,13 +3,17 @@
 import { promises as fs } from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { createPullActivities } from '../activities/pull.js';
 import { createPushActivities } from '../activities/push.js';
 import { createScheduleActivities } from '../activities/schedule.js';
 import { parseSize } from '../engine/cache/size.js';
+import { withInputChecks } from '../activities/validate.js';
 import { reclaimDeadOwners } from '../engine/runtime/reclaim.js';
+import { deniedNetworks } from '../engine/runtime/network.js';
 import type { Store } from '../engine/store/store.js';
 import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
-import type { TemporalTarget } from './temporal.js';
+import type { WorkerRights } from './rights.js';
+import { connectionOptions, type TemporalTarget } from './temporal.js';
 
 export const DEFAULT_TASK_QUEUE = 'strata';
 
@@ -54,6 +58,8 @@ export interface WorkerOptions {
   identity?: string;
   /** WARN for `strata worker`; a build's in-process worker says only ERRORs (the CLI reports failures). */
   logLevel?: LogLevel;
+  /** What builds may make this worker do beyond building (worker/rights.ts); nothing when absent. */
+  rights?: WorkerRights;
   /** Entitlements refused to every build (`strata worker --deny-entitlement`). */
   deniedEntitlements?: string[];
 }
@@ -62,11 +68,12 @@ export interface WorkerOptions {
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime(opts.logLevel ?? 'WARN');
   logUnhandledRejections();
+  deniedNetworks(); // a bad STRATA_RUN_DENY_NETWORKS stops the worker now, not each RUN step
   await reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR');
   // Workers elsewhere on a shared store die too; their leftovers are only known to be dead later.
   setInterval(() => void reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR'), RECLAIM_MS).unref();
-  const connection = await NativeConnection.connect({ address: opts.target.address });
-  const activityDeps = { store: opts.store, allowFileGit: process.env.STRATA_ALLOW_FILE_GIT === '1', deniedEntitlements: opts.deniedEntitlements, cacheMax: cacheMaxFromEnv() };
+  const connection = await NativeConnection.connect(connectionOptions(opts.target));
+  const activityDeps = { store: opts.store, ...opts.rights, deniedEntitlements: opts.deniedEntitlements, cacheMax: cacheMaxFromEnv() };
   const bundleReady = await fs.access(BUNDLE_PATH).then(
     () => true,
     () => false,
@@ -77,7 +84,11 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     taskQueue: opts.taskQueue ?? taskQueue(),
     ...(opts.identity ? { identity: opts.identity } : {}), // an explicit undefined is rejected
     ...(bundleReady ? { workflowBundle: { codePath: BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: { ...createActivities(activityDeps), ...createScheduleActivities(activityDeps), ...createPushActivities(activityDeps) },
+    // Every activity checks its input first: anyone who reaches Temporal chooses it.
+    activities: withInputChecks(
+      { ...createActivities(activityDeps), ...createScheduleActivities(activityDeps), ...createPushActivities(activityDeps), ...createPullActivities(activityDeps) },
+      activityDeps,
+    ),
     // RUN output reaches clients through heartbeat details: send them at least every second.
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',

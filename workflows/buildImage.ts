@@ -2,10 +2,12 @@
 // run as activities; config-only steps are applied here, from the recorded plan.
 import { ActivityFailure, ApplicationFailure, defineQuery, isCancellation, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { LONG, QUICK } from './activityOptions.js';
+import { checkBuildRequest } from './checkRequest.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, StagePlan } from '../engine/plan/types.js';
 import { CACHE_PATCH, CachedStages } from './cachedStages.js';
 import { attemptStep, executeStep, failureMessage, quick, shortId, type StageEnv } from './executeStep.js';
+import { pullMissing } from './pullImages.js';
 import { RetryGate } from './retry.js';
 import { CONTEXT_ATTRIBUTE, STATUS_ATTRIBUTE, TAGS_ATTRIBUTE } from './searchAttributes.js';
 import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, BuildStatus, PushActivities, StepProgress } from './types.js';
@@ -16,6 +18,7 @@ const steps = proxyActivities<BuildActivities>(LONG);
 // A push heartbeats with its progress; an unreachable registry or a 5xx is retried, a 4xx is not.
 const pushing = proxyActivities<PushActivities>({ ...LONG, retry: QUICK.retry });
 export async function buildImage(request: BuildRequest): Promise<BuildResult> {
+  checkBuildRequest(request);
   // Builds started before the instruction cache came replay without it (their history has no
   // look-ups); every build started since uses it.
   const cached = patched(CACHE_PATCH);
@@ -44,9 +47,14 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
       dockerfileName: req.dockerfileName,
       buildArgs: req.buildArgs,
       target: req.target,
+      ...(req.pull ? { pull: true } : {}),
     });
     progress.totalSteps = plan.totalSteps;
     progress.warnings = plan.warnings;
+    if (plan.pull?.length) {
+      progress.phase = 'pulling';
+      await pullMissing(plan);
+    }
     progress.phase = 'building';
     const final = await runStages(plan, { req, progress, results: new Map(), shouldRetry: () => gate.shouldRetry(onWaitChange) }, cached);
 

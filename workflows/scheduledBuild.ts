@@ -3,6 +3,7 @@
 // on moved since the last successful build, and otherwise runs buildImage as a child.
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import { LONG, QUICK } from './activityOptions.js';
+import { checkScheduledRequest } from './checkRequest.js';
 import type { Digest } from '../engine/digest.js';
 import type { BuildPlan } from '../engine/plan/types.js';
 import type { buildImage } from './buildImage.js';
@@ -14,6 +15,7 @@ const quick = proxyActivities<ScheduleActivities & Pick<BuildActivities, 'planBu
 const fetching = proxyActivities<ScheduleActivities>({ ...LONG, startToCloseTimeout: '1 hour' });
 
 export async function scheduledBuild(req: ScheduledBuildRequest): Promise<ScheduledBuildResult> {
+  checkScheduledRequest(req);
   try {
     const source = await fetching.resolveScheduleSource(req.source);
     const plan = await quick.planBuild({

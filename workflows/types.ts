@@ -10,7 +10,11 @@ import type { PushResult } from '../engine/registry/push.js';
 export interface OutputSpec {
   /** `docker`: a tar for `docker load` (OCI layout + docker's manifest.json). */
   type: 'docker';
-  /** Absolute path on the worker's machine. */
+  /**
+   * Where the worker writes the tar: inside its STRATA_OUTPUT_DIR (absolute, or relative to
+   * it), or nowhere. `strata build` puts outputs here only with --detach; a build it follows
+   * it saves itself (client/deliver.ts).
+   */
   dest: string;
 }
 
@@ -51,6 +55,8 @@ export interface BuildRequest {
   noCache?: boolean;
   /** Stages (names, or indexes as `COPY --from` counts them) that use no cache entry (`--no-cache-filter`). */
   noCacheFilter?: string[];
+  /** Resolve every image the Dockerfile names in its registry, even when the store has it (`--pull`). */
+  pull?: boolean;
 }
 
 export interface BuildResult {
@@ -86,7 +92,7 @@ export interface StepProgress {
 
 export interface BuildProgress {
   /** `waiting`: a step failed and the build waits for `retry` or `abort` until `waitingUntil`. */
-  phase: 'planning' | 'building' | 'waiting' | 'committing' | 'saving' | 'pushing' | 'done' | 'failed';
+  phase: 'planning' | 'pulling' | 'building' | 'waiting' | 'committing' | 'saving' | 'pushing' | 'done' | 'failed';
   totalSteps: number;
   steps: StepProgress[];
   warnings: string[];
@@ -112,6 +118,8 @@ export interface PlanInput {
   dockerfileName: string;
   buildArgs: Record<string, string>;
   target?: string;
+  /** Ask the registry for each image even when the store has it (`--pull`). */
+  pull?: boolean;
 }
 
 export interface CopyInput {
@@ -239,4 +247,16 @@ export interface PushInput {
 /** Pushing runs on any worker: it reads only the store. */
 export interface PushActivities {
   pushImage(input: PushInput): Promise<PushResult>;
+}
+
+/** An image the plan pinned: the layers the store lacks are fetched from its registry. */
+export interface PullInput {
+  ref: string;
+  manifestDigest: Digest;
+}
+
+/** Pulling runs on any worker: it writes only the store. */
+export interface PullActivities {
+  /** Idempotent: an image whose layers are all stored costs no request. */
+  pullImage(input: PullInput): Promise<{ fetched: number }>;
 }

@@ -10,6 +10,7 @@ import { Store } from '../../engine/store/store.js';
 import type { buildImage } from '../../workflows/buildImage.js';
 import type { BuildRequest, OutputSpec } from '../../workflows/types.js';
 import { EXIT_WAITING, UsageError } from '../errors.js';
+import { recordDelivery } from '../deliver.js';
 import { follow } from '../follow.js';
 import { formatSize } from '../format.js';
 import { buildSettings, checkCacheFilter, parseDuration, type BuildFlags } from '../options.js';
@@ -47,12 +48,16 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   const parsed = parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath));
   const settings = buildSettings(opts, 'build');
   checkCacheFilter(settings.noCacheFilter, parsed, 'build');
+  const outputs = opts.output ? [parseOutput(opts.output)] : [];
+  // A build this client follows is saved and pushed by the client (client/deliver.ts); a detached one asks its worker.
+  const delivery = opts.detach ? undefined : { outputs: outputs.map((o) => o.dest), push: settings.push ? settings.tags : [] };
   const request: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'> = {
     dockerfileName: path.basename(dockerfilePath),
     ...settings,
-    outputs: opts.output ? [parseOutput(opts.output)] : [],
+    outputs: delivery ? [] : outputs,
     retryWindowMs: parseRetryWindow(opts.retryWindow ?? (process.env.STRATA_RETRY_WINDOW || DEFAULT_RETRY_WINDOW)),
   };
+  if (delivery) delete request.push;
 
   const secrets = await readSecrets(opts.secret ?? []);
 
@@ -80,6 +85,7 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
       secretsOf = workflowId;
       // Secrets reach the worker through the store, never through Temporal's history.
       for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
+      if (delivery) await recordDelivery(store.root, workflowId, delivery);
       const handle = await client.workflow.start<typeof buildImage>('buildImage', {
         taskQueue: session.queue,
         workflowId,

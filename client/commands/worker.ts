@@ -1,15 +1,17 @@
 // `strata worker`: runs builds from the task queue until stopped.
 import { Store } from '../../engine/store/store.js';
 import { ensureTemporal } from '../../worker/temporal.js';
+import { describeRights, workerRights } from '../../worker/rights.js';
 import { createWorker, taskQueue } from '../../worker/worker.js';
 import { parseEntitlements } from '../options.js';
 
-export async function runWorker(opts: { denyEntitlement?: string[] } = {}): Promise<void> {
+export async function runWorker(opts: { denyEntitlement?: string[]; allowPush?: boolean } = {}): Promise<void> {
   const deniedEntitlements = parseEntitlements(opts.denyEntitlement ?? [], '--deny-entitlement');
   const store = await Store.open();
   const target = await ensureTemporal(store.root, (m) => console.error(m));
-  const { worker, connection } = await createWorker({ target, store, deniedEntitlements });
-  console.error(`strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root})`);
+  const rights = await workerRights(opts);
+  const { worker, connection } = await createWorker({ target, store, rights, deniedEntitlements });
+  console.error(`strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root}; ${describeRights(rights)})`);
   // Graceful first: running activities finish or are cancelled. A worker whose server is
   // gone would wait on its polls forever, so it leaves after a grace period, or at once
   // on a second signal.

@@ -1,6 +1,6 @@
 // import: a rootfs tar (plain or compressed) becomes a one-layer image, as `docker import`.
 // The blob is kept as it came, next to its unpacked snapshot.
-import { hostPlatform } from '../image/platform.js';
+import { hostPlatform, type Platform } from '../image/platform.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -12,6 +12,7 @@ import { commitImage } from '../image/commit.js';
 import { MEDIA_TYPE_LAYER, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD, type ContainerConfig, type ImageState, type LayerRef } from '../image/types.js';
 import { planDockerfile } from '../plan/planner.js';
 import type { Store } from '../store/store.js';
+import { asEngineError } from '../inputErrors.js';
 import { decompressed, type Compression } from './compression.js';
 
 /** The instructions `docker import --change` accepts. */
@@ -24,6 +25,8 @@ export interface ImportOptions {
   /** What the history comment names as the source (`-` for stdin, or the file name). */
   source: string;
   sourceDateEpoch?: number;
+  /** The platform the config records (`--platform`); the host's by default. */
+  platform?: Platform;
 }
 
 /** Folds `--change` lines into a config, with docker's rules for each instruction. */
@@ -47,7 +50,7 @@ export async function configFromChanges(changes: string[]): Promise<ContainerCon
 const MEDIA_TYPES: Partial<Record<Compression, string>> = { none: MEDIA_TYPE_LAYER, gzip: MEDIA_TYPE_LAYER_GZIP, zstd: MEDIA_TYPE_LAYER_ZSTD };
 
 /** Stores `src` as a layer blob and its unpacked snapshot; returns the layer. */
-export async function importLayer(store: Store, src: Readable, parent?: Digest): Promise<LayerRef> {
+export async function importLayer(store: Store, src: Readable, parent?: Digest, opts: { refuseImageArchive?: boolean } = {}): Promise<LayerRef> {
   let blob = await store.putBlobStream(src);
   const staging = await store.makeTempDir('import');
   try {
@@ -62,11 +65,18 @@ export async function importLayer(store: Store, src: Readable, parent?: Digest):
     try {
       await extractTar(stream.pipe(hasher), diff, { whiteouts: 'overlay' });
     } catch (err) {
-      // Engine errors and system errors (ENOSPC, EIO) pass; a parse error means a bad tar.
-      if (err instanceof EngineError || (err as NodeJS.ErrnoException).code !== undefined) throw err;
+      // Errors the archive causes (a name too long, a truncated gzip) are the user's; other
+      // engine and system errors (ENOSPC, EIO) pass; a parse error means a bad tar.
+      const mapped = asEngineError(err, store.root);
+      if (mapped !== err || err instanceof EngineError || (err as NodeJS.ErrnoException).code !== undefined) throw mapped;
       throw new UserInputError('INVALID_TAR', `import: not a valid tar archive: ${(err as Error).message}`, { cause: err });
     }
     const diffId = hasher.digest();
+    if (opts.refuseImageArchive && (await isImageArchive(diff))) {
+      // The blob is that archive, which nothing else can use: it goes too.
+      await store.removeBlob(blob.digest);
+      throw new UserInputError('IMPORT_IMAGE_ARCHIVE', 'import: this is an image archive (docker save, or an OCI layout), not a root filesystem: load it with strata load -i FILE');
+    }
     let mediaType = MEDIA_TYPES[compression];
     if (!mediaType) {
       // bzip2 and xz have no OCI media type: keep the uncompressed tar instead.
@@ -83,12 +93,32 @@ export async function importLayer(store: Store, src: Readable, parent?: Digest):
 /** `docker import`: one layer from `src`, a config from `changes`, tagged. */
 export async function importRootfs(store: Store, src: Readable, opts: ImportOptions): Promise<{ imageId: Digest; manifestDigest: Digest }> {
   const config = await configFromChanges(opts.changes);
-  const layer = await importLayer(store, src);
+  const layer = await importLayer(store, src, undefined, { refuseImageArchive: true });
   const state: ImageState = {
-    ...hostPlatform(),
+    ...(opts.platform ?? hostPlatform()),
     config,
     layers: [layer],
     history: [{ created_by: '', comment: `Imported from ${opts.source}` }],
   };
   return commitImage(store, state, { tags: opts.tags, sourceDateEpoch: opts.sourceDateEpoch });
+}
+
+/**
+ * True when an unpacked tar is an image archive rather than a rootfs: docker's manifest.json
+ * (a list of images with a Config) or an OCI layout's oci-layout file at its root.
+ */
+async function isImageArchive(root: string): Promise<boolean> {
+  const read = async (name: string): Promise<unknown> => {
+    const st = await fs.lstat(path.join(root, name)).catch(() => undefined);
+    if (!st?.isFile() || st.size > 1 << 20) return undefined;
+    try {
+      return JSON.parse(await fs.readFile(path.join(root, name), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  };
+  const layout = (await read('oci-layout')) as { imageLayoutVersion?: unknown } | undefined;
+  if (typeof layout?.imageLayoutVersion === 'string') return true;
+  const manifest = await read('manifest.json');
+  return Array.isArray(manifest) && manifest.some((m) => typeof (m as { Config?: unknown })?.Config === 'string');
 }

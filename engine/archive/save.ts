@@ -5,7 +5,7 @@
 // https://github.com/opencontainers/image-spec/blob/main/image-layout.md
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { DigestStream, digestHex, sha256, type Digest } from '../digest.js';
@@ -33,6 +33,15 @@ export interface SaveItem {
   tags: string[];
 }
 
+export interface SaveOptions {
+  /**
+   * chainIDs of layers to leave out (`--exclude-base`): the manifests still list them, so
+   * the archive loads only where they are already present (docker and strata skip a layer
+   * whose chain they have without opening its file).
+   */
+  exclude?: ReadonlySet<Digest>;
+}
+
 /** Fixed time for the archive's own entries, so the same images give the same tar. */
 const ARCHIVE_MTIME = new Date(0);
 
@@ -40,10 +49,35 @@ const ARCHIVE_MTIME = new Date(0);
  * Writes `items` to `dest` atomically: a temp file next to it, renamed into place when
  * complete, removed on any error. Returns the size written.
  */
-export async function saveImages(store: Store, items: SaveItem[], dest: string): Promise<{ size: number }> {
+export async function saveImages(store: Store, items: SaveItem[], dest: string, opts: SaveOptions = {}): Promise<{ size: number }> {
   const tmp = tempName(path.dirname(path.resolve(dest)), 'save');
+  try {
+    const { size } = await writeImageArchive(store, items, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), opts);
+    const fh = await fs.open(tmp, 'r');
+    await fh.sync().finally(() => fh.close());
+    await fs.rename(tmp, dest);
+    return { size };
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Streams the archive of `items` into `out` (ended on success, destroyed on failure). Items
+ * naming the same image (config) become one image with all their tags; a layer shared by
+ * several images is stored once. Returns the bytes written.
+ */
+export async function writeImageArchive(store: Store, items: SaveItem[], out: Writable, opts: SaveOptions = {}): Promise<{ size: number }> {
   const pack = tarStream.pack();
-  const written = pipeline(pack, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+  let size = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const written = pipeline(pack, counter, out);
   try {
     await addEntry(pack, { name: 'blobs/', type: 'directory', mode: 0o755 });
     await addEntry(pack, { name: 'blobs/sha256/', type: 'directory', mode: 0o755 });
@@ -52,7 +86,7 @@ export async function saveImages(store: Store, items: SaveItem[], dest: string):
     const repositories: Record<string, Record<string, string>> = {};
     const index: ImageIndex = { schemaVersion: 2, mediaType: MEDIA_TYPE_INDEX, manifests: [] };
 
-    for (const { image, tags } of items) {
+    for (const { image, tags } of mergeItems(items)) {
       const configPath = blobName(image.configDigest);
       if (!seen.has(configPath)) {
         seen.add(configPath);
@@ -64,7 +98,7 @@ export async function saveImages(store: Store, items: SaveItem[], dest: string):
         const name = blobName(layer.diffId);
         layerPaths.push(name);
         descriptors.push({ mediaType: MEDIA_TYPE_LAYER, digest: layer.diffId, size: layer.size });
-        if (seen.has(name)) continue;
+        if (seen.has(name) || opts.exclude?.has(layer.chainId)) continue;
         seen.add(name);
         await addLayer(store, pack, name, layer);
       }
@@ -98,17 +132,23 @@ export async function saveImages(store: Store, items: SaveItem[], dest: string):
     }
     pack.finalize();
     await written;
-    const fh = await fs.open(tmp, 'r');
-    const { size } = await fh.stat();
-    await fh.sync().finally(() => fh.close());
-    await fs.rename(tmp, dest);
     return { size };
   } catch (err) {
     pack.destroy();
     await written.catch(() => undefined);
-    await fs.rm(tmp, { force: true });
     throw err;
   }
+}
+
+/** One item per image (config digest), its tags merged in order and without repeats. */
+function mergeItems(items: SaveItem[]): SaveItem[] {
+  const byId = new Map<Digest, SaveItem>();
+  for (const it of items) {
+    const have = byId.get(it.image.configDigest);
+    if (!have) byId.set(it.image.configDigest, { image: it.image, tags: [...new Set(it.tags)] });
+    else for (const t of it.tags) if (!have.tags.includes(t)) have.tags.push(t);
+  }
+  return [...byId.values()];
 }
 
 function blobName(d: Digest): string {

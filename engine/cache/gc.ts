@@ -177,7 +177,7 @@ async function apply(store: Store, inv: Inventory, p: Plan): Promise<CollectRepo
       skipped += layer.size;
       continue;
     }
-    if (await removeLayer(store, c, layer.storedAt)) removed('layer', digestHex(c), layer.size);
+    if (await store.removeLayer(c, layer.storedAt)) removed('layer', digestHex(c), layer.size);
     else skipped += layer.size;
   }
   for (const d of p.contexts) {
@@ -211,26 +211,6 @@ async function apply(store: Store, inv: Inventory, p: Plan): Promise<CollectRepo
   }
   report.storeBytes += skipped;
   return report;
-}
-
-/**
- * Takes a layer out under its lock: gone at once and whole (renamed into tmp/, then removed),
- * with its short link. False when it was stored again since the inventory (a commit found it
- * and is using it).
- */
-async function removeLayer(store: Store, chain: Digest, storedAt: number): Promise<boolean> {
-  const release = await store.lockLayer(chain);
-  try {
-    const st = await fs.stat(path.join(store.layerDir(chain), 'meta.json')).catch(() => undefined);
-    if (!st || st.mtimeMs !== storedAt) return false;
-    await removeTree(store, store.layerDir(chain));
-    const link = path.join(store.root, store.shortLink(chain));
-    const target = await fs.readlink(link).catch(() => undefined);
-    if (target === path.join('..', 'layers', digestHex(chain), 'diff')) await fs.rm(link, { force: true });
-    return true;
-  } finally {
-    await release();
-  }
 }
 
 /** Renames `dir` into tmp/ (atomic, so it is gone at once), then removes it there. */

@@ -136,7 +136,19 @@ function entry(pack: tarStream.Pack, header: EntryHeader): Promise<void> {
   return new Promise((resolve, reject) => void pack.entry(header, (err) => (err ? reject(err) : resolve())));
 }
 
+/** Per context tar: dev:ino of a multiply-linked file → the name it was first written under. */
+const firstLinks = new WeakMap<tarStream.Pack, Map<string, string>>();
+
 async function fileEntry(pack: tarStream.Pack, name: string, host: string, st: Stats): Promise<void> {
+  // Hardlinked files stay hardlinks, as docker's context tar keeps them (COPY keeps them too).
+  if (st.nlink > 1) {
+    let seen = firstLinks.get(pack);
+    if (!seen) firstLinks.set(pack, (seen = new Map()));
+    const key = `${st.dev}:${st.ino}`;
+    const first = seen.get(key);
+    if (first !== undefined) return entry(pack, { name, type: 'link', linkname: first, ...meta(st) });
+    seen.set(key, name);
+  }
   await new Promise<void>((resolve, reject) => {
     const e = pack.entry({ name, type: 'file', size: st.size, ...meta(st) }, (err) => (err ? reject(err) : resolve()));
     pipeline(createReadStream(host), e).catch(reject);

@@ -2,6 +2,9 @@
 // The behaviour is BuildKit's shell lexer (frontend/dockerfile/shell/lex.go), which both docker
 // builders use; test/unit/expand.test.ts pins it down row by row in the style of its envVarTest.
 
+import { compileGlob, findGlob, MatchBudget, reverseGlob } from './glob.js';
+import { MAX_EXPANDED_LENGTH } from './limits.js';
+
 /** Variables visible to an expansion: a Map, or a plain object (own properties only). */
 export type WordEnv = ReadonlyMap<string, string> | Readonly<Record<string, string>>;
 
@@ -68,6 +71,16 @@ export function splitWordsRaw(text: string, escapeChar = '\\'): string[] {
 const WHITE_SPACE = /^\p{White_Space}$/u; // Go's unicode.IsSpace
 const LETTER = /^\p{L}$/u;
 const DIGIT = /^\p{Nd}$/u;
+/** A word whose expansion grows past the limit is refused (ARG doubling would otherwise fill the heap). */
+function checkSize(length: number): void {
+  if (length > MAX_EXPANDED_LENGTH) throw new Error(`the expansion is longer than ${MAX_EXPANDED_LENGTH} characters`);
+}
+
+/** A word quoted for a message, cut short: the word may be most of the Dockerfile. */
+function quoteShort(text: string): string {
+  return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
+}
+
 // POSIX special parameters: never set in a Dockerfile, but `$@` must read as one name, not `$`+`@`.
 const SPECIAL_PARAMS = new Set(['@', '*', '#', '?', '-', '$', '!', '0']);
 
@@ -90,7 +103,7 @@ function lex(source: string, env: WordEnv, escapeChar: string, quotesAreText = f
     return new Lexer(source, lookup, escapeChar, quotesAreText).scan(undefined, false);
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
-    throw new Error(`failed to process ${JSON.stringify(source)}: ${detail}`, { cause: err });
+    throw new Error(`failed to process ${quoteShort(source)}: ${detail}`, { cause: err });
   }
 }
 
@@ -133,6 +146,7 @@ class Lexer {
   private readonly lookup: (name: string) => string | undefined;
   private readonly escape: string;
   private readonly quotesAreText: boolean;
+  private readonly budget = new MatchBudget();
 
   constructor(source: string, lookup: (name: string) => string | undefined, escape: string, quotesAreText: boolean) {
     this.chars = Array.from(source);
@@ -160,6 +174,7 @@ class Lexer {
       if (ch === '$') {
         const value = this.dollar();
         text += value;
+        checkSize(text.length);
         words.addSplitting(value);
         continue;
       }
@@ -227,6 +242,7 @@ class Lexer {
       }
       if (ch === '$') {
         text += this.dollar();
+        checkSize(text.length);
         continue;
       }
       this.pos++;
@@ -301,7 +317,7 @@ class Lexer {
         // `#`/`%` remove the shortest matching prefix/suffix, `##`/`%%` the longest.
         const greedy = word.startsWith(modifier);
         const pattern = greedy ? word.slice(modifier.length) : word;
-        return modifier === '#' ? trimPrefix(value ?? '', pattern, greedy) : trimSuffix(value ?? '', pattern, greedy);
+        return modifier === '#' ? trimPrefix(value ?? '', pattern, greedy, this.budget) : trimSuffix(value ?? '', pattern, greedy, this.budget);
       }
     }
   }
@@ -328,11 +344,7 @@ class Lexer {
       throw err;
     }
     const replacement = this.scanBraced(true);
-    const value = this.lookup(name) ?? '';
-    const re = patternToRegExp(pattern, true, false);
-    if (all) return value.replace(new RegExp(re.source, 'gu'), () => replacement);
-    const m = re.exec(value);
-    return m === null ? value : value.slice(0, m.index) + replacement + value.slice(m.index + m[0].length);
+    return replaceGlob(this.lookup(name) ?? '', pattern, replacement, all, this.budget);
   }
 
   // A name is letters, digits and `_`; a leading digit makes a positional parameter of all the
@@ -361,58 +373,38 @@ class Lexer {
   }
 }
 
-// Shell pattern (`*`, `?`, `\` escapes; no bracket expressions, as in BuildKit) to a RegExp.
-function patternToRegExp(pattern: string, greedy: boolean, anchored: boolean): RegExp {
-  const chars = Array.from(pattern);
-  let source = anchored ? '^' : '';
-  for (let i = 0; i < chars.length; i++) {
-    const ch = chars[i];
-    if (ch === '*') {
-      source += greedy ? '.*' : '.*?';
-    } else if (ch === '?') {
-      source += '.';
-    } else if (ch === '\\') {
-      const escaped = chars[i + 1];
-      // `\}` and `\/` only kept the delimiter out of the ${} syntax: the `\` is not pattern.
-      if (escaped === '}' || escaped === '/') continue;
-      if (escaped !== '*' && escaped !== '?' && escaped !== '\\') {
-        throw new Error(`invalid pattern (${pattern}) in substitution: invalid escape '\\${escaped ?? ''}'`);
-      }
-      source += '\\' + escaped;
-      i++;
-    } else {
-      source += /[[\]{}.+()|^$]/.test(ch) ? '\\' + ch : ch;
-    }
+function trimPrefix(value: string, pattern: string, greedy: boolean, budget: MatchBudget): string {
+  const chars = Array.from(value);
+  const m = findGlob(compileGlob(pattern, greedy), chars, 0, true, budget);
+  return m === undefined ? value : chars.slice(m.end).join('');
+}
+
+// The shortest (or longest) match that ends at the end is the one at the start of the
+// reversed value, for the reversed pattern.
+function trimSuffix(value: string, pattern: string, greedy: boolean, budget: MatchBudget): string {
+  const reversed = Array.from(value).reverse();
+  const m = findGlob(reverseGlob(compileGlob(pattern, greedy)), reversed, 0, true, budget);
+  return m === undefined ? value : reversed.slice(m.end).reverse().join('');
+}
+
+/**
+ * `${V/p/r}` (first match) and `${V//p/r}` (every match), with the stars greedy. Successive
+ * matches as String.prototype.replace with a global RegExp finds them: after an empty match
+ * the search goes on one code point further.
+ */
+function replaceGlob(value: string, pattern: string, replacement: string, all: boolean, budget: MatchBudget): string {
+  const glob = compileGlob(pattern, true);
+  const chars = Array.from(value);
+  let out = '';
+  let last = 0;
+  for (let pos = 0; pos <= chars.length;) {
+    const m = findGlob(glob, chars, pos, false, budget);
+    if (m === undefined) break;
+    out += chars.slice(last, m.start).join('') + replacement;
+    checkSize(out.length);
+    last = m.end;
+    pos = m.end === m.start ? m.end + 1 : m.end;
+    if (!all) break;
   }
-  return new RegExp(source, 'u');
-}
-
-function trimPrefix(value: string, pattern: string, greedy: boolean): string {
-  const m = patternToRegExp(pattern, greedy, true).exec(value);
-  return m === null ? value : value.slice(m[0].length);
-}
-
-// A RegExp cannot find the shortest match that ends at the end, so match the reversed pattern
-// against the reversed value from the start instead.
-function trimSuffix(value: string, pattern: string, greedy: boolean): string {
-  return reverse(trimPrefix(reverse(value), reversePattern(pattern), greedy));
-}
-
-function reverse(text: string): string {
-  return Array.from(text).reverse().join('');
-}
-
-// Reverses a pattern keeping each `\x` escape pair in order.
-function reversePattern(pattern: string): string {
-  const chars = Array.from(pattern);
-  const tokens: string[] = [];
-  for (let i = 0; i < chars.length; i++) {
-    if (chars[i] === '\\' && i + 1 < chars.length) {
-      tokens.push('\\' + chars[i + 1]);
-      i++;
-    } else {
-      tokens.push(chars[i]);
-    }
-  }
-  return tokens.reverse().join('');
+  return out + chars.slice(last).join('');
 }

@@ -14,6 +14,8 @@
 
 import { DockerfileError } from '../errors.js';
 import { suggestInstruction } from './suggest.js';
+
+import { checkDockerfileSize, checkInstructionCount } from './limits.js';
 import { processWords, splitWordsRaw } from './expand.js';
 import type { CommandForm, Flag, Heredoc, Instruction, KeyValue, ParsedDockerfile, SourceRange } from './instructions.js';
 
@@ -23,6 +25,7 @@ import type { CommandForm, Flag, Heredoc, Instruction, KeyValue, ParsedDockerfil
  * rejects; flags are split but not checked against the instruction (the planner does that).
  */
 export function parseDockerfile(text: string, file = 'Dockerfile'): ParsedDockerfile {
+  checkDockerfileSize(text, file);
   const lines = splitLines(text);
   const { directives, escapeChar } = readDirectives(lines, file);
   // Like docker, find every syntax error of the file (scanning, JSON, heredocs) before any
@@ -154,6 +157,7 @@ function scanInstructions(lines: string[], escapeChar: string, file: string): Ra
     continuation.test(line) ? { text: line.replace(continuation, '$1'), continues: true } : { text: line, continues: false };
 
   const nodes: RawInstruction[] = [];
+  let stages = 0;
   let i = 0;
   while (i < lines.length) {
     const startLine = i + 1;
@@ -176,6 +180,8 @@ function scanInstructions(lines: string[], escapeChar: string, file: string): Ra
       checkSyntax(keyword, args, escapeChar);
       return { keyword, rest, flags, args };
     });
+    if (node.keyword.toUpperCase() === 'FROM') stages++;
+    checkInstructionCount(nodes.length + 1, stages, file, startLine);
 
     const heredocs: RawHeredoc[] = [];
     const markers = atLine(file, startLine, () => (line.includes('<<') && takesHeredocs(node.keyword, node.args, escapeChar) ? heredocMarkers(line) : []));
@@ -264,7 +270,9 @@ function checkSyntax(keyword: string, args: string, escapeChar: string): void {
   else if (kw === 'ENV' || kw === 'LABEL') nameValuePairs(kw, args, escapeChar);
   else if (kw === 'ONBUILD') {
     const trigger = splitKeyword(args);
-    checkSyntax(trigger.keyword, splitFlags(trigger.rest, escapeChar).args, escapeChar);
+    // `ONBUILD ONBUILD …` is refused with the instruction; recursing into a line of thousands
+    // of them would overflow the stack first.
+    if (trigger.keyword.toUpperCase() !== 'ONBUILD') checkSyntax(trigger.keyword, splitFlags(trigger.rest, escapeChar).args, escapeChar);
   }
 }
 

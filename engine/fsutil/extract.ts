@@ -67,6 +67,8 @@ const WHITEOUT_PREFIX = '.wh.';
 const WHITEOUT_META_PREFIX = '.wh..wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 const XATTR_PAX_PREFIX = 'SCHILY.xattr.';
+/** Xattr bytes queued for the end of one extraction (Linux holds at most 64 KB per file). */
+export const MAX_QUEUED_XATTR_BYTES = 64 * 1024 * 1024;
 const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
 
 /**
@@ -79,6 +81,8 @@ class Extraction {
   private readonly nodes = new Map<string, PendingNode>();
   private readonly xattrs = new Map<string, Map<string, Buffer>>();
   private readonly dirTimes = new Map<string, number>();
+  /** Bytes of the queued xattr values: an archive of many small compressed entries could queue gigabytes. */
+  private xattrBytes = 0;
 
   constructor(
     private readonly root: string,
@@ -133,6 +137,15 @@ class Extraction {
       }
     }
     this.queueXattrs(entry.pax, target);
+    if (this.xattrBytes > MAX_QUEUED_XATTR_BYTES) {
+      throw new EngineError(
+        'TAR_LIMIT',
+        `extract tar: entry ${JSON.stringify(h.name)}: extended attributes of more than ${MAX_QUEUED_XATTR_BYTES} bytes wait to be written (strata's limit)`,
+        {
+          userError: true,
+        },
+      );
+    }
   }
 
   /** Makes queued nodes, applies queued xattrs, then sets directory times deepest first. */
@@ -330,6 +343,8 @@ class Extraction {
     let attrs = this.xattrs.get(target);
     if (!attrs) this.xattrs.set(target, (attrs = new Map()));
     attrs.set(name, value);
+    // Counted when queued, not taken back when a replaced path drops its queue: a bound, not a tally.
+    this.xattrBytes += name.length + value.length;
   }
 }
 

@@ -9,6 +9,8 @@ export const MEDIA_TYPE_LAYER = 'application/vnd.oci.image.layer.v1.tar';
 export const MEDIA_TYPE_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 export const MEDIA_TYPE_LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
+/** strata's own index.json annotation: when a tag was last set (docker's LastTagTime). */
+export const ANNOTATION_TAG_TIME = 'dev.strata.tag.time';
 
 export interface HealthConfig {
   Test?: string[];

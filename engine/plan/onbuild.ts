@@ -3,10 +3,12 @@ import { DockerfileError } from '../errors.js';
 import { parseDockerfile } from '../dockerfile/parse.js';
 import type { Instruction, ParsedDockerfile } from '../dockerfile/instructions.js';
 import type { RawStage } from './stages.js';
+import { checkOnbuildTriggers } from '../dockerfile/limits.js';
 
 /** A base's ONBUILD triggers as instructions, placed at the stage's FROM line. */
 export function triggerInstructions(triggers: string[], raw: RawStage, file: string): Instruction[] {
   const line = raw.from.range.startLine;
+  checkOnbuildTriggers(triggers.length, raw.baseRef, file, line);
   return triggers.flatMap((t) => {
     let parsed: ParsedDockerfile;
     try {

@@ -8,6 +8,7 @@ import type { Instruction, ParsedDockerfile } from '../dockerfile/instructions.j
 import { hostPlatform } from '../image/platform.js';
 import { planGlobalArgs, unusedArgsWarnings } from './args.js';
 import { DEFAULT_PATH, envMap } from './config.js';
+import { PlanBudget } from '../dockerfile/limits.js';
 import { planConfigStep } from './configSteps.js';
 import { planCopy } from './copy.js';
 import { triggerInstructions } from './onbuild.js';
@@ -37,6 +38,7 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
   const { target, ordered } = targetStages(rawStages, graph, opts.target, at);
 
   const planned = new Map<number, PlannedStage>();
+  const budget = new PlanBudget(file);
   let number = 0;
   for (const raw of ordered) {
     const { base, config } = await resolveBase(raw, baseDep.get(raw.index), planned, opts, at);
@@ -54,7 +56,7 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
       config.OnBuild = null;
       from.patch = { ...from.patch, OnBuild: null };
     }
-    const steps: Step[] = [from];
+    const steps: Step[] = [budget.add(from, from.line)];
     const state = new StageState(config, globalArgs, opts.buildArgs, usedArgs, esc);
     for (const [word, m] of mountFroms.get(raw.index)!) {
       state.mountSources.set(word, typeof m === 'string' ? await mountImage(m, opts, at(raw.from.range.startLine)) : m);
@@ -62,7 +64,7 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
     for (const inst of [...triggers, ...raw.body]) {
       const copyFrom = raw.copyFrom.get(inst);
       if (copyFrom) state.copySources.set(inst, await copySource(raw, copyFrom, opts, at(inst.range.startLine)));
-      steps.push(planInstruction(inst, state, ++number, at));
+      steps.push(budget.add(planInstruction(inst, state, ++number, at), inst.range.startLine));
     }
     planned.set(raw.index, {
       plan: { index: raw.index, name: raw.name, base, dependsOn: [...new Set([...deps.get(raw.index)!, ...mountDeps.get(raw.index)!])], steps },

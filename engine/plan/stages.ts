@@ -1,6 +1,6 @@
 // Stages: the FROM lines split the Dockerfile into stages, whose graph (FROM, COPY --from,
 // RUN --mount from=) --target prunes; each stage's base and --from sources are pinned here.
-import { DockerfileError } from '../errors.js';
+import { DockerfileError, EngineError } from '../errors.js';
 import type { FromInstruction, Instruction } from '../dockerfile/instructions.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
 import type { ContainerConfig } from '../image/types.js';
@@ -167,8 +167,7 @@ export async function resolveBase(
   try {
     img = await opts.resolveImage(raw.baseRef);
   } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new DockerfileError(at(raw.from.range.startLine), `FROM ${raw.baseRef}: ${detail}`, { cause: err });
+    throw imageError(at(raw.from.range.startLine), `FROM ${raw.baseRef}`, err);
   }
   return {
     base: { kind: 'image', ref: img.ref, manifestDigest: img.manifestDigest, configDigest: img.configDigest },
@@ -176,12 +175,23 @@ export async function resolveBase(
   };
 }
 
+/**
+ * An image the Dockerfile names could not be resolved: a Dockerfile error at its line, unless
+ * the cause is worth a retry (a registry down or answering 5xx), which keeps its retryable
+ * code so the planning activity is tried again.
+ */
+function imageError(where: { file: string; line: number }, what: string, err: unknown): EngineError {
+  const detail = err instanceof Error ? err.message : String(err);
+  if (err instanceof EngineError && !err.userError) return new EngineError(err.code, `${where.file}:${where.line}: ${what}: ${detail}`, { cause: err });
+  return new DockerfileError(where, `${what}: ${detail}`, { cause: err });
+}
+
 export async function mountImage(ref: string, opts: PlanOptions, where: { file: string; line: number }): Promise<MountSource> {
   try {
     const img = await opts.resolveImage(ref);
     return { kind: 'image', ref: img.ref, manifestDigest: img.manifestDigest };
   } catch (err) {
-    throw new DockerfileError(where, `RUN --mount from=${ref}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw imageError(where, `RUN --mount from=${ref}`, err);
   }
 }
 
@@ -207,8 +217,7 @@ export async function copySource(raw: RawStage, from: { value: string; stage?: R
   try {
     img = await opts.resolveImage(from.value);
   } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new DockerfileError(where, `COPY ${flag}: no stage of that name, and no such image: ${detail}`, { cause: err });
+    throw imageError(where, `COPY ${flag}: no stage of that name, and no such image`, err);
   }
   return { kind: 'image', ref: img.ref, manifestDigest: img.manifestDigest, configDigest: img.configDigest };
 }

@@ -145,6 +145,12 @@ export interface BuildPlan {
   totalSteps: number;
   /** Things the user should hear about, e.g. build args no instruction used. */
   warnings: string[];
+  /**
+   * Pinned images whose layers the planning worker's store lacks: the workflow pulls them
+   * before the stages run. Absent when the store had them all (and in plans recorded before
+   * pulls existed, which therefore replay without a pull).
+   */
+  pull?: { ref: string; manifestDigest: Digest }[];
 }
 
 export interface ResolvedImage {
@@ -160,6 +166,6 @@ export interface PlanOptions {
   target?: string;
   /** The platform built for (and on); the host's by default. */
   platform?: Platform;
-  /** Finds an image by reference (local store now, registries later). Throws when absent. */
+  /** Finds an image by reference (the store, else its registry) and pins it. Throws when absent. */
   resolveImage: (ref: string) => Promise<ResolvedImage>;
 }

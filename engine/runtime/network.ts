@@ -48,6 +48,26 @@ const MTU = 65520;
 /** Link-local: cloud metadata services (169.254.169.254) hand out credentials there. */
 const UNROUTABLE = ['169.254.0.0/16'];
 
+/**
+ * More IPv4 networks RUN steps must not reach, from the worker's STRATA_RUN_DENY_NETWORKS
+ * (`10.5.0.0/16,172.20.0.7`): e.g. the network of a docker-compose deployment, where Temporal
+ * and the registry are other containers' addresses, not the worker's own. Throws on a bad
+ * entry; the worker checks it at start.
+ */
+export function deniedNetworks(env: NodeJS.ProcessEnv = process.env): string[] {
+  const out: string[] = [];
+  for (const raw of (env.STRATA_RUN_DENY_NETWORKS ?? '').split(',')) {
+    const item = raw.trim();
+    if (!item) continue;
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/.exec(item);
+    if (!m || !isIPv4(m[1]!) || (m[2] !== undefined && Number(m[2]) > 32)) {
+      throw new EngineError('NETWORK_CONFIG', `STRATA_RUN_DENY_NETWORKS: ${JSON.stringify(item)} is not an IPv4 address or CIDR network`);
+    }
+    out.push(m[2] === undefined ? `${m[1]}/32` : item);
+  }
+  return out;
+}
+
 export interface StepNetwork {
   mode: NetworkMode;
   /** The namespace runc joins; undefined: runc makes an empty one (`none`) or uses the host's. */
@@ -96,7 +116,7 @@ export async function startNetwork(mode: NetworkMode, dir: string): Promise<Step
   try {
     // One process makes the namespace (kept alive by a bind mount on nsPath) and, inside it,
     // the routes the step cannot change (it has no CAP_NET_ADMIN).
-    const unroutable = new Set([...hostAddresses().map((a) => `${a}/32`), ...UNROUTABLE]);
+    const unroutable = new Set([...hostAddresses().map((a) => `${a}/32`), ...UNROUTABLE, ...deniedNetworks()]);
     const routes = ['link set lo up', ...[...unroutable].map((r) => `route add prohibit ${r}`)];
     const made = await execa('unshare', [`--net=${nsPath}`, 'ip', '-batch', '-'], { input: routes.join('\n') + '\n', reject: false });
     if (made.exitCode !== 0) throw new EngineError('NETWORK_FAILED', `run step: make network namespace: ${made.stderr || made.message}`);

@@ -9,6 +9,17 @@ const EPERM = 1;
 const ENOSYS = 38;
 
 /**
+ * AF_PACKET: raw link-layer frames. In a step's own network namespace they would reach
+ * slirp4netns past the namespace's `prohibit` routes (the worker's own addresses, link-local,
+ * STRATA_RUN_DENY_NETWORKS), since packet sockets skip routing. Raw IP sockets (ping) are
+ * routed, so CAP_NET_RAW stays as docker grants it. socket(2) is allowed for every other family
+ * (libseccomp takes one action per syscall and argument: AF_PACKET gets the default ENOSYS).
+ * x86's 32-bit socketcall(2) multiplexer
+ * hides the family behind a pointer, so it is refused with ENOSYS (glibc then calls socket(2)).
+ */
+export const AF_PACKET = 17;
+
+/**
  * clone(2) flags that make a namespace. A clone with any of them is refused; plain forks and
  * threads are not. CLONE_NEWNS 0x20000, NEWCGROUP 0x2000000, NEWUTS 0x4000000, NEWIPC
  * 0x8000000, NEWUSER 0x10000000, NEWPID 0x20000000, NEWNET 0x40000000 (linux/sched.h).
@@ -439,10 +450,8 @@ export const ALLOWED_SYSCALLS = [
   'timer_gettime64',
   'timer_settime',
   'timer_settime64',
-  // sockets
-  'socket',
+  // sockets (socket itself below: not every address family)
   'socketpair',
-  'socketcall',
   'bind',
   'connect',
   'listen',
@@ -495,7 +504,7 @@ export interface SeccompArg {
   index: number;
   value: number;
   valueTwo?: number;
-  op: 'SCMP_CMP_EQ' | 'SCMP_CMP_MASKED_EQ';
+  op: 'SCMP_CMP_EQ' | 'SCMP_CMP_NE' | 'SCMP_CMP_MASKED_EQ';
 }
 
 export interface SeccompRule {
@@ -526,7 +535,7 @@ export function seccompArchitectures(arch: string = process.arch): string[] {
  * will for syscalls newer kernels add. The allow list is what docker's default profile
  * grants a container without extra capabilities; clone may not make namespaces.
  */
-export function seccompProfile(arch: string = process.arch): SeccompProfile {
+export function seccompProfile(arch: string = process.arch, opts: { packetSockets?: boolean } = {}): SeccompProfile {
   const cloneFlagsArg = arch === 's390x' ? 1 : 0; // s390 swaps clone's first two arguments
   return {
     defaultAction: 'SCMP_ACT_ERRNO',
@@ -547,6 +556,12 @@ export function seccompProfile(arch: string = process.arch): SeccompProfile {
       { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
       ...PERSONALITY_ALLOWED.map((value): SeccompRule => ({ names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value, op: 'SCMP_CMP_EQ' }] })),
       { names: DENIED_SYSCALLS, action: 'SCMP_ACT_ERRNO', errnoRet: EPERM },
+      ...(opts.packetSockets
+        ? [{ names: ['socket', 'socketcall'], action: 'SCMP_ACT_ALLOW' as const }]
+        : [
+            { names: ['socket'], action: 'SCMP_ACT_ALLOW' as const, args: [{ index: 0, value: AF_PACKET, op: 'SCMP_CMP_NE' as const }] },
+            { names: ['socketcall'], action: 'SCMP_ACT_ERRNO' as const, errnoRet: ENOSYS },
+          ]),
     ],
   };
 }

@@ -136,6 +136,7 @@ export async function cloneGit(source: AddSource & { kind: 'git' }, dir: string,
   };
   // The planner refused these; a plan from elsewhere must not turn a ref into a git option.
   if (source.ref?.startsWith('-')) throw new UserInputError('ADD_GIT_FAILED', `ADD failed: invalid git ref ${source.ref}`);
+  if (source.remote.startsWith('-')) throw new UserInputError('ADD_GIT_FAILED', `ADD failed: invalid git remote ${source.remote}`);
   await fs.mkdir(dir);
   await git(['init', '-q']);
   await git(['remote', 'add', 'origin', source.remote]);

@@ -178,8 +178,12 @@ async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, item
     chmod: step.chmod,
     excluded: (rel) => excluded(rel),
     createdDirs: [],
+    links: new Map(),
   };
   for (const m of items) {
+    // Files hardlinked to each other inside one source stay linked (the classic builder tars
+    // each source and untars it); links between separate sources are not kept, as there.
+    ctx.links = new Map();
     if (m.kind === 'download') {
       const target = destIsDir ? posixPath.join(step.dest, m.name) : step.dest;
       await ensureDir(ctx, posixPath.dirname(target), undefined, ownParents);
@@ -250,6 +254,8 @@ interface CopyContext {
   excluded(rel: string): boolean;
   /** Directories whose times are restored after all writes. */
   createdDirs: { host: string; st: Stats }[];
+  /** Source dev:ino of a multiply-linked file → where its first copy went, for this source. */
+  links: Map<string, string>;
 }
 
 function ownerFor(ctx: CopyContext, st: Stats): Owner {
@@ -354,7 +360,14 @@ async function copyEntry(ctx: CopyContext, src: string, destImagePath: string, s
     // Only a --from stage or image can hold devices, fifos or sockets; never skip one silently.
     throw new UserInputError('COPY_SPECIAL_FILE', `COPY failed: ${destImagePath}: copying devices, fifos and sockets is not supported yet`);
   }
+  const key = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
+  const first = key === undefined ? undefined : ctx.links.get(key);
+  if (first !== undefined && (await fs.lstat(first).catch(() => undefined))?.isFile()) {
+    await fs.link(first, host);
+    return;
+  }
   await fs.copyFile(src, host);
+  if (key !== undefined) ctx.links.set(key, host);
   const owner = ownerFor(ctx, st);
   await fs.chown(host, owner.uid, owner.gid);
   await fs.chmod(host, modeFor(ctx, st));

@@ -74,7 +74,11 @@ export interface ExecUser extends Owner {
  * moby/buildkit#3651), so `id` shows `groups=1000(app),…`.
  */
 export async function resolveExecUser(rootfs: string, spec: string | undefined): Promise<ExecUser> {
-  const [user = '', group] = (spec || 'root').split(':', 2);
+  // No USER (or an empty user part) means uid 0, looked up by number, not by the name
+  // "root": a root without /etc/passwd (FROM scratch and a static binary) runs as 0:0, as
+  // docker's runtime does.
+  const [named = '', group] = (spec ?? '').split(':', 2);
+  const user = named === '' ? '0' : named;
   const passwd = await readPasswd(rootfs);
   const entry = /^\d+$/.test(user) ? passwd.find((e) => e.uid === Number(user)) : passwd.find((e) => e.name === user);
   if (!entry && !/^\d+$/.test(user)) {

@@ -1,8 +1,10 @@
 // Where a build's step output is kept whole: $STRATA_HOME/logs/<build ID>/step-<N>.log.
 import path from 'node:path';
+import { UserInputError } from '../errors.js';
 
 export function buildLogDir(root: string, buildId: string): string {
-  if (!/^[\w.-]+$/.test(buildId)) throw new Error(`build log: invalid build ID ${JSON.stringify(buildId)}`);
+  // A build ID is a workflow ID, which anyone who reaches Temporal picks: `..` must not climb.
+  if (!/^[\w.-]+$/.test(buildId) || /^\.+$/.test(buildId)) throw new UserInputError('INVALID_BUILD_ID', `build log: invalid build ID ${JSON.stringify(buildId)}`);
   return path.join(root, 'logs', buildId);
 }
 

@@ -5,7 +5,9 @@
 // (a snapshot's context and Dockerfile). While a lease is open (an activity or command is
 // writing to the store), whatever was stored after it opened stays too: a layer committed a
 // moment ago, a context blob just written, before any record names them. Cache entries are
-// counted apart: they are what the GC trims.
+// counted apart: they are what the GC trims (engine/cache/gc.ts), and removing an image
+// (engine/store/gc.ts) takes its layers whatever entries name them, as docker's classic
+// builder does: such an entry then misses.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { asDigest, chainId as computeChainId, isDigest, type Digest } from '../digest.js';

@@ -6,9 +6,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { digestHex, sha256 } from '../digest.js';
+import { UserInputError } from '../errors.js';
 
 export function buildSecretsDir(root: string, buildId: string): string {
-  if (!/^[\w.-]+$/.test(buildId)) throw new Error(`build secrets: invalid build ID ${JSON.stringify(buildId)}`);
+  // A build ID is a workflow ID, which anyone who reaches Temporal picks: `..` must not climb.
+  if (!/^[\w.-]+$/.test(buildId) || /^\.+$/.test(buildId)) throw new UserInputError('INVALID_BUILD_ID', `build secrets: invalid build ID ${JSON.stringify(buildId)}`);
   return path.join(root, 'secrets', buildId);
 }
 

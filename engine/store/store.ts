@@ -12,6 +12,7 @@ import { DigestMismatchError, NotFoundError, UserInputError } from '../errors.js
 import { exists, syncDir, tempEntryName, writeFileAtomic } from '../fsutil/atomic.js';
 import {
   ANNOTATION_REF_NAME,
+  ANNOTATION_TAG_TIME,
   MEDIA_TYPE_INDEX,
   type Descriptor,
   type ImageConfigFile,
@@ -134,6 +135,33 @@ export class Store {
     }
   }
 
+  /** A fresh path under tmp/ (nothing is made there); the caller removes it or commits it. */
+  tempPath(prefix: string): string {
+    return path.join(this.root, 'tmp', tempEntryName(prefix));
+  }
+
+  /**
+   * Moves `file` (a staged file in this store's tmp/, whose digest the caller computed
+   * while writing it) into blobs/ without copying it. Idempotent: a blob already stored
+   * is kept and `file` removed. The caller vouches for `digest`.
+   */
+  async putBlobFile(file: string, digest: Digest): Promise<void> {
+    const final = this.blobPath(digest);
+    if (await exists(final)) {
+      await fs.rm(file, { force: true });
+      return;
+    }
+    await fs.chmod(file, 0o644);
+    const fh = await fs.open(file, 'r');
+    await fh.sync().finally(() => fh.close());
+    await fs.rename(file, final);
+  }
+
+  /** Removes a blob; absent is fine. The caller has checked that nothing refers to it. */
+  async removeBlob(digest: Digest): Promise<void> {
+    await fs.rm(this.blobPath(digest), { force: true });
+  }
+
   /** Reads a whole (small) blob and verifies it against its digest. */
   async readBlob(digest: Digest): Promise<Buffer> {
     let buf: Buffer;
@@ -254,6 +282,37 @@ export class Store {
     });
   }
 
+  /**
+   * Takes a layer out of the store under its lock: its directory is renamed into tmp/ (so it
+   * disappears at once and whole) and removed there, with its short link. With `storedAt`
+   * (meta.json's mtime when the caller decided), false if the layer was stored again since:
+   * a commit found it and is using it. The caller has checked that nothing holds it
+   * (engine/store/refs.ts).
+   */
+  async removeLayer(chain: Digest, storedAt?: number): Promise<boolean> {
+    const release = await this.lockLayer(chain);
+    try {
+      if (storedAt !== undefined) {
+        const st = await fs.stat(path.join(this.layerDir(chain), 'meta.json')).catch(() => undefined);
+        if (!st || st.mtimeMs !== storedAt) return false;
+      }
+      const trash = await this.makeTempDir('removed');
+      try {
+        await fs.rename(this.layerDir(chain), path.join(trash, 'layer')).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+        const link = path.join(this.root, this.shortLink(chain));
+        const target = await fs.readlink(link).catch(() => undefined);
+        if (target === path.join('..', 'layers', digestHex(chain), 'diff')) await fs.rm(link, { force: true });
+      } finally {
+        await fs.rm(trash, { recursive: true, force: true });
+      }
+      return true;
+    } finally {
+      await release();
+    }
+  }
+
   /** Marks a stored layer as just committed (its meta.json's mtime), under its lock; false if it is gone. */
   private async reuseLayer(chain: Digest): Promise<boolean> {
     const release = await this.lockLayer(chain);
@@ -290,56 +349,107 @@ export class Store {
     return JSON.parse(await fs.readFile(this.indexPath(), 'utf8')) as ImageIndex;
   }
 
-  /** Points each tag at `manifest`, replacing what the tag named before. Serialized by a lock. */
-  async setTags(tags: string[], manifest: Descriptor): Promise<void> {
-    const names = tags.map(normalizeReference);
+  /**
+   * Runs `change` on index.json under the store's lock and writes the index it leaves
+   * (atomically). Every change to tags goes through here, so concurrent builds, tags and
+   * removals never lose each other's entries.
+   */
+  async updateIndex<T>(change: (index: ImageIndex) => T | Promise<T>): Promise<T> {
     const release = await lockfile.lock(this.indexPath(), { retries: { retries: 50, minTimeout: 20, maxTimeout: 200 }, stale: 10_000 });
     try {
       const index = await this.readIndex();
-      const kept = index.manifests.filter((d) => !names.includes(d.annotations?.[ANNOTATION_REF_NAME] ?? ''));
-      for (const name of names) {
-        kept.push({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, annotations: { [ANNOTATION_REF_NAME]: name } });
-      }
-      index.manifests = kept;
+      const result = await change(index);
       await writeFileAtomic(this.indexPath(), JSON.stringify(index, null, 1));
+      return result;
     } finally {
       await release();
     }
   }
 
-  /** All tags with the manifest each names. */
+  /**
+   * Points each tag at `manifest`, replacing what the tag named before. With no tags the
+   * image is recorded untagged. An image that loses its last tag stays listed, untagged
+   * (docker's dangling `<none>:<none>`), until it is removed.
+   */
+  async setTags(tags: string[], manifest: Descriptor): Promise<void> {
+    const names = tags.map(normalizeReference);
+    const now = new Date().toISOString();
+    await this.updateIndex((index) => {
+      const kept = index.manifests.filter((d) => !names.includes(d.annotations?.[ANNOTATION_REF_NAME] ?? ''));
+      // A manifest whose last tag moved away stays, untagged.
+      for (const d of index.manifests) {
+        if (d.digest !== manifest.digest && !kept.some((k) => k.digest === d.digest)) kept.push({ mediaType: d.mediaType, digest: d.digest, size: d.size });
+      }
+      // A tagged image needs no untagged entry.
+      if (names.length > 0) {
+        for (let i = kept.length - 1; i >= 0; i--) if (kept[i]!.digest === manifest.digest && !kept[i]!.annotations?.[ANNOTATION_REF_NAME]) kept.splice(i, 1);
+      }
+      for (const name of names) {
+        kept.push({
+          mediaType: manifest.mediaType,
+          digest: manifest.digest,
+          size: manifest.size,
+          annotations: { [ANNOTATION_REF_NAME]: name, [ANNOTATION_TAG_TIME]: now },
+        });
+      }
+      if (!kept.some((d) => d.digest === manifest.digest)) kept.push({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size });
+      index.manifests = kept;
+    });
+  }
+
+  /** All tags (and `name@digest` references) with the manifest each names. */
   async listTags(): Promise<{ name: string; manifest: Digest }[]> {
     const index = await this.readIndex();
     return index.manifests.filter((d) => d.annotations?.[ANNOTATION_REF_NAME]).map((d) => ({ name: d.annotations![ANNOTATION_REF_NAME]!, manifest: d.digest }));
   }
 
   /**
-   * Finds an image by tag (`name[:tag]`), by image ID (`sha256:<hex>` of the config, or a
-   * unique hex prefix of at least 12) or by manifest digest (`name@sha256:…`).
+   * Finds an image as docker does: by a full image ID (`sha256:<hex>` of the config, or the
+   * 64 hex alone), by tag (`name[:tag]`), by manifest digest (`name@sha256:…`), and last by
+   * a unique hex prefix of an image ID. Untagged images are found by ID too. A prefix that
+   * names several images is an error (IMAGE_AMBIGUOUS).
    */
   async findImage(ref: string): Promise<StoredImage | undefined> {
-    const tags = await this.listTags();
-    const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
-    if (/^[0-9a-f]{12,64}$/.test(hex)) {
-      for (const t of tags) {
-        const manifest = await this.readJsonBlob<ImageManifest>(t.manifest);
-        if (digestHex(asDigest(manifest.config.digest)).startsWith(hex)) return this.loadImage(t.manifest);
+    const index = await this.readIndex();
+    const configOf = new Map<Digest, Digest>();
+    const byId = async (match: (id: string) => boolean): Promise<Digest[]> => {
+      const found = new Map<Digest, Digest>(); // image ID → first manifest
+      for (const d of index.manifests) {
+        if (!configOf.has(d.digest)) {
+          const manifest = await this.readJsonBlob<ImageManifest>(d.digest).catch(() => undefined);
+          if (!manifest) continue;
+          configOf.set(d.digest, asDigest(manifest.config.digest));
+        }
+        const id = configOf.get(d.digest)!;
+        if (match(digestHex(id)) && !found.has(id)) found.set(id, d.digest);
       }
-      if (ref.startsWith('sha256:')) return undefined;
+      return [...found.values()];
+    };
+    const full = /^(?:sha256:)?([0-9a-f]{64})$/.exec(ref);
+    if (full) {
+      const [manifest] = await byId((id) => id === full[1]);
+      return manifest ? this.loadImage(manifest) : undefined;
     }
-    let name: string;
+    let name: string | undefined;
     try {
       name = normalizeReference(ref);
     } catch {
-      return undefined;
+      name = undefined;
     }
-    const at = name.indexOf('@');
-    if (at >= 0) {
-      const d = name.slice(at + 1);
-      return isDigest(d) && (await this.hasBlob(d)) ? this.loadImage(d) : undefined;
+    if (name !== undefined) {
+      const at = name.indexOf('@');
+      if (at >= 0) {
+        const d = name.slice(at + 1);
+        return isDigest(d) && (await this.hasBlob(d)) ? this.loadImage(d) : undefined;
+      }
+      const hit = index.manifests.find((d) => d.annotations?.[ANNOTATION_REF_NAME] === name);
+      if (hit) return this.loadImage(hit.digest);
     }
-    const hit = tags.find((t) => t.name === name);
-    return hit ? this.loadImage(hit.manifest) : undefined;
+    const prefix = /^(?:sha256:)?([0-9a-f]+)$/.exec(ref)?.[1];
+    if (prefix === undefined) return undefined;
+    const hits = await byId((id) => id.startsWith(prefix));
+    if (hits.length > 1) throw new UserInputError('IMAGE_AMBIGUOUS', `find image: ${ref}: several images have IDs starting with it`);
+    return hits[0] ? this.loadImage(hits[0]) : undefined;
   }
 
   /** Like findImage, but a missing image is a user error naming the reference. */

@@ -76,6 +76,16 @@ const MAX_HEADER_TIME = 0x7fffffff;
 const MAX_DATE_SECONDS = 8.64e12;
 /** Longest pax or GNU long-name body read into memory (Go's archive/tar allows as much). */
 const MAX_EXTENDED_HEADER = 1 << 20;
+// A compressed archive of a few hundred KB can hold gigabytes of pax records: those in force
+// are bounded in count and bytes (keys and values), for one entry (every `x` header before
+// it) and globally (`g` headers, copied into each entry's records). Linux keeps at most 64 KB
+// of xattrs per file, so real archives stay far below.
+export const MAX_PAX_RECORDS = 10_000;
+export const MAX_PAX_BYTES = 1 << 20;
+export const MAX_GLOBAL_PAX_RECORDS = 1_000;
+export const MAX_GLOBAL_PAX_BYTES = 256 * 1024;
+/** A GNU long name or link target (`L`, `K`): far above PATH_MAX. */
+export const MAX_LONG_NAME = 64 * 1024;
 
 const TYPEFLAGS: Record<EntryType, string> = {
   file: '0',
@@ -238,8 +248,11 @@ export async function* readTar(src: Readable): AsyncGenerator<TarEntry, void, un
   const bytes = new ByteSource(chunks);
   let complete = false;
   try {
-    const globals = new Map<string, Buffer>();
-    let local = new Map<string, Buffer>();
+    const globals = new PaxRecords(MAX_GLOBAL_PAX_RECORDS, MAX_GLOBAL_PAX_BYTES, 'global');
+    let local = new PaxRecords(MAX_PAX_RECORDS, MAX_PAX_BYTES, 'entry');
+    // Each entry gets its own map of the records in force; without local ones it is a copy of
+    // the globals made once per change of them, not once per entry.
+    let globalsCopy: Map<string, Buffer> | undefined;
     let longName: Buffer | undefined;
     let longLink: Buffer | undefined;
     for (;;) {
@@ -253,24 +266,25 @@ export async function* readTar(src: Readable): AsyncGenerator<TarEntry, void, un
       const raw = decodeHeader(block, at);
       switch (raw.typeflag) {
         case 'x':
-          for (const [k, v] of parsePax(await readExtended(bytes, raw, at), at)) local.set(k, v);
+          for (const [k, v] of parsePax(await readExtended(bytes, raw, at), at)) local.set(k, v, at);
           continue;
         case 'g':
           for (const [k, v] of parsePax(await readExtended(bytes, raw, at), at)) {
             if (v.length === 0) globals.delete(k);
-            else globals.set(k, v);
+            else globals.set(k, v, at);
           }
+          globalsCopy = undefined;
           continue;
         case 'L':
-          longName = cString(await readExtended(bytes, raw, at));
+          longName = cString(await readExtended(bytes, raw, at, MAX_LONG_NAME));
           continue;
         case 'K':
-          longLink = cString(await readExtended(bytes, raw, at));
+          longLink = cString(await readExtended(bytes, raw, at, MAX_LONG_NAME));
           continue;
       }
-      const pax = new Map([...globals, ...local]);
+      const pax = local.size === 0 ? new Map((globalsCopy ??= new Map(globals.map))) : new Map([...globals.map, ...local.map]);
       const header = entryHeader(raw, pax, longName, longLink, at);
-      local = new Map();
+      local = new PaxRecords(MAX_PAX_RECORDS, MAX_PAX_BYTES, 'entry');
       longName = longLink = undefined;
       const body = new Body(bytes, header.size, at);
       yield { header, pax, body };
@@ -469,9 +483,11 @@ function entryHeader(raw: RawHeader, pax: Map<string, Buffer>, longName: Buffer 
 }
 
 /** The body of a pax or GNU long-name header, which is read into memory and so bounded. */
-async function readExtended(bytes: ByteSource, raw: RawHeader, at: number): Promise<Buffer> {
-  if (raw.size > MAX_EXTENDED_HEADER) {
-    throw new EngineError('TAR_UNSUPPORTED', `read tar: entry at byte ${at}: extended header of ${raw.size} bytes, more than the ${MAX_EXTENDED_HEADER} read`, { userError: true });
+async function readExtended(bytes: ByteSource, raw: RawHeader, at: number, max = MAX_EXTENDED_HEADER): Promise<Buffer> {
+  if (raw.size > max) {
+    throw new EngineError('TAR_UNSUPPORTED', `read tar: entry at byte ${at}: extended header of ${raw.size} bytes, more than the ${max} read`, {
+      userError: true,
+    });
   }
   const body = await bytes.exactly(raw.size, at);
   if (body === undefined) throw truncated(at);
@@ -483,6 +499,7 @@ async function readExtended(bytes: ByteSource, raw: RawHeader, at: number): Prom
 function parsePax(data: Buffer, at: number): Map<string, Buffer> {
   const records = new Map<string, Buffer>();
   for (let off = 0; off < data.length;) {
+    if (records.size >= MAX_PAX_RECORDS) throw tooMany(at, `more than ${MAX_PAX_RECORDS} pax records in one header`);
     const space = data.indexOf(0x20, off);
     const digits = space < 0 ? '' : data.toString('latin1', off, space);
     const end = off + Number(digits);
@@ -496,6 +513,40 @@ function parsePax(data: Buffer, at: number): Map<string, Buffer> {
     off = end;
   }
   return records;
+}
+
+/** Pax records in force, counted as they are set: past the limits the archive is refused. */
+class PaxRecords {
+  readonly map = new Map<string, Buffer>();
+  private bytes = 0;
+  constructor(
+    private readonly maxRecords: number,
+    private readonly maxBytes: number,
+    private readonly what: 'entry' | 'global',
+  ) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  set(key: string, value: Buffer, at: number): void {
+    this.delete(key);
+    this.map.set(key, value);
+    this.bytes += key.length + value.length;
+    if (this.map.size > this.maxRecords) throw tooMany(at, `more than ${this.maxRecords} ${this.what} pax records`);
+    if (this.bytes > this.maxBytes) throw tooMany(at, `${this.what} pax records of more than ${this.maxBytes} bytes`);
+  }
+
+  delete(key: string): void {
+    const old = this.map.get(key);
+    if (old === undefined) return;
+    this.bytes -= key.length + old.length;
+    this.map.delete(key);
+  }
+}
+
+function tooMany(at: number, detail: string): EngineError {
+  return new EngineError('TAR_LIMIT', `read tar: entry at byte ${at}: ${detail} (strata's limit)`, { userError: true });
 }
 
 /** A record that overrides a header field; an empty value leaves the field in force (POSIX). */

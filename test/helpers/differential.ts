@@ -17,28 +17,34 @@ export async function filesystemListing(image: string): Promise<string[]> {
   const id = (await docker(['create', image, '/no-such-command'])).trim();
   try {
     const exported = execa('docker', ['export', id], { buffer: false, encoding: 'buffer' });
-    const extract = tarStream.extract();
-    const rows: string[] = [];
-    const done = (async () => {
-      for await (const entry of extract) {
-        const h = entry.header;
-        const hash = createHash('sha256');
-        for await (const chunk of entry) hash.update(chunk as Buffer);
-        const name = `/${h.name.replace(/^\.?\//, '').replace(/\/$/, '')}`;
-        const mode = ((h.mode ?? 0) & 0o7777).toString(8).padStart(4, '0');
-        let row = `${name} ${h.type} ${mode} ${h.uid}:${h.gid}`;
-        if (h.type === 'symlink' || h.type === 'link') row += ` -> ${h.linkname}`;
-        if (h.type === 'file') row += ` sha256:${hash.digest('hex')}`;
-        if (h.type === 'character-device' || h.type === 'block-device') row += ` ${h.devmajor},${h.devminor}`;
-        rows.push(row);
-      }
-    })();
-    exported.stdout!.pipe(extract);
-    await Promise.all([exported, done]);
-    return rows.sort();
+    const [rows] = await Promise.all([tarListing(exported.stdout!), exported]);
+    return rows;
   } finally {
     await execa('docker', ['rm', '-f', id], { reject: false });
   }
+}
+
+/** filesystemListing's rows for any tar stream (a `strata export`, say), sorted. */
+export async function tarListing(tar: NodeJS.ReadableStream): Promise<string[]> {
+  const extract = tarStream.extract();
+  const rows: string[] = [];
+  const done = (async () => {
+    for await (const entry of extract) {
+      const h = entry.header;
+      const hash = createHash('sha256');
+      for await (const chunk of entry) hash.update(chunk as Buffer);
+      const name = `/${h.name.replace(/^\.?\//, '').replace(/\/$/, '')}`;
+      const mode = ((h.mode ?? 0) & 0o7777).toString(8).padStart(4, '0');
+      let row = `${name} ${h.type} ${mode} ${h.uid}:${h.gid}`;
+      if (h.type === 'symlink' || h.type === 'link') row += ` -> ${h.linkname}`;
+      if (h.type === 'file') row += ` sha256:${hash.digest('hex')}`;
+      if (h.type === 'character-device' || h.type === 'block-device') row += ` ${h.devmajor},${h.devminor}`;
+      rows.push(row);
+    }
+  })();
+  tar.pipe(extract);
+  await done;
+  return rows.sort();
 }
 
 /**

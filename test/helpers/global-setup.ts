@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { REPO_ROOT, STRATA_BIN, strataOk } from './cli.js';
 import { DIFF_BASE } from './differential.js';
+import { joinDockerUsers } from './docker-users.js';
 import globalTeardown from './global-teardown.js';
 
 async function portFree(port: number): Promise<boolean> {
@@ -46,6 +47,13 @@ async function setUp(): Promise<void> {
   process.env.STRATA_TASK_QUEUE = 'strata-test';
   // ADD tests clone bare repositories the tests make on this disk.
   process.env.STRATA_ALLOW_FILE_GIT = '1';
+  // The shared worker's rights (worker/rights.ts): outputs under the home's out/, schedule
+  // directories under the temp dir where tests make them; no pushes (push tests run a worker
+  // with --allow-push on a queue of their own).
+  process.env.STRATA_OUTPUT_DIR = path.join(home, 'out');
+  await fs.mkdir(process.env.STRATA_OUTPUT_DIR);
+  process.env.STRATA_SOURCE_DIR = os.tmpdir();
+  delete process.env.STRATA_ALLOW_PUSH;
   // Failing builds fail at once unless a test gives them a --retry-window.
   process.env.STRATA_RETRY_WINDOW = '0';
 
@@ -58,6 +66,7 @@ async function setUp(): Promise<void> {
   // The differential suites' base: the same bytes under the same name in strata and in
   // docker, so one Dockerfile serves both builders. Removed from docker by the teardown.
   await strataOk(['import', '--change', 'CMD ["sh"]', rootfs, DIFF_BASE]);
+  await joinDockerUsers();
   await execa('docker', ['import', '--change', 'CMD ["sh"]', rootfs, DIFF_BASE]);
 
   const log = await fs.open(path.join(home, 'worker.log'), 'a');

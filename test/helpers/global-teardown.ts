@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import { execa } from 'execa';
 import { strata } from './cli.js';
 import { DIFF_BASE } from './differential.js';
+import { leaveDockerUsers } from './docker-users.js';
 
 export default async function globalTeardown(): Promise<void> {
   const worker = (globalThis as { strataWorker?: ChildProcess }).strataWorker;
@@ -16,9 +17,8 @@ export default async function globalTeardown(): Promise<void> {
     if (worker.exitCode === null) worker.kill('SIGKILL');
   }
   await strata(['server', 'stop']);
-  // Several test runs sharing one dockerd (STRATA_TEST_SHARED_DOCKER=1) would pull the base
-  // from under each other.
-  if (!process.env.STRATA_TEST_SHARED_DOCKER) await execa('docker', ['rmi', '-f', DIFF_BASE], { reject: false });
+  // Another run on the same dockerd may still build FROM the shared base: the last one removes it.
+  if (await leaveDockerUsers()) await execa('docker', ['rmi', '-f', DIFF_BASE], { reject: false });
   const home = process.env.STRATA_HOME;
   if (home && home.includes('strata-test-home-')) {
     // A failed test may leave an overlay mounted under the store: unmount before removing.

@@ -1,33 +1,41 @@
-// A `strata worker` process of a test's own (its own queue, or its own store), for tests that
-// restart workers or need a store no other test touches.
+// A `strata worker` of a test's own (its own task queue, flags and rights), stopped by the test.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { STRATA_BIN } from './cli.js';
-import { until } from './host.js';
 
 export interface TestWorker {
-  child: ChildProcess;
-  log: () => string;
-  /** SIGTERM, then SIGKILL after 15 s; resolves once it exited. */
-  stop: () => Promise<void>;
+  /** The task queue it polls: give it to the CLI as STRATA_TASK_QUEUE. */
+  queue: string;
+  log(): string;
+  stop(): Promise<void>;
 }
 
-/** Starts `strata worker` with `env` over the test's environment; resolves once it polls. */
-export async function startWorker(env: NodeJS.ProcessEnv): Promise<TestWorker> {
+/** Starts `strata worker ARGS` on a fresh queue with `env` over the test environment; resolves once it polls. */
+export async function startTestWorker(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestWorker> {
+  const queue = `own-${randomBytes(4).toString('hex')}`;
   let log = '';
-  const child = spawn('node', [STRATA_BIN, 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn('node', [STRATA_BIN, 'worker', ...args], {
+    env: { ...process.env, STRATA_TASK_QUEUE: queue, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
-  await until('the worker to poll', async () => {
+  const deadline = Date.now() + 60_000;
+  while (!log.includes('polling task queue')) {
     if (child.exitCode !== null) throw new Error(`the worker exited ${child.exitCode}:\n${log}`);
-    return log.includes('polling task queue') ? true : undefined;
-  });
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
+    if (Date.now() > deadline) throw new Error(`the worker did not poll within a minute:\n${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    queue,
+    log: () => log,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    },
   };
-  return { child, log: () => log, stop };
 }

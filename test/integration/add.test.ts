@@ -207,3 +207,59 @@ describe('ADD of a git repository', () => {
     expect((await activityAttempts(workflowId)).filter((a) => a.type === 'copyStep')).toEqual([{ type: 'copyStep', attempt: 1 }]);
   });
 });
+
+describe('ADD of a local archive the filesystem or the decompressor refuses', () => {
+  /** A context whose `evil` file is made by `make(dir)`; the build ADDs it at /. */
+  async function addArchive(make: (file: string) => Promise<void>): Promise<{ stderr: string; attempts: number[] }> {
+    const ctx = await contextWith('FROM strata-test-busybox\nADD evil /\n');
+    await make(path.join(ctx, 'evil'));
+    const r = await strata(['build', ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('Step 2/2 : ADD evil / (line 2)');
+    // The store's paths are the worker's business, not the user's.
+    expect(r.stderr).not.toContain(process.env.STRATA_HOME!);
+    const workflowId = /workflows\/(build-[0-9a-f]+)/.exec(r.stderr)![1]!;
+    const attempts = (await activityAttempts(workflowId)).filter((a) => a.type === 'copyStep').map((a) => a.attempt);
+    return { stderr: r.stderr, attempts };
+  }
+
+  const python = (script: string, file: string) => execa('python3', ['-c', script, file]);
+
+  test('a name longer than the filesystem takes (ENAMETOOLONG) fails at once, naming the path in the image', async () => {
+    const { stderr, attempts } = await addArchive((file) =>
+      python(
+        "import sys, tarfile, io\nt = tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT)\ni = tarfile.TarInfo('dir/' + 'n' * 300)\nt.addfile(i, io.BytesIO(b''))\nt.close()",
+        file,
+      ).then(() => undefined),
+    );
+    expect(stderr).toMatch(/: (open|lstat) \/dir\/n{100,}.*: name too long \(ENAMETOOLONG\)/);
+    expect(attempts).toEqual([1]);
+  });
+
+  test('a truncated gzip fails at once as damaged data', async () => {
+    const { stderr, attempts } = await addArchive(async (file) => {
+      await python(
+        "import sys, tarfile, io, os\nt = tarfile.open(sys.argv[1] + '.tar', 'w')\nd = os.urandom(200000)\ni = tarfile.TarInfo('big')\ni.size = len(d)\nt.addfile(i, io.BytesIO(d))\nt.close()",
+        file,
+      );
+      const gz = (await execa('gzip', ['-c', '-n', `${file}.tar`], { encoding: 'buffer' })).stdout as Buffer;
+      await fs.writeFile(file, gz.subarray(0, gz.length >> 1));
+      await fs.rm(`${file}.tar`);
+    });
+    expect(stderr).toMatch(/decompress: the gzip data is damaged or truncated|the archive is truncated/);
+    expect(attempts).toEqual([1]);
+  });
+
+  test('a truncated zstd fails at once', async () => {
+    const { attempts } = await addArchive(async (file) => {
+      await python(
+        "import sys, tarfile, io, os\nt = tarfile.open(sys.argv[1] + '.tar', 'w')\nd = os.urandom(200000)\ni = tarfile.TarInfo('big')\ni.size = len(d)\nt.addfile(i, io.BytesIO(d))\nt.close()",
+        file,
+      );
+      const zst = (await execa('zstd', ['-q', '-c', `${file}.tar`], { encoding: 'buffer' })).stdout as Buffer;
+      await fs.writeFile(file, zst.subarray(0, zst.length >> 1));
+      await fs.rm(`${file}.tar`);
+    });
+    expect(attempts).toEqual([1]);
+  });
+});

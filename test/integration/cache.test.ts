@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { STRATA_BIN, strata, strataOk } from '../helpers/cli.js';
 import { findContainer, until } from '../helpers/host.js';
 import { activityAttempts, stepStarts } from '../helpers/temporal.js';
-import { startWorker, type TestWorker } from '../helpers/worker.js';
+import { startTestWorker, type TestWorker } from '../helpers/worker.js';
 
 const EPOCH = { SOURCE_DATE_EPOCH: '1700000000' };
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -132,12 +132,12 @@ describe('instruction cache', () => {
     const m = mark();
     const queue = `cache-restart-${m}`;
     const ctx = await makeContext({ Dockerfile: `FROM busybox\nRUN echo ${m} > /m\nRUN echo two\n` });
-    const w1 = await startWorker({ STRATA_TASK_QUEUE: queue });
+    const w1 = await startTestWorker([], { STRATA_TASK_QUEUE: queue });
     cleanups.push(w1.stop);
     const first = await build([ctx], { STRATA_TASK_QUEUE: queue });
     expect(await ran(first.id)).toEqual([2, 3]);
     await w1.stop();
-    const w2 = await startWorker({ STRATA_TASK_QUEUE: queue });
+    const w2 = await startTestWorker([], { STRATA_TASK_QUEUE: queue });
     cleanups.push(w2.stop);
     const second = await build([ctx], { STRATA_TASK_QUEUE: queue });
     expect((await activityAttempts(second.id)).map((a) => a.type)).toEqual(['planBuild', 'lookupCache', 'commitImage']);
@@ -159,7 +159,7 @@ async function privateStore(workerEnv: (home: string) => Promise<NodeJS.ProcessE
   const env: NodeJS.ProcessEnv = { STRATA_HOME: home, STRATA_TASK_QUEUE: `gc-${mark()}` };
   await strataOk(['import', '--change', 'CMD ["sh"]', process.env.STRATA_TEST_BUSYBOX_TAR!, 'busybox:latest'], { env });
   Object.assign(env, await workerEnv(home));
-  const worker = await startWorker(env);
+  const worker = await startTestWorker([], env);
   cleanups.push(async () => {
     await worker.stop();
     await fs.rm(home, { recursive: true, force: true });

@@ -17,6 +17,8 @@ interface Service {
   profiles?: string[];
   entrypoint?: string[];
   command?: string[];
+  networks?: Record<string, unknown> | string[];
+  network_mode?: string;
 }
 
 interface ComposeConfig {
@@ -98,4 +100,36 @@ test('the worker image builds strata from this repository and runs `strata worke
   expect(runs.some((t) => t.includes('npm run build'))).toBe(true);
   expect(runs.some((t) => /apt-get install .*\brunc\b/.test(t))).toBe(true);
   expect(df.instructions.map((i) => i.text)).toEqual(expect.arrayContaining(['ENTRYPOINT ["strata"]', 'CMD ["worker"]']));
+});
+
+/** The networks a service is on. */
+function networksOf(s: Service): string[] {
+  return Array.isArray(s.networks) ? s.networks : Object.keys(s.networks ?? {});
+}
+
+test("RUN steps cannot use Temporal: it demands client certificates, and the workers' network has neither its database nor the Web UI", () => {
+  const { temporal, postgresql, strata: cli } = config.services;
+  const worker = config.services['strata-worker']!;
+  const ui = config.services['temporal-ui']!;
+  expect(temporal?.environment?.TEMPORAL_TLS_REQUIRE_CLIENT_AUTH).toBe('true');
+  for (const s of [worker, cli!, ui]) {
+    expect(s.environment?.TEMPORAL_TLS_CERT).toBe('/certs/client.pem');
+    expect(s.environment?.TEMPORAL_TLS_KEY).toBe('/certs/client.key');
+    expect(s.environment?.TEMPORAL_TLS_CA).toBe('/certs/ca.pem');
+    expect(namedMounts(s, config).get('/certs')).toBe('temporal-certs');
+  }
+  const builds = networksOf(worker);
+  expect(builds).toEqual(networksOf(cli!));
+  expect(networksOf(temporal!).some((n) => builds.includes(n))).toBe(true);
+  expect(networksOf(postgresql!).some((n) => builds.includes(n))).toBe(false);
+  expect(networksOf(ui).some((n) => builds.includes(n))).toBe(false);
+  // The certificates are made by the script the tests use (test/integration/tls.test.ts).
+  expect(config.services['temporal-certs']?.entrypoint).toEqual(['sh', '/opt/strata/docker/temporal-certs.sh', '/certs']);
+});
+
+test('a worker writes outputs only under /out, which is ./out on the host', () => {
+  const worker = config.services['strata-worker']!;
+  expect(worker.environment?.STRATA_OUTPUT_DIR).toBe('/out');
+  expect(worker.environment?.STRATA_ALLOW_PUSH).toBeUndefined();
+  expect(worker.volumes?.some((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`).match(/\/out(:rw)?$/))).toBe(true);
 });

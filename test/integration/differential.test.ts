@@ -14,6 +14,8 @@
 //   differences  aspects not compared ("history", "config:<Field>", "filesystem"), each one a
 //                deliberate difference listed in docs/compatibility.md under the case's name
 //   mkdir        directories made in the copied context (git keeps no empty directories)
+//   link         {"b": "a"}: b becomes a hardlink of a in the copied context (git keeps no
+//                hardlinks; applied after mkdir, before chmod)
 //   chmod        {"path": "0600"}: modes set in the copied context, since git keeps only +x
 //                (applied after mkdir, so they may name the new directories)
 import { promises as fs } from 'node:fs';
@@ -41,6 +43,7 @@ interface CaseFile {
   fails?: string;
   differences?: string[];
   mkdir?: string[];
+  link?: Record<string, string>;
   chmod?: Record<string, string>;
 }
 
@@ -69,6 +72,10 @@ async function contextOf(name: string, c: CaseFile): Promise<string> {
   await execa('cp', ['-a', `${path.join(CASES_DIR, name)}/.`, dir]);
   await fs.rm(path.join(dir, 'case.json'), { force: true });
   for (const d of c.mkdir ?? []) await fs.mkdir(path.join(dir, d), { recursive: true });
+  for (const [name, target] of Object.entries(c.link ?? {})) {
+    await fs.rm(path.join(dir, name), { force: true });
+    await fs.link(path.join(dir, target), path.join(dir, name));
+  }
   for (const [p, mode] of Object.entries(c.chmod ?? {})) await fs.chmod(path.join(dir, p), parseInt(mode, 8));
   return dir;
 }

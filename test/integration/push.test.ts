@@ -1,15 +1,18 @@
 // Pushing to a real registry (Debian's docker-registry on a loopback port): strata build
 // --push, strata push of an imported image, a schedule with --push; verified with skopeo
 // and by docker pull + docker run, the way a user would check.
-import { createPrivateKey, sign, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { strata, strataOk } from '../helpers/cli.js';
 import { docker, dockerRmi, dockerRun } from '../helpers/docker.js';
+import { startCutProxy } from '../helpers/cutProxy.js';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startTokenServer, type TokenServer } from '../helpers/tokenServer.js';
+
+import { startTestWorker } from '../helpers/worker.js';
 
 let registry: TestRegistry;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -40,6 +43,11 @@ interface SkopeoInspect {
   Layers: string[];
 }
 
+/** The manifest as the registry serves it. */
+async function rawManifest(ref: string): Promise<{ mediaType: string; layers: { mediaType: string; digest: string; size: number }[] }> {
+  return JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${ref}`)) as Awaited<ReturnType<typeof rawManifest>>;
+}
+
 async function skopeo(...args: string[]): Promise<string> {
   return (await execa('skopeo', args)).stdout;
 }
@@ -62,6 +70,7 @@ const uploads = async () => (await registry.requests()).filter((r) => r.method =
 
 describe('strata build --push', () => {
   const app = () => `${registry.address}/app:1`;
+  let firstDigest = '';
 
   test('pushes the built image: skopeo sees its layers and config, docker pulls and runs it', async () => {
     const ctx = await contextWith({
@@ -79,8 +88,10 @@ describe('strata build --push', () => {
     const config = await remoteConfig(app());
     expect(config.config.Cmd).toEqual(['cat', '/msg.txt']);
     expect(config.rootfs.diff_ids).toHaveLength(3);
-    // Each pushed layer is its uncompressed tar: the blob digest is the diff_id.
-    expect(remote.Layers).toEqual(config.rootfs.diff_ids);
+    // Each layer went gzip-compressed: its blob digest is not its diff_id.
+    expect((await rawManifest(app())).layers.map((l) => l.mediaType)).toEqual(Array(3).fill('application/vnd.oci.image.layer.v1.tar+gzip'));
+    expect(remote.Layers.filter((l) => config.rootfs.diff_ids.includes(l))).toEqual([]);
+    firstDigest = digest!;
 
     await dockerPull(app());
     expect(await dockerRun(app())).toBe('hello from the registry\nbuilt by strata');
@@ -95,6 +106,20 @@ describe('strata build --push', () => {
     expect(fresh.filter((q) => q.method === 'HEAD' && q.uri.includes('/blobs/'))).toHaveLength(4); // 3 layers + config
     expect(fresh.filter((q) => q.method === 'PUT' && q.uri === '/v2/app/manifests/1').map((q) => q.status)).toEqual([201]);
     expect(r.stdout.match(/: Layer already exists$/gm)).toHaveLength(3);
+    // Nothing compressed again, and the same manifest: the same digest.
+    expect(r.stdout).toContain(`1: digest: ${firstDigest} size:`);
+  });
+
+  test('pushing to a second repository of the registry mounts every blob', async () => {
+    const before = (await registry.requests()).length;
+    const r = await strataOk(['push', app(), `${registry.address}/second/app:1`]);
+    const fresh = (await registry.requests()).slice(before);
+    expect(r.stdout.match(/: Mounted from app$/gm)).toHaveLength(3);
+    expect(fresh.filter((q) => q.method === 'PATCH' || (q.method === 'PUT' && q.uri.includes('/blobs/')))).toEqual([]);
+    const posts = fresh.filter((q) => q.method === 'POST');
+    expect(posts).toHaveLength(4); // 3 layers + config
+    for (const p of posts) expect(p).toMatchObject({ status: 201, uri: expect.stringMatching(/^\/v2\/second\/app\/blobs\/uploads\/\?mount=sha256%3A[0-9a-f]{64}&from=app$/) });
+    expect(r.stdout).toContain(`1: digest: ${firstDigest} size:`);
   });
 
   test('without -t there is nothing to push to: a usage error before any build', async () => {
@@ -121,8 +146,10 @@ describe('strata push', () => {
     await strataOk(['import', '--change', 'CMD ["echo", "imported and pushed"]', process.env.STRATA_TEST_BUSYBOX_TAR!, ref]);
     const first = await uploads();
     const r = await strataOk(['push', ref]);
-    expect(r.stdout).toMatch(/^[0-9a-f]{12}: Pushed$/m);
-    expect((await uploads()).length - first.length).toBe(2); // the layer and the config
+    // The layer is busybox's, which the builds above pushed (compressed) to this registry:
+    // it is mounted, and only the config is uploaded.
+    expect(r.stdout).toMatch(/^[0-9a-f]{12}: Mounted from [a-z/]+$/m);
+    expect((await uploads()).length - first.length).toBe(1);
     await dockerPull(ref);
     expect(await dockerRun(ref)).toBe('imported and pushed');
 
@@ -180,13 +207,46 @@ describe('strata push', () => {
   });
 });
 
+describe('compressed, resumable pushes', () => {
+  test('a compressible layer goes smaller than its tar, and skopeo sees the digest strata printed', async () => {
+    const text = Array.from({ length: 60_000 }, (_, i) => `line ${i}: the same words, again and again\n`).join('');
+    const ctx = await contextWith({ Dockerfile: 'FROM busybox\nCOPY big.txt /big.txt\n', 'big.txt': text });
+    const ref = `${registry.address}/compressed:1`;
+    const r = await strataOk(['build', '--push', '-t', ref, ctx]);
+    const digest = /^1: digest: (sha256:[0-9a-f]{64}) size: \d+$/m.exec(r.stdout)?.[1];
+    const remote = await inspectRemote(ref);
+    expect(remote.Digest).toBe(digest);
+    expect((await rawManifest(ref)).layers[1]!.size).toBeLessThan(text.length / 4);
+  });
+
+  test('a connection cut in the middle of a large layer upload does not stop the push', async () => {
+    const ctx = await contextWith({ Dockerfile: 'FROM busybox\nCOPY noise.bin /noise.bin\nCMD ["md5sum", "/noise.bin"]\n' });
+    const noise = randomBytes(48 << 20);
+    await fs.writeFile(path.join(ctx, 'noise.bin'), noise);
+    await strataOk(['build', '-t', 'cut-source:1', ctx]);
+    const proxy = await startCutProxy(registry.address, 20 << 20);
+    cleanups.push(() => proxy.stop());
+    const r = await strataOk(['push', 'cut-source:1', `${proxy.address}/cut/app:1`]);
+    expect(proxy.cut()).toBe(true);
+    const digest = /^1: digest: (sha256:[0-9a-f]{64}) size: \d+$/m.exec(r.stdout)?.[1];
+    const ref = `${registry.address}/cut/app:1`;
+    expect((await inspectRemote(ref)).Digest).toBe(digest);
+    await dockerPull(ref);
+    const sum = (await execa('md5sum', { input: noise })).stdout.split(' ')[0];
+    expect(await dockerRun(ref)).toBe(`${sum}  /noise.bin`);
+  });
+});
+
 describe('strata schedule create --push', () => {
-  test('each run pushes the tags it built', async () => {
+  test('each run pushes the tags it built, on a worker started with --allow-push', async () => {
+    const worker = await startTestWorker(['--allow-push']);
+    cleanups.push(() => worker.stop());
+    const env = { STRATA_TASK_QUEUE: worker.queue };
     const ref = `${registry.address}/scheduled:nightly`;
     const ctx = await contextWith({ Dockerfile: 'FROM busybox\nRUN echo scheduled > /built\nCMD ["cat", "/built"]\n' });
-    cleanups.push(() => strata(['schedule', 'rm', 'push-nightly']));
-    await strataOk(['schedule', 'create', 'push-nightly', '--every', '1h', '--paused', '-t', ref, '--push', ctx]);
-    const out = (await strataOk(['schedule', 'trigger', 'push-nightly', '--wait'])).stdout;
+    cleanups.push(() => strata(['schedule', 'rm', 'push-nightly'], { env }));
+    await strataOk(['schedule', 'create', 'push-nightly', '--every', '1h', '--paused', '-t', ref, '--push', ctx], { env });
+    const out = (await strataOk(['schedule', 'trigger', 'push-nightly', '--wait'], { env })).stdout;
     const digest = new RegExp(`pushed ${ref.replace(/[.]/g, '\\.')}@(sha256:[0-9a-f]{64})`).exec(out)?.[1];
     expect(digest).toBeDefined();
     expect((await inspectRemote(ref)).Digest).toBe(digest);
@@ -197,45 +257,15 @@ describe('strata schedule create --push', () => {
 
 describe('a registry with bearer-token auth', () => {
   let secured: TestRegistry;
-  let tokenServer: http.Server;
-  const scopes: string[] = [];
+  let tokens: TokenServer;
 
   beforeAll(async () => {
-    const dir = await scratchDir('strata-token-');
-    const keyFile = path.join(dir, 'key.pem');
-    const certFile = path.join(dir, 'cert.pem');
-    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=strata-test-token']);
-    const key = createPrivateKey(await fs.readFile(keyFile));
-    const certDer = new X509Certificate(await fs.readFile(certFile)).raw.toString('base64');
-    const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
-    // A token server as the distribution token spec describes: it grants what the scope asks
-    // to a client that logs in as tester:s3cret.
-    tokenServer = http.createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      scopes.push(...url.searchParams.getAll('scope'));
-      if (req.headers.authorization !== `Basic ${Buffer.from('tester:s3cret').toString('base64')}`) {
-        res.writeHead(401).end();
-        return;
-      }
-      const access = url.searchParams.getAll('scope').map((s) => {
-        const [type, name, actions] = s.split(':');
-        return { type, name, actions: actions!.split(',') };
-      });
-      const now = Math.floor(Date.now() / 1000);
-      const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer] }));
-      const claims = b64url(
-        JSON.stringify({ iss: 'strata-test-issuer', sub: 'tester', aud: url.searchParams.get('service'), exp: now + 600, nbf: now - 60, iat: now, jti: String(now), access }),
-      );
-      const signature = b64url(sign('sha256', Buffer.from(`${header}.${claims}`), key));
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${header}.${claims}.${signature}` }));
-    });
-    await new Promise<void>((r) => tokenServer.listen(0, '127.0.0.1', r));
-    const realm = `http://127.0.0.1:${(tokenServer.address() as { port: number }).port}/token`;
-    secured = await startRegistry({ token: { realm, service: 'strata-test-registry', issuer: 'strata-test-issuer', certFile } });
+    tokens = await startTokenServer();
+    secured = await startRegistry({ token: tokens.auth });
   });
   afterAll(async () => {
     await secured?.stop();
-    await new Promise((r) => tokenServer?.close(r));
+    await tokens?.stop();
   });
 
   test('logs in to the token server with config.json credentials and pushes with the token', async () => {
@@ -243,7 +273,7 @@ describe('a registry with bearer-token auth', () => {
     const config = await scratchDir('strata-docker-config-');
     await fs.writeFile(path.join(config, 'config.json'), JSON.stringify({ auths: { [secured.address]: { auth: Buffer.from('tester:s3cret').toString('base64') } } }));
     await strataOk(['push', 'busybox:latest', ref], { env: { DOCKER_CONFIG: config } });
-    expect(scopes).toContain('repository:tokened:pull,push');
+    expect(tokens.requests.flatMap((r) => r.scopes)).toContain('repository:tokened:pull,push');
     // The registry does refuse anonymous clients (skopeo has no login here).
     expect(await inspectRemote(ref).catch((e: Error) => e.message)).toMatch(/unauthorized|authentication required/i);
     expect((await secured.requests()).filter((q) => q.method === 'PUT' && q.uri === '/v2/tokened/manifests/1').map((q) => q.status)).toEqual([201]);

@@ -105,30 +105,37 @@ describe('RUN and the host network', () => {
   });
 
   test('a worker started with --deny-entitlement network.host refuses it even to a build that asks', async () => {
-    const queue = `strata-test-deny-${randomBytes(3).toString('hex')}`;
-    const log = path.join(await tempDir(), 'worker.log');
-    const worker = execa('node', [STRATA_BIN, 'worker', '--deny-entitlement', 'network.host'], {
-      env: { ...process.env, STRATA_TASK_QUEUE: queue },
-      stdout: 'ignore',
-      stderr: { file: log }, // the banner says when it polls
-      reject: false,
-    });
-    try {
-      for (let i = 0; !(await fs.readFile(log, 'utf8').catch(() => '')).includes('polling task queue'); i++) {
-        if (i > 300) throw new Error(`the denying worker did not start: ${await fs.readFile(log, 'utf8').catch(() => '')}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+    await withOwnWorker(['--deny-entitlement', 'network.host'], {}, async (queue) => {
       const ctx = await context(['FROM busybox', 'RUN --network=host echo on the host']);
       const r = await strata(['build', '--allow', 'network.host', ctx], { env: { STRATA_TASK_QUEUE: queue } });
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toContain('Step 2/2 : RUN --network=host echo on the host (line 2)');
       expect(r.stderr).toContain('this worker refuses the network.host entitlement');
-    } finally {
-      worker.kill('SIGTERM');
-      await worker;
-    }
+    });
   });
 });
+
+/** Runs `fn` with a worker of its own (extra flags and environment) polling a queue of its own. */
+async function withOwnWorker(flags: string[], env: Record<string, string>, fn: (queue: string) => Promise<void>): Promise<void> {
+  const queue = `strata-test-own-${randomBytes(3).toString('hex')}`;
+  const log = path.join(await tempDir(), 'worker.log');
+  const worker = execa('node', [STRATA_BIN, 'worker', ...flags], {
+    env: { ...process.env, ...env, STRATA_TASK_QUEUE: queue },
+    stdout: 'ignore',
+    stderr: { file: log }, // the banner says when it polls
+    reject: false,
+  });
+  try {
+    for (let i = 0; !(await fs.readFile(log, 'utf8').catch(() => '')).includes('polling task queue'); i++) {
+      if (i > 300 || worker.exitCode !== null) throw new Error(`the worker did not start: ${await fs.readFile(log, 'utf8').catch(() => '')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await fn(queue);
+  } finally {
+    worker.kill('SIGTERM');
+    await worker;
+  }
+}
 
 describe('RUN and the outside world', () => {
   // "The internet": a network namespace on a veth pair, with a server inside it.
@@ -174,6 +181,14 @@ describe('RUN and the outside world', () => {
     expect(r.stdout).toContain('hello from the internet');
   });
 
+  test('a worker with STRATA_RUN_DENY_NETWORKS keeps RUN steps from that network (a compose deployment)', async () => {
+    await withOwnWorker([], { STRATA_RUN_DENY_NETWORKS: '10.213.0.0/30' }, async (queue) => {
+      const ctx = await context(['FROM busybox', `RUN ${PROBE}; probe 10.213.0.2 18080`]);
+      const r = await strataOk(['build', ctx], { env: { STRATA_TASK_QUEUE: queue } });
+      expect(r.stdout).toContain('blocked 10.213.0.2:18080');
+    });
+  });
+
   test('--network=none has loopback only and reaches nothing', async () => {
     const ctx = await context(['FROM busybox', `RUN --network=none ${PROBE}; probe 10.213.0.2 18080; ls /sys/class/net; ip -o link | wc -l`]);
     const r = await strataOk(['build', ctx]);
@@ -195,6 +210,18 @@ test('RUN cannot make namespaces, mount, or enter the host', async () => {
   expect(r.stdout).not.toMatch(/^ALLOWED/m);
   expect(r.stdout).toContain('keys:0');
   expect(r.stdout).toContain('ordinary life works');
+});
+
+test('RUN in its own network cannot open packet sockets (frames past its routes), yet ping works', async () => {
+  // busybox's arping and udhcpc speak through AF_PACKET; ping through a raw IP socket, which is routed.
+  const ctx = await context([
+    'FROM busybox',
+    'RUN if arping -c 1 -w 1 -I eth0 10.0.2.2 2>/tmp/err; then echo "PACKETS"; else cat /tmp/err; fi; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo "ping works"',
+  ]);
+  const r = await strataOk(['build', ctx]);
+  expect(r.stdout).not.toMatch(/^PACKETS$/m);
+  expect(r.stdout).toMatch(/arping: .*Function not implemented/);
+  expect(r.stdout).toContain('ping works');
 });
 
 // A `,` cannot stand in a --mount source (it separates the fields), and a backslash does not

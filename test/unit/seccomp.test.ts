@@ -1,6 +1,6 @@
 // The seccomp profile as data: what must be refused is, what a build needs is allowed, and
 // clone's and personality's argument filters say what they mean.
-import { ALLOWED_SYSCALLS, CLONE_NAMESPACE_FLAGS, CLONE_NAMESPACE_MASK, DENIED_SYSCALLS, seccompProfile } from '../../engine/runtime/seccomp.js';
+import { AF_PACKET, ALLOWED_SYSCALLS, CLONE_NAMESPACE_FLAGS, CLONE_NAMESPACE_MASK, DENIED_SYSCALLS, seccompProfile } from '../../engine/runtime/seccomp.js';
 
 const profile = seccompProfile('x64');
 const rulesFor = (name: string) => profile.syscalls.filter((r) => r.names.includes(name));
@@ -65,10 +65,17 @@ test('no syscall is both on the allow list and the deny list', () => {
   expect(new Set(ALLOWED_SYSCALLS).size).toBe(ALLOWED_SYSCALLS.length);
 });
 
-test.each(['read', 'write', 'openat', 'execve', 'fork', 'vfork', 'wait4', 'mmap', 'socket', 'connect', 'chroot', 'setuid', 'chown', 'futex', 'getrandom', 'statx', 'rseq'])(
+test.each(['read', 'write', 'openat', 'execve', 'fork', 'vfork', 'wait4', 'mmap', 'connect', 'chroot', 'setuid', 'chown', 'futex', 'getrandom', 'statx', 'rseq'])(
   '%s, which builds need, is allowed',
   (name) => expect(allowedUnconditionally(name)).toBe(true),
 );
+
+test('socket is allowed for every family but AF_PACKET, except on the host network', () => {
+  expect(rulesFor('socket')).toEqual([{ names: ['socket'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: AF_PACKET, op: 'SCMP_CMP_NE' }] }]);
+  expect(rulesFor('socketcall')).toEqual([expect.objectContaining({ action: 'SCMP_ACT_ERRNO', errnoRet: 38 })]);
+  const host = seccompProfile('x64', { packetSockets: true }).syscalls.filter((r) => r.names.includes('socket'));
+  expect(host).toEqual([{ names: ['socket', 'socketcall'], action: 'SCMP_ACT_ALLOW' }]);
+});
 
 test('unknown syscalls answer ENOSYS, so programs take their fallbacks', () => {
   expect(profile.defaultAction).toBe('SCMP_ACT_ERRNO');

@@ -37,3 +37,26 @@ describe('resolveExecUser', () => {
     expect({ uid, gid, additionalGids }).toEqual(want);
   });
 });
+
+describe('resolveExecUser in a root without /etc/passwd (FROM scratch and a static binary)', () => {
+  let bare: string;
+  beforeAll(async () => {
+    bare = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-users-bare-'));
+  });
+  afterAll(async () => {
+    await fs.rm(bare, { recursive: true, force: true });
+  });
+
+  test('no USER runs as 0:0 with home /, as docker does', async () => {
+    expect(await resolveExecUser(bare, undefined)).toEqual({ uid: 0, gid: 0, additionalGids: [0], home: '/' });
+    expect(await resolveExecUser(bare, '')).toEqual({ uid: 0, gid: 0, additionalGids: [0], home: '/' });
+  });
+
+  test('a numeric USER runs without passwd', async () => {
+    expect(await resolveExecUser(bare, '123:45')).toMatchObject({ uid: 123, gid: 45 });
+  });
+
+  test('USER root by name still needs passwd (docker: unable to find user root)', async () => {
+    await expect(resolveExecUser(bare, 'root')).rejects.toThrow('unable to find user root: no matching entries in passwd file');
+  });
+});
