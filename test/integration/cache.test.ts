@@ -128,6 +128,22 @@ describe('instruction cache', () => {
     expect(await ran((await build([ctx])).id)).toEqual([2, 5, 6]);
   });
 
+  test('RUN --mount=type=bind from the context: a change in the mounted file misses that RUN; a change elsewhere does not', async () => {
+    const m = mark();
+    const ctx = await makeContext({
+      Dockerfile: `FROM busybox\nRUN echo ${m} > /m\nRUN --mount=type=bind,source=in.txt,target=/in cat /in > /out\nRUN echo after\n`,
+      'in.txt': 'one\n',
+      'other.txt': 'x\n',
+    });
+    await build([ctx]);
+    await fs.writeFile(path.join(ctx, 'other.txt'), 'y\n');
+    expect(await ran((await build([ctx])).id)).toEqual([]);
+    await fs.writeFile(path.join(ctx, 'in.txt'), 'two\n');
+    const changed = await build(['-t', `mount-${m}:1`, ctx]);
+    expect(await ran(changed.id)).toEqual([3, 4]);
+    expect(changed.stdout).toMatch(/Step 2\/4 : RUN echo \w+ > \/m\n ---> Using cache\n/);
+  });
+
   test('a hit after a worker restart: the cache lives in the store, not in the worker', async () => {
     const m = mark();
     const queue = `cache-restart-${m}`;
@@ -276,6 +292,46 @@ describe('store GC', () => {
     for (const c of chain) expect(await exists(path.join(s.home, 'layers', c, 'diff'))).toBe(true);
     await strataOk(['save', '-o', path.join(ctx, 'out.tar'), 'held:1'], { env: s.env });
     expect((await execa('tar', ['-xOf', path.join(ctx, 'out.tar'), 'manifest.json'])).stdout).toContain('held:1');
+  });
+
+  test('builder prune --filter until=DUR keeps what was used since; --keep-storage SIZE trims only down to SIZE', async () => {
+    const s = await privateStore();
+    const ctx = await makeContext({ Dockerfile: 'FROM busybox AS big\nRUN head -c 2000000 /dev/urandom > /big && echo x > /small\nFROM busybox\nCOPY --from=big /small /small\n' });
+    const before = new Set((await fs.readdir(path.join(s.home, 'layers'))).filter((n) => /^[0-9a-f]{64}$/.test(n)));
+    await build(['-t', 'small:1', ctx], s.env);
+    const chain = await imageChain(s.home, 'small:1');
+    const cacheOnly = (await fs.readdir(path.join(s.home, 'layers'))).filter((n) => /^[0-9a-f]{64}$/.test(n) && !before.has(n) && !chain.includes(n));
+    expect(cacheOnly).toHaveLength(1);
+    const layer = path.join(s.home, 'layers', cacheOnly[0]!);
+    await strataOk(['builder', 'prune', '-a', '-f', '--filter', 'until=1h'], { env: s.env });
+    expect(await exists(layer)).toBe(true);
+    await strataOk(['builder', 'prune', '-a', '-f', '--keep-storage', '100MB'], { env: s.env });
+    expect(await exists(layer)).toBe(true);
+    const trimmed = await strataOk(['builder', 'prune', '-a', '-f', '--keep-storage', '0'], { env: s.env });
+    expect(trimmed.stdout).toContain(cacheOnly[0]!.slice(0, 25));
+    expect(await exists(layer)).toBe(false);
+    for (const c of chain) expect(await exists(path.join(s.home, 'layers', c, 'diff'))).toBe(true);
+    const bad = await strata(['builder', 'prune', '-f', '--filter', 'label=x'], { env: s.env });
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr).toContain('only until=DURATION');
+  });
+
+  test('rmi takes a built image and its layers whatever cache entries name them; the rebuild then runs its steps and is whole', async () => {
+    const s = await privateStore();
+    const ctx = await makeContext({ Dockerfile: 'FROM busybox\nRUN head -c 300000 /dev/urandom > /r\nCOPY Dockerfile /d\n' });
+    await build(['-t', 'gone:1', ctx], s.env);
+    const base = await imageChain(s.home, 'busybox:latest');
+    const own = (await imageChain(s.home, 'gone:1')).filter((c) => !base.includes(c));
+    expect(own).toHaveLength(2);
+    const rmi = await strataOk(['rmi', 'gone:1'], { env: s.env });
+    for (const c of own) {
+      expect(rmi.stdout).toContain(`Deleted: sha256:${c}`);
+      expect(await exists(path.join(s.home, 'layers', c))).toBe(false);
+    }
+    for (const c of base) expect(await exists(path.join(s.home, 'layers', c, 'diff'))).toBe(true);
+    const again = await build(['-t', 'gone:1', ctx], s.env);
+    expect(again.stdout).not.toContain('Using cache');
+    await strataOk(['save', '-o', path.join(ctx, 'out.tar'), 'gone:1'], { env: s.env });
   });
 
   test('STRATA_CACHE_MAX: after each build the store stays within the budget (the images in it never go)', async () => {
