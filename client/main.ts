@@ -356,7 +356,9 @@ OCI image index otherwise (strata's own images push as OCI manifests, so OCI by 
   const system = cli.command('system').description('Store-wide information');
   system
     .command('df')
-    .description('Show disk usage: images, containers and volumes (none in strata), build cache (cache mounts, contexts)')
+    .description(
+      'Show disk usage: images, containers and volumes (none in strata), build cache (cache entries and the layers only they hold, contexts, logs, cache mounts); RECLAIMABLE: what builder prune -a frees',
+    )
     .option('-v, --verbose', 'show detailed information on space usage')
     .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}")
     .action(withStore((store, opts: { verbose?: boolean; format?: string }) => runSystemDf(store, opts)));
