@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { takeInventory } from '../../engine/cache/inventory.js';
-import { storeUsage } from '../../engine/cache/usage.js';
+import { buildCacheUsage } from '../../engine/cache/usage.js';
 import { digestHex, type Digest } from '../../engine/digest.js';
 import { listImages } from '../../engine/store/images.js';
 import type { Store } from '../../engine/store/store.js';
@@ -55,7 +55,7 @@ export async function runSystemDf(store: Store, opts: { verbose?: boolean; forma
   }
   const imagesSize = [...layers.values()].reduce((a, b) => a + b, 0);
   const inv = await takeInventory(store);
-  const usage = storeUsage(inv).buildCache;
+  const usage = buildCacheUsage(inv);
   const cache = await cacheRecords(store, inv);
   const mounts = cache.filter((c) => c.type === 'exec.cachemount');
   const mountBytes = mounts.reduce((a, c) => a + c.size, 0);

@@ -63,6 +63,18 @@ record('record workflow histories', () => {
     await save('multistage', buildId(r.stdout));
   });
 
+  test('the instruction cache: a build that misses every step, then its rebuild that hits every one', async () => {
+    // Unique text: the first build misses whatever the store's cache holds.
+    const dockerfile = `FROM busybox AS build\nRUN echo ${Date.now()} > /x\nFROM busybox\nCOPY a.txt /a\nENV X=1\nCOPY --from=build /x /x\nRUN cat /a /x\n`;
+    const ctx = await makeContext({ Dockerfile: dockerfile, 'a.txt': 'a\n' });
+    const first = await strataOk(['build', '-t', 'history-cache:1', ctx]);
+    expect(first.stdout).not.toContain('Using cache');
+    await save('cache-miss', buildId(first.stdout));
+    const second = await strataOk(['build', '-t', 'history-cache:1', ctx]);
+    expect(second.stdout.match(/ ---> Using cache/g)).toHaveLength(4);
+    await save('cache-hit', buildId(second.stdout));
+  });
+
   test('a failing COPY retried with a fixed context', async () => {
     const broken = await makeContext({ Dockerfile: 'FROM busybox\nRUN echo before\nCOPY missing.txt /m\nRUN cat /m\n' });
     const fixed = await makeContext({ 'missing.txt': 'here\n' });

@@ -31,6 +31,8 @@ interface KeyInputs {
   /** Top layer of each stage a step reads. */
   stageTops?: Map<number, Digest | undefined>;
   network?: string;
+  /** Checksums of the bind mounts' context sources, for RUN steps that have mounts. */
+  mounts?: Record<string, Digest>;
 }
 
 /** The keys of the last stage's steps, as lookup.ts chains them (inputs given, not read from files). */
@@ -40,7 +42,7 @@ async function keys(dockerfile: string, buildArgs: Record<string, string> = {}, 
   const root = baseKey(stage.base as BaseSpec & { kind: 'image' | 'scratch' }, PLATFORM, inputs.sourceDateEpoch);
   const inputsOf = (step: Step) => {
     if (step.kind === 'copy' && !step.from) return { sources: inputs.sources ?? sha256('sources') };
-    if (step.kind === 'run') return { network: step.network ?? inputs.network ?? 'default', mounts: {} };
+    if (step.kind === 'run') return { network: step.network ?? inputs.network ?? 'default', mounts: step.mounts?.length ? (inputs.mounts ?? {}) : {} };
     return {};
   };
   return keyChain(root, stage.steps, inputsOf, inputs.stageTops ?? new Map());
@@ -55,6 +57,8 @@ function firstDifference(a: Digest[], b: Digest[]): number {
 // Steps: 0 FROM, 1…: the instructions in order.
 const BASE = 'FROM busybox\nARG V=1\nRUN echo one\nCOPY a.txt /a\nENV E=1\nRUN cat /a\nCMD ["sh"]\n';
 
+const MOUNTS = 'FROM busybox\nRUN echo one\nRUN --mount=type=bind,source=a.txt,target=/a cat /a\nRUN echo two\n';
+
 describe('what changes a step key', () => {
   test.each([
     ['the same Dockerfile and inputs', BASE, {}, {}, BASE, {}, {}, -1],
@@ -68,6 +72,8 @@ describe('what changes a step key', () => {
     ['the RUN text after expansion', BASE, {}, {}, BASE.replace('RUN echo one', 'RUN echo  one'), {}, {}, 2],
     ['the last config step only', BASE, {}, {}, BASE.replace('CMD ["sh"]', 'CMD ["ls"]'), {}, {}, 6],
     ['the build network for RUN', BASE, {}, {}, BASE, {}, { network: 'none' }, 2],
+    ["a RUN's bind-mounted context file: from that RUN on", MOUNTS, {}, { mounts: { 0: sha256('one') } }, MOUNTS, {}, { mounts: { 0: sha256('two') } }, 2],
+    ['the target of a bind mount: from that RUN on', MOUNTS, {}, {}, MOUNTS.replace('target=/a', 'target=/b'), {}, {}, 2],
   ])('%s', async (_name, df1, args1, in1, df2, args2, in2, expected) => {
     expect(firstDifference(await keys(df1, args1, in1), await keys(df2, args2, in2))).toBe(expected);
   });
