@@ -1,12 +1,13 @@
 // The shapes activities/validate.ts checks workflow inputs against: typed readers that throw
 // InputRefused naming the field (`refuse step.mounts[0].target: …`), digests present in the
 // store, plan steps and image layers as the planner and the store make them.
-import type { Digest } from '../engine/digest.js';
+import { isDigest, type Digest } from '../engine/digest.js';
 import { UserInputError } from '../engine/errors.js';
 import { normalizeReference } from '../engine/image/reference.js';
 import { MEDIA_TYPE_LAYER } from '../engine/image/types.js';
 import { MAX_PLAN_BYTES, MAX_STAGES } from '../engine/dockerfile/limits.js';
 import { checkSymbolicMode } from '../engine/plan/mode.js';
+import { knownLayerBlob } from '../engine/store/layerBlobs.js';
 import type { Store } from '../engine/store/store.js';
 
 /** The error every check throws: `refuse FIELD: WHY`. */
@@ -208,6 +209,21 @@ export function copyStep(v: unknown, field: string): void {
 
 // ---- image state (commit) ----------------------------------------------------------------
 
+/**
+ * A layer described by another blob than the one it is stored from: one the store verified as
+ * this layer's (unpacked to its diff_id: a pulled or loaded image's form of a layer the store
+ * already had), or one the store does not hold at all (a pulled base whose layers the store
+ * had under another blob, so the registry's was never fetched). A blob the store holds for
+ * anything else (another build's context) is refused: save and push must not hand it out.
+ */
+async function isOtherBlobOf(store: Store, diffId: Digest, l: Record<string, unknown>): Promise<boolean> {
+  if (l.diffId !== diffId || typeof l.digest !== 'string' || !isDigest(l.digest)) return false;
+  if (typeof l.blobSize !== 'number' || typeof l.mediaType !== 'string' || !/^application\/vnd\.[a-z0-9.+-]+$/.test(l.mediaType)) return false;
+  if (!(await store.hasBlob(l.digest))) return true;
+  const known = await knownLayerBlob(store.root, diffId, l.digest);
+  return known !== undefined && known.size === l.blobSize && known.mediaType === l.mediaType;
+}
+
 /** Each layer is in the store, chained on the one before, and described as the store has it. */
 export async function imageLayers(store: Store, v: unknown, field: string): Promise<void> {
   const layers = arr(v, field, 10_000);
@@ -224,8 +240,10 @@ export async function imageLayers(store: Store, v: unknown, field: string): Prom
       blobSize: meta.blob?.size ?? meta.size,
       mediaType: meta.blob?.mediaType ?? MEDIA_TYPE_LAYER,
     };
-    for (const [k, want] of Object.entries(expected)) {
-      if (l[k] !== want) throw new InputRefused(`${f}.${k}`, `${JSON.stringify(l[k])} is not what the store has for layer ${chain}`);
+    const mismatch = Object.entries(expected).find(([k, want]) => l[k] !== want);
+    if (mismatch && !(await isOtherBlobOf(store, meta.diffId, l))) {
+      const [k] = mismatch;
+      throw new InputRefused(`${f}.${k}`, `${JSON.stringify(l[k])} is not what the store has for layer ${chain}`);
     }
     parent = chain;
   }

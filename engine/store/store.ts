@@ -22,6 +22,7 @@ import {
   type StoredImage,
 } from '../image/types.js';
 import { normalizeReference } from '../image/reference.js';
+import { noteLayerBlob } from './layerBlobs.js';
 import { registerOwner } from './owners.js';
 
 /** What the store knows of one unpacked layer (layers/<chainID>/meta.json). */
@@ -231,6 +232,8 @@ export class Store {
     if ((await this.hasLayer(chain)) && (await this.reuseLayer(chain))) {
       await fs.rm(stagedDiff, { recursive: true, force: true });
       await this.ensureShortLink(chain);
+      // The caller unpacked this blob to the layer: images that name it describe this layer.
+      if (meta.blob) await noteLayerBlob(this.root, meta.diffId, meta.blob);
       return chain;
     }
     const staging = await this.makeTempDir('layer');

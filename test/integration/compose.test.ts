@@ -23,6 +23,7 @@ interface Service {
 
 interface ComposeConfig {
   services: Record<string, Service>;
+  networks?: Record<string, { ipam?: { config?: { subnet?: string }[] } } | null>;
   volumes?: Record<string, unknown>;
 }
 
@@ -125,6 +126,14 @@ test("RUN steps cannot use Temporal: it demands client certificates, and the wor
   expect(networksOf(ui).some((n) => builds.includes(n))).toBe(false);
   // The certificates are made by the script the tests use (test/integration/tls.test.ts).
   expect(config.services['temporal-certs']?.entrypoint).toEqual(['sh', '/opt/strata/docker/temporal-certs.sh', '/certs']);
+});
+
+test("RUN steps cannot reach the workers' network: the worker denies its subnet to them", () => {
+  const worker = config.services['strata-worker']!;
+  const [builds] = networksOf(worker);
+  const subnets = (config.networks?.[builds!]?.ipam?.config ?? []).map((c) => c.subnet);
+  expect(subnets).toHaveLength(1);
+  expect(worker.environment?.STRATA_RUN_DENY_NETWORKS?.split(',')).toContain(subnets[0]);
 });
 
 test('a worker writes outputs only under /out, which is ./out on the host', () => {

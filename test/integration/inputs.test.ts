@@ -235,6 +235,23 @@ describe("strata's activities scheduled by an attacker's own workflow", () => {
     expect(await activity('commitImage', { state: { ...state, layers: [] }, tags: ['a b'] })).toEqual(refused('INPUT_REFUSED', 'refuse tags[0]'));
   });
 
+  test("commitImage naming a stored blob that is not the layer's (another build's context) as a layer's blob", async () => {
+    const busybox = await store.getImage('busybox:latest');
+    const chainId = busybox.layers[0]!.chainId;
+    const meta = await store.readLayerMeta(chainId);
+    const context = base.contextDigest as Digest;
+    const layer = {
+      chainId,
+      diffId: meta.diffId,
+      digest: context,
+      size: meta.size,
+      blobSize: (await fs.stat(store.blobPath(context))).size,
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    };
+    const state = { config: {}, architecture: 'amd64', os: 'linux', history: [], layers: [layer] };
+    expect(await activity('commitImage', { state, tags: [] })).toEqual(refused('INPUT_REFUSED', 'refuse state.layers[0].digest'));
+  });
+
   test('pushImage on a worker that does not allow pushes', async () => {
     expect(await activity('pushImage', { manifestDigest: busyboxManifest, reference: '127.0.0.1:1/x:1' })).toEqual(refused('INPUT_REFUSED', 'refuse push'));
   });

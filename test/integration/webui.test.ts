@@ -49,16 +49,16 @@ afterAll(async () => {
   await fs.rm(served, { recursive: true, force: true });
 });
 
-/** Starts a build whose step 3 fetches FILE from the test's server; returns its ID once it waits. */
+/** Starts a build whose step 3 fetches FILE from the test's server (on this host's loopback: the step needs the host's network); returns its ID once it waits. */
 async function waitingBuild(file: string): Promise<string> {
   const ctx = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-webui-ctx-'));
   try {
     await fs.writeFile(
       path.join(ctx, 'Dockerfile'),
       // Step 2 names the file too, so each build runs it (no instruction cache entry from another).
-      ['FROM busybox', `RUN echo one ${file} > /one`, `RUN wget -q -O /${file} http://127.0.0.1:${port}/${file}`, 'RUN echo two > /two'].join('\n'),
+      ['FROM busybox', `RUN echo one ${file} > /one`, `RUN --network=host wget -q -O /${file} http://127.0.0.1:${port}/${file}`, 'RUN echo two > /two'].join('\n'),
     );
-    const r = await strata(['build', '--retry-window', '1h', ctx]);
+    const r = await strata(['build', '--allow', 'network.host', '--retry-window', '1h', ctx]);
     expect({ code: r.exitCode, waiting: r.stderr.includes('The build is waiting for a decision') }).toEqual({ code: 2, waiting: true });
     return /^Build ID: (build-[0-9a-f]+)$/m.exec(r.stdout)![1]!;
   } finally {
