@@ -71,7 +71,7 @@ record('record workflow histories', () => {
     expect(first.stdout).not.toContain('Using cache');
     await save('cache-miss', buildId(first.stdout));
     const second = await strataOk(['build', '-t', 'history-cache:1', ctx]);
-    expect(second.stdout.match(/ ---> Using cache/g)).toHaveLength(4);
+    expect(second.stdout.match(/ ---> Using cache/g)).toHaveLength(5);
     await save('cache-hit', buildId(second.stdout));
   });
 
