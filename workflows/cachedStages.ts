@@ -8,7 +8,7 @@ import type { Digest } from '../engine/digest.js';
 import type { CacheStart } from '../engine/cache/lookup.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { StagePlan, Step } from '../engine/plan/types.js';
-import { applyConfig, attemptStep, executeStep, long, shortId, topOf, withResult, type StageEnv } from './executeStep.js';
+import { applyConfig, attemptStep, executeStep, long, shortId, stepFailed, topOf, withResult, type StageEnv } from './executeStep.js';
 import type { CacheLookupResult, StepProgress } from './types.js';
 
 /** The `patched()` marker of builds that use the instruction cache. */
@@ -100,16 +100,27 @@ export class CachedStages {
       const segment = steps.slice(i, end);
       const stageTops: { stage: number; top?: Digest }[] = [];
       for (const s of new Set(segment.flatMap(stagesRead))) stageTops.push({ stage: s, top: topOf(await env.results.get(s)!) });
-      const found: CacheLookupResult = await long.lookupCache({
-        start,
-        parentTop: state ? topOf(state) : undefined,
-        steps: segment,
-        contextDigest: env.req.contextDigest,
-        stageTops,
-        sourceDateEpoch: env.req.sourceDateEpoch,
-        network: env.req.network ?? 'default',
-        useCache: !missed && this.keysValid(),
-      });
+      let found: CacheLookupResult | undefined;
+      while (!found) {
+        try {
+          found = await long.lookupCache({
+            start,
+            parentTop: state ? topOf(state) : undefined,
+            steps: segment,
+            contextDigest: env.req.contextDigest,
+            stageTops,
+            sourceDateEpoch: env.req.sourceDateEpoch,
+            network: env.req.network ?? 'default',
+            useCache: !missed && this.keysValid(),
+          });
+        } catch (err) {
+          // A look-up fails on what its steps read (a context that is not there, a base): the
+          // step that reads it fails, and a retry (perhaps with a new context) looks up again.
+          const step = segment.find(readsContext) ?? segment[0]!;
+          await stepFailed(env, this.track(step.number), step, err);
+          this.track(step.number).status = step.kind === 'from' ? 'running' : 'pending';
+        }
+      }
       if (found.base) state = found.base;
       let cur = state!;
       for (const [k, { key, hit }] of found.steps.entries()) {
@@ -177,6 +188,13 @@ export class CachedStages {
 function applyHit(state: ImageState, step: Step, hit: NonNullable<CacheLookupResult['steps'][number]['hit']>): ImageState {
   const withConfig = step.kind === 'workdir' ? { ...state, config: { ...state.config, ...step.patch } } : state;
   return withResult(withConfig, hit);
+}
+
+/** Whether a step reads the build context (COPY and ADD without --from, RUN --mount from it). */
+function readsContext(step: Step): boolean {
+  if (step.kind === 'copy') return !step.from;
+  if (step.kind === 'run') return (step.mounts ?? []).some((m) => (m.type === 'bind' || m.type === 'cache') && m.from?.kind === 'context');
+  return false;
 }
 
 /** The stages a step reads (COPY --from a stage, RUN --mount from= a stage). */

@@ -50,16 +50,24 @@ export async function attemptStep<T>(env: StageEnv, p: StepProgress, step: Step,
       p.endedAt = new Date().toISOString();
       return result;
     } catch (err) {
-      if (isCancellation(err)) throw err;
-      p.status = 'failed';
-      p.error = failureMessage(err);
-      p.endedAt = new Date().toISOString();
       // The step's inputs are recorded, and finished steps are in history and the store: a
       // retry runs this step again (with the build's context, which the retry may replace).
-      if (await env.shouldRetry()) continue;
-      throw ApplicationFailure.nonRetryable(`Step ${step.number}/${env.progress.totalSteps} : ${step.text} (line ${step.line}): ${p.error}`, 'StepFailed');
+      await stepFailed(env, p, step, err);
     }
   }
+}
+
+/**
+ * Records `err` as the step's failure; returns once a retry is asked for (the caller runs the
+ * step again), else fails the build naming the step.
+ */
+export async function stepFailed(env: StageEnv, p: StepProgress, step: Step, err: unknown): Promise<void> {
+  if (isCancellation(err)) throw err;
+  p.status = 'failed';
+  p.error = failureMessage(err);
+  p.endedAt = new Date().toISOString();
+  if (await env.shouldRetry()) return;
+  throw ApplicationFailure.nonRetryable(`Step ${step.number}/${env.progress.totalSteps} : ${step.text} (line ${step.line}): ${p.error}`, 'StepFailed');
 }
 
 /**
