@@ -19,10 +19,35 @@ import { executeWorkdir } from '../engine/steps/workdir.js';
 import { resolveBuildImage } from '../engine/registry/resolve.js';
 import { stepLogPath } from '../engine/store/logs.js';
 import { readBuildSecret } from '../engine/store/secrets.js';
-import type { BuildActivities, CacheLookupInput, CommitInput, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, WorkdirInput } from '../workflows/types.js';
+import { writeStepImages } from '../engine/store/intermediate.js';
+import { MEDIA_TYPE_MANIFEST } from '../engine/image/types.js';
+import type {
+  BuildActivities,
+  CacheLookupInput,
+  CommitInput,
+  CopyHeartbeat,
+  CopyInput,
+  PlanInput,
+  RunHeartbeat,
+  RunInput,
+  SaveInput,
+  StepImagesSpec,
+  WorkdirInput,
+} from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
 import { afterCommit, holdingStep, lookupCache } from './cache.js';
 import { guarded } from './guarded.js';
+
+/** The build's image: committed from its state, or the one its last step wrote, named and made durable. */
+async function commitWithImage(store: Store, input: CommitInput): ReturnType<typeof commitImage> {
+  if (!input.image) return commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch });
+  const image = await store.loadImage(input.image);
+  await store.syncBlob(image.configDigest);
+  await store.syncBlob(image.manifestDigest);
+  const size = (await store.readBlob(image.manifestDigest)).length;
+  await store.setTags(input.tags, { mediaType: image.manifest.mediaType || MEDIA_TYPE_MANIFEST, digest: image.manifestDigest, size });
+  return { imageId: image.configDigest, manifestDigest: image.manifestDigest };
+}
 
 export interface ActivityDeps {
   store: Store;
@@ -49,6 +74,7 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
         const plan = await planDockerfile(df, {
           buildArgs: input.buildArgs,
           target: input.target,
+          labels: input.labels,
           // The store, else the registry (manifest and config only; pullImage fetches layers).
           resolveImage: (ref) => resolveBuildImage(store, ref, { pull: input.pull, signal: Context.current().cancellationSignal }),
         });
@@ -65,8 +91,11 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
         return stateOf(img.config, img.layers);
       }),
 
-    copyStep: (input: CopyInput) =>
-      guarded(
+    copyStep: (input: CopyInput) => {
+      // Heartbeats carry how much was copied, for clients' progress.
+      const progress = { files: 0, bytes: 0 };
+      const details = (): CopyHeartbeat => ({ step: input.step.number, ...progress });
+      return guarded(
         () =>
           holdingStep(store, { layers: [input.parentTop, input.from?.top], blobs: [input.contextDigest], cacheKey: input.cacheKey }, async () => {
             const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
@@ -78,10 +107,12 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
               allowFileGit,
               network: checkedNetwork(input.network ?? 'default'),
               hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
+              progress,
             });
           }),
-        { heartbeat: true },
-      ),
+        { heartbeat: { details } },
+      );
+    },
 
     runStep: (input: RunInput) => {
       const ctx = Context.current();
@@ -128,10 +159,12 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
 
     commitImage: (input: CommitInput) =>
       guarded(async () => {
-        const result = await commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch });
+        const result = await commitWithImage(store, input);
         await afterCommit(store, cacheMax);
         return result;
       }),
+
+    writeStepImages: (input: StepImagesSpec) => guarded(() => writeStepImages(store, input)),
 
     saveImage: (input: SaveInput) =>
       guarded(

@@ -119,6 +119,8 @@ export const CHECKS: Record<string, Check> = {
     const problem = buildArgsProblem(obj(i.buildArgs, 'buildArgs'));
     if (problem) throw new InputRefused('buildArgs', problem);
     optStr(i.target, 'target', { max: 255 });
+    // Their count and sizes are the planner's to bound (it names the flag in its error).
+    if (i.labels !== undefined) for (const [k, v] of Object.entries(obj(i.labels, 'labels'))) str(v, `labels.${k}`);
   },
 
   async lookupCache(input, { store }) {
@@ -196,6 +198,28 @@ export const CHECKS: Record<string, Check> = {
     arr(state.history, 'state.history', 100_000).forEach((h, n) => obj(h, `state.history[${n}]`));
     await imageLayers(store, state.layers, 'state.layers');
     arr(i.tags, 'tags', 1_000).forEach((t, n) => tag(t, `tags[${n}]`));
+    epoch(i.sourceDateEpoch, 'sourceDateEpoch');
+    if (i.image !== undefined) await blob(store, i.image, 'image');
+  },
+
+  async writeStepImages(input, { store }) {
+    const i = obj(input, 'input');
+    const parent = obj(i.parent, 'parent');
+    if (parent.manifestDigest !== undefined) await blob(store, parent.manifestDigest, 'parent.manifestDigest');
+    else {
+      const p = obj(parent.platform, 'parent.platform');
+      str(p.os, 'parent.platform.os', { max: 64 });
+      str(p.architecture, 'parent.platform.architecture', { max: 64 });
+    }
+    const steps = arr(i.steps, 'steps', 100_000);
+    for (let n = 0; n < steps.length; n++) {
+      for (const [m, c] of arr(steps[n], `steps[${n}]`, 10_000).entries()) {
+        const change = obj(c, `steps[${n}][${m}]`);
+        if (change.config !== undefined) obj(change.config, `steps[${n}][${m}].config`);
+        if (change.history !== undefined) obj(change.history, `steps[${n}][${m}].history`);
+        if (change.layer !== undefined) await layer(store, obj(change.layer, `steps[${n}][${m}].layer`).chainId, `steps[${n}][${m}].layer.chainId`);
+      }
+    }
     epoch(i.sourceDateEpoch, 'sourceDateEpoch');
   },
 

@@ -6,8 +6,7 @@
 // or `strata attach` delivers it when the build succeeds.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { saveImages } from '../engine/archive/save.js';
-import { pushImage } from '../engine/registry/push.js';
+import type { PushProgress } from '../engine/registry/push.js';
 import { buildSecretsDir } from '../engine/store/secrets.js';
 import { Store } from '../engine/store/store.js';
 import type { BuildResult } from '../workflows/types.js';
@@ -36,7 +35,7 @@ export async function recordDelivery(root: string, buildId: string, d: Delivery)
  * Saves and pushes what was recorded for the build, printing as `strata save` and
  * `strata push` do, then forgets it. Throws (the build's client then fails) on the first error.
  */
-export async function deliverBuild(root: string, buildId: string, result: BuildResult, out: (line: string) => void): Promise<void> {
+export async function deliverBuild(root: string, buildId: string, result: BuildResult, out: (line: string) => void, onPushProgress?: (p: PushProgress) => void): Promise<void> {
   let d: Delivery;
   try {
     d = JSON.parse(await fs.readFile(deliveryFile(root, buildId), 'utf8')) as Delivery;
@@ -44,12 +43,14 @@ export async function deliverBuild(root: string, buildId: string, result: BuildR
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
+  // Loaded only for a build that delivers: every other build's client is spared their imports.
+  const [{ saveImages }, { pushImage }] = await Promise.all([import('../engine/archive/save.js'), import('../engine/registry/push.js')]);
   const store = await Store.open(root);
   const image = await store.loadImage(result.manifestDigest);
   for (const dest of d.outputs) {
     const { size } = await saveImages(store, [{ image, tags: result.tags }], dest);
     out(`Saved image to ${dest} (${formatSize(size)})`);
   }
-  for (const tag of d.push) printPushResult(await pushImage(store, image, tag), out);
+  for (const tag of d.push) printPushResult(await pushImage(store, image, tag, { onProgress: onPushProgress }), out);
   await fs.rm(deliveryFile(root, buildId), { force: true });
 }

@@ -1,19 +1,17 @@
-// Following a build: its progress and RUN output printed until it ends or waits for a retry,
+// Following a build: its progress shown (client/view.ts) until it ends or waits for a retry,
 // and the progress query that attach, retry, abort and builds describe ask.
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { removeBuildSecrets } from '../engine/store/secrets.js';
 import type { TemporalTarget } from '../worker/temporal.js';
-import type { BuildProgress } from '../workflows/types.js';
+import { temporal } from '../worker/temporalClient.js';
+import type { BuildProgress, BuildResult } from '../workflows/types.js';
 import { EXIT_WAITING, UsageError } from './errors.js';
 import { deliverBuild } from './deliver.js';
-import { printPushResult } from './format.js';
-import { OutputStreamer } from './output.js';
-import { ProgressPrinter } from './progress.js';
 import type { Session } from './session.js';
+import { openView, progressMode, type BuildView } from './view.js';
 
 export type BuildHandle = ReturnType<Client['workflow']['getHandle']>;
 
-const out = (line: string) => process.stdout.write(line + '\n');
 const err = (line: string) => process.stderr.write(line + '\n');
 
 /**
@@ -34,18 +32,18 @@ export async function queryProgress(client: Client, handle: BuildHandle, timeout
 }
 
 /**
- * The progress query, answered: a worker that polled a moment ago may be gone (the client
- * that ran it exited), so an unanswered query is asked again with a worker in this process.
+ * The progress query, answered: a worker that polled a moment ago may be gone, so an
+ * unanswered query is asked again once this machine's records say a worker serves the queue.
  */
 export async function answeredProgress(s: Session, handle: BuildHandle): Promise<BuildProgress> {
   await s.ensureWorker();
   const p = await queryProgress(s.client, handle, 5000);
   if (p) return p;
-  await s.startLocalWorker();
+  await s.ensureWorker({ askTemporal: false });
   return handle.query<BuildProgress>('progress');
 }
 
-/** The build's progress from its newest run; a worker in this process answers when none does. */
+/** The build's progress from its newest run; the background worker answers when none does. */
 export async function progressOf(s: Session, id: string): Promise<BuildProgress> {
   const handle = s.client.workflow.getHandle(id);
   await handle.describe().catch(() => {
@@ -55,26 +53,25 @@ export async function progressOf(s: Session, id: string): Promise<BuildProgress>
 }
 
 /** Follows a started build until it ends or waits; once it ended, no step reads its secrets. */
-export async function followBuild(s: Session, id: string, retriesBefore?: number): Promise<number> {
+export async function followBuild(s: Session, id: string, retriesBefore?: number, view: BuildView = openView(progressMode(undefined, false))): Promise<number> {
   await s.ensureWorker();
-  const code = await follow(s, s.client.workflow.getHandle(id), retriesBefore);
+  const { code } = await follow(s, s.client.workflow.getHandle(id), view, retriesBefore);
   if (code !== EXIT_WAITING) await removeBuildSecrets(s.store.root, id);
   return code;
 }
 
-/** A build no worker answers for this long gets one in this process. */
+/** A build no worker answers for this long gets the background worker (when no worker of this machine serves it). */
 const UNANSWERED_MS = 5_000;
 
 /**
- * Prints a build's progress and RUN output until it ends (0 built, 1 failed, 130 cancelled)
- * or waits for a retry (EXIT_WAITING). A client that just sent a retry passes the count of
- * retries it saw before, so the waiting state that retry ends does not count.
+ * Shows a build's progress and RUN output (as `view` does) until it ends (0 built, 1 failed,
+ * 130 cancelled) or waits for a retry (EXIT_WAITING). A client that just sent a retry passes
+ * the count of retries it saw before, so the waiting state that retry ends does not count.
  */
-export async function follow(s: Session, handle: BuildHandle, retriesBefore = -1): Promise<number> {
+export async function follow(s: Session, handle: BuildHandle, view: BuildView, retriesBefore = -1): Promise<{ code: number; result?: BuildResult }> {
   const { client, target } = s;
   let lastAnswer = Date.now();
-  const stream = new OutputStreamer(client, handle.workflowId, (text) => process.stdout.write(text));
-  const printer = new ProgressPrinter(out, (step) => stream.flushFromLog(s.store.root, step));
+  view.follow({ client, workflowId: handle.workflowId, storeRoot: s.store.root });
   let cancelled = false;
   const onSigint = () => {
     if (cancelled) process.exit(130);
@@ -93,41 +90,44 @@ export async function follow(s: Session, handle: BuildHandle, retriesBefore = -1
       await Promise.race([result, new Promise((r) => setTimeout(r, 250))]).catch(() => undefined);
       const p = await queryProgress(client, handle);
       if (!p && Date.now() - lastAnswer > UNANSWERED_MS) {
-        // The worker that seemed alive (a recent poller) is gone: do the work here.
-        await s.startLocalWorker();
+        // The worker that seemed alive (a recent poller) is gone: start the background one.
+        await s.ensureWorker({ askTemporal: false });
         lastAnswer = Date.now();
       }
       if (p && p.phase === 'waiting' && (p.retries ?? 0) <= retriesBefore) continue; // the retry is not seen yet
       if (p) {
         lastAnswer = Date.now();
-        printer.render(p);
         if (p.phase === 'waiting') {
+          view.end(p);
           printWaiting(p, handle.workflowId, target);
-          return EXIT_WAITING;
+          return { code: EXIT_WAITING };
         }
-        const running = p.steps.find((st) => st.status === 'running' && st.number === printer.current());
-        if (running) await stream.poll(running.number);
+        await view.update(p);
       }
     }
     try {
-      const r = await result;
-      out(`Successfully built ${r.imageId.slice(7, 19)}`);
-      for (const t of r.tags) out(`Successfully tagged ${t}`);
-      for (const o of r.outputs) out(`Saved image to ${o}`);
-      for (const p of r.pushed ?? []) printPushResult(p, out);
-      await deliverBuild(s.store.root, handle.workflowId, r, out);
-      return 0;
+      const r = (await result) as BuildResult;
+      view.end(await queryProgress(client, handle));
+      view.succeeded(r);
+      // What this client saves and pushes (client/deliver.ts) prints as the view shows lines.
+      await deliverBuild(
+        s.store.root,
+        handle.workflowId,
+        r,
+        (line) => view.note(line),
+        (p) => view.pushing(p),
+      );
+      return { code: 0, result: r };
     } catch (e) {
-      const p = await queryProgress(client, handle);
-      if (p) printer.render(p);
+      view.end(await queryProgress(client, handle));
       if (cancelled) {
         err('Build cancelled');
-        return 130;
+        return { code: 130 };
       }
-      const message = e instanceof WorkflowFailedError ? (e.cause?.message ?? e.message) : (e as Error).message;
+      const message = e instanceof temporal.WorkflowFailedError ? (e.cause?.message ?? e.message) : (e as Error).message;
       err(`error: ${message}`);
       if (target.uiUrl) err(`See the build in the Temporal Web UI: ${buildUrl(target, handle.workflowId)}`);
-      return 1;
+      return { code: 1 };
     }
   } finally {
     process.off('SIGINT', onSigint);

@@ -1,6 +1,7 @@
-// How the CLI shows things: sizes, durations, tables, a push's report.
+// How the CLI shows things: sizes, durations, tables, a push's report, a build's result.
 import { registryReference } from '../engine/registry/reference.js';
 import type { PushResult } from '../engine/registry/push.js';
+import type { BuildResult } from '../workflows/types.js';
 
 /** Decimal units, as docker prints sizes: 1.5MB, 820kB. */
 export function formatSize(bytes: number): string {
@@ -45,4 +46,12 @@ export function printPushResult(r: PushResult, out: (line: string) => void): voi
     out(`${b.digest.slice(7, 19)}: ${b.uploaded ? 'Pushed' : b.mountedFrom ? `Mounted from ${b.mountedFrom}` : 'Layer already exists'}`);
   }
   out(`${ref.reference}: digest: ${r.digest} size: ${r.size}`);
+}
+
+/** What a finished build prints (plain and tty progress), as docker's classic builder does. */
+export function printBuildResult(r: BuildResult, write: (line: string) => void): void {
+  write(`Successfully built ${r.imageId.slice(7, 19)}`);
+  for (const t of r.tags) write(`Successfully tagged ${t}`);
+  for (const o of r.outputs) write(`Saved image to ${o}`);
+  for (const p of r.pushed ?? []) printPushResult(p, write);
 }

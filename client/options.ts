@@ -4,9 +4,13 @@ import { Option } from 'commander';
 import type { ParsedDockerfile } from '../engine/dockerfile/instructions.js';
 import { normalizeReference } from '../engine/image/reference.js';
 import { registryReference } from '../engine/registry/reference.js';
-import { ENTITLEMENTS, type NetworkMode } from '../engine/runtime/network.js';
+import { ENTITLEMENTS } from '../engine/runtime/entitlements.js';
+import type { NetworkMode } from '../engine/runtime/network.js';
 import type { BuildRequest } from '../workflows/types.js';
 import { UsageError } from './errors.js';
+
+/** `strata build --retry-window` when neither the flag nor STRATA_RETRY_WINDOW says otherwise. */
+export const DEFAULT_RETRY_WINDOW = '24h';
 
 /** Commander's accumulator for repeatable flags. */
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -26,6 +30,8 @@ export interface BuildFlags {
   cache?: boolean;
   /** `--no-cache-filter STAGE` values (commander names the negated flag's values so). */
   cacheFilter?: string[];
+  /** `--label K=V` (repeatable). */
+  label?: string[];
   /** Ask the registry for each image the Dockerfile names, even when the store has it. */
   pull?: boolean;
 }
@@ -55,13 +61,14 @@ export function buildFlagOptions(): Option[] {
     ),
     new Option('--no-cache', 'use no instruction cache entry: every step runs (and records its result for later builds)'),
     new Option('--no-cache-filter <stage>', 'this stage (name, or index from 0) uses no cache entry; other stages do (repeatable)').argParser(collect).default([]),
+    new Option('--label <key=value>', 'set a label on the image, after the last instruction, as a LABEL would (repeatable)').argParser(collect).default([]),
   ];
 }
 
 /** The part of a build request the shared flags give; `command` names the command in errors. */
 export type BuildSettings = Pick<
   BuildRequest,
-  'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull' | 'noCache' | 'noCacheFilter'
+  'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull' | 'labels' | 'noCache' | 'noCacheFilter'
 >;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
@@ -76,6 +83,7 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     entitlements: parseEntitlements(flags.allow ?? [], '--allow'),
     stepTimeoutMs: flags.stepTimeout ? parseDuration(flags.stepTimeout) : undefined,
     ...(flags.push ? { push: true } : {}),
+    ...((flags.label ?? []).length > 0 ? { labels: parseLabels(flags.label!) } : {}),
     ...(flags.pull ? { pull: true } : {}),
     ...(flags.cache === false ? { noCache: true } : {}),
     ...(flags.cacheFilter?.length ? { noCacheFilter: [...new Set(flags.cacheFilter)] } : {}),
@@ -94,6 +102,18 @@ export function checkCacheFilter(filter: string[] | undefined, df: ParsedDockerf
       throw new UsageError(`${command}: --no-cache-filter ${f}: no such stage (FROM … AS ${f}, or an index from 0 to ${froms.length - 1})`);
     }
   }
+}
+
+/** `K=V`; a bare `K` is a label with an empty value (docker's). */
+export function parseLabels(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const i = item.indexOf('=');
+    const key = i < 0 ? item : item.slice(0, i);
+    if (key === '') throw new UsageError(`--label: invalid argument ${JSON.stringify(item)} (expected KEY=VALUE)`);
+    out[key] = i < 0 ? '' : item.slice(i + 1);
+  }
+  return out;
 }
 
 /** NAME[:TAG] as the store keeps it (docker.io/library/… spelled out, `:latest` added). */

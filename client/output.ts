@@ -1,11 +1,44 @@
-// A running RUN step's output, streamed to the terminal: it arrives in the pending activity's
-// heartbeat details, which any client can read through Temporal, wherever the worker runs.
+// What running activities report in their heartbeats, read through Temporal from any machine:
+// a RUN step's newest output, a COPY's files and bytes so far, a push's upload. The plain view
+// streams a step's output from it; the live view shows all of it.
 import { readFileSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
+import type { PushProgress } from '../engine/registry/push.js';
 import { stepLogPath } from '../engine/store/logs.js';
-import type { RunHeartbeat } from '../workflows/types.js';
+import type { CopyHeartbeat, RunHeartbeat } from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
 
+/** One running activity's newest heartbeat, by kind. */
+export type ActivityBeat = { kind: 'run'; beat: RunHeartbeat } | { kind: 'copy'; beat: CopyHeartbeat } | { kind: 'push'; beat: PushProgress };
+
+/** The newest heartbeat of each running activity of the build that reports one. */
+export async function activityBeats(client: Client, workflowId: string): Promise<ActivityBeat[]> {
+  const desc = await client.workflowService.describeWorkflowExecution({ namespace: client.options.namespace, execution: { workflowId } }).catch(() => undefined);
+  const converter = client.options.loadedDataConverter.payloadConverter;
+  const out: ActivityBeat[] = [];
+  for (const a of desc?.pendingActivities ?? []) {
+    const payload = a.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    let beat: unknown;
+    try {
+      beat = converter.fromPayload<unknown>(payload);
+    } catch {
+      continue; // progress is a convenience: it never fails the build's client
+    }
+    if (!beat || typeof beat !== 'object') continue;
+    const b = beat as Record<string, unknown>;
+    const type = a.activityType?.name;
+    if (type === 'runStep' && typeof b.text === 'string' && typeof b.offset === 'number' && typeof b.step === 'number')
+      out.push({ kind: 'run', beat: b as unknown as RunHeartbeat });
+    else if (type === 'copyStep' && typeof b.step === 'number' && typeof b.bytes === 'number' && typeof b.files === 'number')
+      out.push({ kind: 'copy', beat: b as unknown as CopyHeartbeat });
+    else if (type === 'pushImage' && typeof b.digest === 'string' && typeof b.bytes === 'number' && typeof b.size === 'number')
+      out.push({ kind: 'push', beat: b as unknown as PushProgress });
+  }
+  return out;
+}
+
+/** A RUN step's output printed once, in order: from heartbeats while it runs, from its log after. */
 export class OutputStreamer {
   private printed = new Map<number, number>();
   constructor(
@@ -36,34 +69,23 @@ export class OutputStreamer {
   async poll(step: number): Promise<void> {
     if (Date.now() - this.lastPoll < RUN_HEARTBEAT_MS) return;
     this.lastPoll = Date.now();
-    const desc = await this.client.workflowService
-      .describeWorkflowExecution({ namespace: this.client.options.namespace, execution: { workflowId: this.workflowId } })
-      .catch(() => undefined);
-    const converter = this.client.options.loadedDataConverter.payloadConverter;
-    for (const a of desc?.pendingActivities ?? []) {
-      // Only RUN heartbeats carry output; other steps heartbeat with no details.
-      if (a.activityType?.name !== 'runStep') continue;
-      const payload = a.heartbeatDetails?.payloads?.[0];
-      if (!payload) continue;
-      let beat: RunHeartbeat | undefined;
-      try {
-        beat = converter.fromPayload<RunHeartbeat>(payload);
-      } catch {
-        continue; // streaming is a convenience: it never fails the build's client
-      }
-      if (!beat || typeof beat.text !== 'string' || typeof beat.offset !== 'number' || beat.step !== step) continue;
-      const done = this.printed.get(step) ?? 0;
-      const end = beat.offset + Buffer.byteLength(beat.text);
-      if (end <= done) continue;
-      if (beat.offset > done) this.write(`[… ${beat.offset - done} bytes of output skipped; see strata logs]\n`);
-      const text =
-        beat.offset >= done
-          ? beat.text
-          : Buffer.from(beat.text)
-              .subarray(done - beat.offset)
-              .toString('utf8');
-      this.write(text);
-      this.printed.set(step, end);
+    for (const a of await activityBeats(this.client, this.workflowId)) {
+      if (a.kind === 'run' && a.beat.step === step) this.take(a.beat);
     }
+  }
+
+  private take(beat: RunHeartbeat): void {
+    const done = this.printed.get(beat.step) ?? 0;
+    const end = beat.offset + Buffer.byteLength(beat.text);
+    if (end <= done) return;
+    if (beat.offset > done) this.write(`[… ${beat.offset - done} bytes of output skipped; see strata logs]\n`);
+    const text =
+      beat.offset >= done
+        ? beat.text
+        : Buffer.from(beat.text)
+            .subarray(done - beat.offset)
+            .toString('utf8');
+    this.write(text);
+    this.printed.set(beat.step, end);
   }
 }

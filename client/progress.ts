@@ -1,5 +1,6 @@
-// Renders a build's progress like docker's classic builder: `Step N/M : …`, ` ---> id`.
-import type { BuildProgress } from '../workflows/types.js';
+// Renders a build's progress like docker's classic builder: `Step N/M : …`, then ` ---> ID`
+// with the step's time (docker prints none; BuildKit prints `DONE 0.4s`): ` ---> ID (0.4s)`.
+import type { BuildProgress, StepProgress } from '../workflows/types.js';
 
 export class ProgressPrinter {
   private nextStep = 1;
@@ -33,11 +34,25 @@ export class ProgressPrinter {
       }
       if (s.status === 'running') break;
       this.onStepEnd(s.number);
-      // docker's classic builder prints a hit so, then the step's image ID (here its layer's, or
-      // the step's cache key for a step that made no layer).
+      // docker's classic builder prints a hit so, then the image after the step; builds that
+      // predate step images show the step's layer.
       if (s.status === 'done' && s.cached) this.write(' ---> Using cache');
-      if (s.status === 'done' && s.layer) this.write(` ---> ${s.layer}`);
+      const id = s.image ?? s.layer;
+      if (s.status === 'done' && id) this.write(` ---> ${id}${stepTime(s, ' (%s)')}`);
       this.nextStep = s.number + 1;
     }
   }
+}
+
+/** How long a step took (workflow time: from scheduling it to seeing it end), in `format`'s %s; '' when unknown. */
+export function stepTime(s: Pick<StepProgress, 'startedAt' | 'endedAt'>, format = '%s', now?: number): string {
+  if (!s.startedAt) return '';
+  const end = s.endedAt ? Date.parse(s.endedAt) : now;
+  if (end === undefined) return '';
+  return format.replace('%s', formatSeconds(end - Date.parse(s.startedAt)));
+}
+
+/** BuildKit's form: 0.4s, 12.3s, 125.0s. */
+export function formatSeconds(ms: number): string {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
 }

@@ -1,11 +1,14 @@
 // A session with Temporal, the one way the CLI connects: the configured server (the embedded
-// one is started when nothing answers), a client of it, and a worker in this process when no
-// other polls the task queue.
-import { Client, Connection } from '@temporalio/client';
-import proto from '@temporalio/proto'; // CommonJS: no named exports under ESM
+// one is started when nothing answers), a client of it, and the knowledge of whether a worker
+// serves the task queue — this machine's workers say so in the store (worker/registry.ts);
+// when none does, the store's background worker is started, once, and outlives the command.
+import os from 'node:os';
+import type { Client } from '@temporalio/client';
 import { Store } from '../engine/store/store.js';
-import { connectionOptions, ensureTemporal, type TemporalTarget } from '../worker/temporal.js';
-import { createWorker, taskQueue } from '../worker/worker.js';
+import { envDifferences, localWorkerFor, startBackgroundWorker, strataBuild } from '../worker/registry.js';
+import { connectTemporal, type TemporalTarget } from '../worker/temporal.js';
+import { temporal, temporalProto as proto } from '../worker/temporalClient.js';
+import { taskQueue } from '../worker/queue.js';
 
 export interface Session {
   store: Store;
@@ -13,47 +16,53 @@ export interface Session {
   target: TemporalTarget;
   /** The task queue builds go to (STRATA_TASK_QUEUE). */
   queue: string;
-  /** True when some worker polled `queue` (default: the session's) recently. */
+  /**
+   * True when a worker serves `queue` (default: the session's): one of this machine's that
+   * recorded itself in the store, else one that polled Temporal recently.
+   */
   hasLiveWorker(queue?: string): Promise<boolean>;
-  /** Runs a worker in this process until close(), unless one already runs here. */
-  startLocalWorker(): Promise<void>;
-  /** Makes sure a worker serves the queue: one in this process when none polls. */
-  ensureWorker(): Promise<void>;
+  /**
+   * Makes sure a worker serves the session's queue: starts the store's background worker when
+   * none does. `askTemporal: false` trusts only this machine's records (Temporal lists a dead
+   * poller for a minute after it went).
+   */
+  ensureWorker(opts?: { askTemporal?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
 /** Opens a session on the store (opened here when not given). Close it, or use withSession. */
 export async function openSession(store?: Store): Promise<Session> {
   const st = store ?? (await Store.open());
-  const target = await ensureTemporal(st.root, (m) => console.error(m));
-  const connection = await Connection.connect(connectionOptions(target));
-  const client = new Client({ connection, namespace: target.namespace });
+  const { target, connection } = await connectTemporal(st.root, (m) => console.error(m));
+  const client = new temporal.Client({ connection, namespace: target.namespace });
   const queue = taskQueue();
-  let local: Awaited<ReturnType<typeof createWorker>> | undefined;
-  let localRun: Promise<void> | undefined;
+  const local = async (q: string) => {
+    const rec = await localWorkerFor(st.root, target, q);
+    const differs = rec?.background && q === queue ? envDifferences(rec) : [];
+    if (differs.length > 0 && !warned) {
+      warned = true;
+      console.error(
+        `warning: the background worker (pid ${rec!.pid}) runs with another ${differs.join(', ')} than this command; \`strata worker stop\` lets the next build start one with these`,
+      );
+    }
+    return rec;
+  };
+  let warned = false;
   const session: Session = {
     store: st,
     client,
     target,
     queue,
-    hasLiveWorker: (q = queue) => hasLiveWorker(client, target.namespace, q),
-    // No worker polling: run one in this process for as long as the client follows the build.
-    async startLocalWorker() {
-      if (local) return;
-      local = await createWorker({ target, store: st, taskQueue: queue, identity: `strata-build@${process.pid}`, logLevel: 'ERROR' });
-      localRun = local.worker.run();
+    hasLiveWorker: async (q = queue) => !!(await local(q)) || (await polledRecently(client, target.namespace, q)),
+    async ensureWorker({ askTemporal = true } = {}) {
+      const rec = await local(queue);
+      // A background worker of another build of strata is replaced (startBackgroundWorker stops it).
+      const stale = rec?.background && rec.build !== strataBuild();
+      if (rec && !stale) return;
+      if (!stale && askTemporal && (await polledRecently(client, target.namespace, queue))) return;
+      await startBackgroundWorker(st.root, target, queue, (m) => console.error(m));
     },
-    async ensureWorker() {
-      if (!(await session.hasLiveWorker())) await session.startLocalWorker();
-    },
-    async close() {
-      if (local) {
-        local.worker.shutdown();
-        await localRun;
-        await local.connection.close();
-      }
-      await connection.close();
-    },
+    close: () => connection.close(),
   };
   return session;
 }
@@ -68,8 +77,12 @@ export async function withSession<T>(fn: (s: Session) => Promise<T>, store?: Sto
   }
 }
 
-/** True when some worker polled the queue recently (a dead one stays listed for minutes). */
-async function hasLiveWorker(client: Client, namespace: string, queue: string): Promise<boolean> {
+/**
+ * True when some worker polled the queue recently: workers of other machines and containers
+ * (docker-compose) are known only this way. A dead one stays listed for a minute; one that
+ * ran on this machine (identity `pid@host`, the SDK's default) and is gone is not counted.
+ */
+async function polledRecently(client: Client, namespace: string, queue: string): Promise<boolean> {
   const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
   const recentMs = 70_000; // a live poller renews its long poll at least once a minute
   for (const taskQueueType of [TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]) {
@@ -80,9 +93,20 @@ async function hasLiveWorker(client: Client, namespace: string, queue: string): 
     });
     const live = (r.pollers ?? []).some((p) => {
       const seconds = Number(p.lastAccessTime?.seconds ?? 0);
-      return Date.now() - seconds * 1000 < recentMs;
+      return Date.now() - seconds * 1000 < recentMs && !goneFromThisMachine(p.identity ?? '');
     });
     if (!live) return false;
   }
   return true;
+}
+
+function goneFromThisMachine(identity: string): boolean {
+  const m = /^(\d+)@(.+)$/.exec(identity);
+  if (!m || m[2] !== os.hostname()) return false;
+  try {
+    process.kill(Number(m[1]), 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }

@@ -10,8 +10,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # busybox-static as the tests' base image; attr for xattrs and whiteouts; decompressors.
 # git for ADD of git repositories; docker-compose (and its python3-yaml) checks docker-compose.yml;
 # chromium for the Temporal Web UI tests (through playwright-core); openssl makes the mTLS
-# certificates (docker/temporal-certs.sh, tls.test.ts); python3 writes the tests' odd archives.
-packages=(runc slirp4netns iproute2 docker.io docker-registry skopeo busybox-static attr xz-utils bzip2 zstd file git docker-compose chromium openssl python3)
+# certificates (docker/temporal-certs.sh, tls.test.ts); python3 writes the tests' odd archives;
+# buildah is the benchmark's second peer (bench/run.sh, npm run bench).
+packages=(runc slirp4netns iproute2 docker.io docker-registry skopeo busybox-static attr xz-utils bzip2 zstd file git docker-compose chromium openssl python3 buildah)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

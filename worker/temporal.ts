@@ -7,9 +7,10 @@ import { existsSync, openSync, closeSync, readFileSync, promises as fs } from 'n
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
-import proto from '@temporalio/proto'; // CommonJS: no named exports under ESM
+import type { Connection } from '@temporalio/client';
 import { BUILD_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.js';
+import { temporal, temporalProto as proto } from './temporalClient.js';
+import { TEMPORAL_CLI_VERSION } from './temporalVersion.js';
 
 export interface TemporalTarget {
   address: string;
@@ -22,7 +23,7 @@ export interface TemporalTarget {
   tls?: TemporalTls;
 }
 
-export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+export { TEMPORAL_CLI_VERSION };
 
 /** TLS towards the server, from the environment names Temporal's own CLI reads. */
 export interface TemporalTls {
@@ -112,7 +113,7 @@ export function isListening(port: number, host = '127.0.0.1'): Promise<boolean> 
 async function isReady(target: TemporalTarget): Promise<boolean> {
   let conn: Connection | undefined;
   try {
-    conn = await Connection.connect({ ...connectionOptions(target), connectTimeout: 2000 });
+    conn = await temporal.Connection.connect({ ...connectionOptions(target), connectTimeout: 2000 });
     await conn.workflowService.describeNamespace({ namespace: target.namespace });
     return true;
   } catch {
@@ -128,6 +129,8 @@ interface ServerState {
   uiPort: number;
   db: string;
   log: string;
+  /** The search attributes it was started with (absent: a server an older strata started). */
+  searchAttributes?: string[];
 }
 
 function serverDir(home: string): string {
@@ -156,21 +159,52 @@ function alive(pid: number): boolean {
  * answers on its port. Starting takes a few seconds the first time.
  */
 export async function ensureTemporal(home: string, log: (msg: string) => void = () => undefined): Promise<TemporalTarget> {
+  const { target, connection } = await connectTemporal(home, log);
+  await connection.close();
+  return target;
+}
+
+/**
+ * A connection to a ready server (see ensureTemporal), the one a command then uses: one
+ * handshake and, for a server this store started with strata's search attributes, one call.
+ */
+export async function connectTemporal(home: string, log: (msg: string) => void = () => undefined): Promise<{ target: TemporalTarget; connection: Connection }> {
   const target = configuredTarget();
   if (!target.embedded) {
-    await registerSearchAttributes(target, log);
-    return target;
+    const connection = await temporal.Connection.connect(connectionOptions(target));
+    await registerSearchAttributes(connection, target, log);
+    return { target, connection };
   }
   const port = embeddedPort();
-  if (await isListening(port)) {
-    if (await waitReady(target, 30_000)) {
-      await registerSearchAttributes(target, log);
-      return target;
+  // A refused port is known at once; a gRPC connect to it would wait for its whole timeout.
+  if (!(await isListening(port))) await startServer(home, log);
+  const connection = await temporal.Connection.connect({ ...connectionOptions(target), connectTimeout: 30_000 });
+  try {
+    if (!(await namespaceReady(connection, target, 30_000))) {
+      throw new Error(`connect temporal: something listens on 127.0.0.1:${port} but is not a ready Temporal server`);
     }
-    throw new Error(`connect temporal: something listens on 127.0.0.1:${port} but is not a ready Temporal server`);
+    const state = await readState(home);
+    const known = state?.port === port ? (state.searchAttributes ?? []) : [];
+    if (BUILD_SEARCH_ATTRIBUTES.some((k) => !known.includes(k.name))) await registerSearchAttributes(connection, target, log);
+  } catch (err) {
+    await connection.close();
+    throw err;
   }
-  await startServer(home, log);
-  return target;
+  return { target, connection };
+}
+
+/** True once the namespace answers (a server just started registers it a moment later). */
+async function namespaceReady(connection: Connection, target: TemporalTarget, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      await connection.workflowService.describeNamespace({ namespace: target.namespace });
+      return true;
+    } catch {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
 }
 
 /**
@@ -179,8 +213,7 @@ export async function ensureTemporal(home: string, log: (msg: string) => void = 
  * server gets them at start; this covers a server strata did not start. Needs operator
  * rights: without them it only warns.
  */
-export async function registerSearchAttributes(target: TemporalTarget, log: (msg: string) => void = () => undefined): Promise<void> {
-  const conn = await Connection.connect({ ...connectionOptions(target), connectTimeout: 5000 });
+export async function registerSearchAttributes(conn: Connection, target: TemporalTarget, log: (msg: string) => void = () => undefined): Promise<void> {
   try {
     const known = await conn.operatorService.listSearchAttributes({ namespace: target.namespace });
     const missing = BUILD_SEARCH_ATTRIBUTES.filter((k) => !(k.name in (known.customAttributes ?? {})));
@@ -191,8 +224,6 @@ export async function registerSearchAttributes(target: TemporalTarget, log: (msg
     });
   } catch (err) {
     log(`warning: cannot register strata's search attributes on ${target.address}: ${(err as Error).message}`);
-  } finally {
-    await conn.close();
   }
 }
 
@@ -236,7 +267,7 @@ export async function startServer(home: string, log: (msg: string) => void = () 
   );
   closeSync(fd);
   child.unref();
-  const state: ServerState = { pid: child.pid!, port, uiPort, db, log: logFile };
+  const state: ServerState = { pid: child.pid!, port, uiPort, db, log: logFile, searchAttributes: BUILD_SEARCH_ATTRIBUTES.map((k) => k.name) };
   await fs.writeFile(path.join(dir, 'server.json'), JSON.stringify(state));
   let exited = false;
   child.once('exit', () => (exited = true));
@@ -247,15 +278,6 @@ export async function startServer(home: string, log: (msg: string) => void = () 
   }
   const tail = (await fs.readFile(logFile, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
   throw new Error(`start temporal: the dev server did not become ready on port ${port}; see ${logFile}:\n${tail}`);
-}
-
-async function waitReady(target: TemporalTarget, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await isReady(target)) return true;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  return false;
 }
 
 /** Stops the embedded server this store started. Returns false when none was running. */

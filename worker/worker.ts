@@ -12,14 +12,11 @@ import { reclaimDeadOwners } from '../engine/runtime/reclaim.js';
 import { deniedNetworks } from '../engine/runtime/network.js';
 import type { Store } from '../engine/store/store.js';
 import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
+import { taskQueue } from './queue.js';
 import type { WorkerRights } from './rights.js';
 import { connectionOptions, type TemporalTarget } from './temporal.js';
 
-export const DEFAULT_TASK_QUEUE = 'strata';
-
-export function taskQueue(): string {
-  return process.env.STRATA_TASK_QUEUE || DEFAULT_TASK_QUEUE;
-}
+export { DEFAULT_TASK_QUEUE, taskQueue } from './queue.js';
 
 let runtimeInstalled = false;
 

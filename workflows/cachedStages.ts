@@ -8,8 +8,22 @@ import type { Digest } from '../engine/digest.js';
 import type { CacheStart } from '../engine/cache/lookup.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { StagePlan, Step } from '../engine/plan/types.js';
-import { applyConfig, attemptStep, executeStep, long, shortId, stepFailed, topOf, withResult, type StageEnv } from './executeStep.js';
-import type { CacheLookupResult, StepProgress } from './types.js';
+import {
+  applyConfig,
+  attemptStep,
+  changeOf,
+  executeStep,
+  long,
+  shortId,
+  showDetails,
+  stepFailed,
+  topOf,
+  withResult,
+  writeImages,
+  type StageEnv,
+  type StageResult,
+} from './executeStep.js';
+import type { CacheLookupResult, StepChange, StepImage, StepProgress } from './types.js';
 
 /** The `patched()` marker of builds that use the instruction cache. */
 export const CACHE_PATCH = 'instruction-cache';
@@ -36,8 +50,8 @@ export class CachedStages {
     return this.env.req.contextDigest === this.context;
   }
 
-  /** Starts a stage; its result (the state) is what the build's `results` map holds. */
-  start(stage: StagePlan): Promise<ImageState> {
+  /** Starts a stage; its result (the state and image) is what the build's `results` map holds. */
+  start(stage: StagePlan): Promise<StageResult> {
     const run = this.runStage(stage);
     this.keys.set(
       stage.index,
@@ -45,12 +59,12 @@ export class CachedStages {
     );
     // A stage's failure is reported through its state's promise; this one only chains keys.
     this.keys.get(stage.index)!.catch(() => undefined);
-    const state = run.then((r) => r.state);
-    state.then(
+    const result = run.then((r): StageResult => ({ state: r.state, image: r.image }));
+    result.then(
       () => this.finished.add(stage.index),
       () => undefined,
     );
-    return state;
+    return result;
   }
 
   /** Whether a stage uses cache entries: not under --no-cache, nor named by --no-cache-filter. */
@@ -64,29 +78,78 @@ export class CachedStages {
     return this.env.progress.steps.find((s) => s.number === n)!;
   }
 
-  private async runStage(stage: StagePlan): Promise<{ state: ImageState; key: Digest }> {
+  private async runStage(stage: StagePlan): Promise<{ state: ImageState; image?: StepImage; key: Digest }> {
     const { env } = this;
+    const { withImages } = env;
     const steps = stage.steps;
     const from = this.track(steps[0]!.number);
     from.status = 'running';
+    from.startedAt = new Date().toISOString();
+    showDetails(env.progress);
     let state: ImageState | undefined;
+    // The stage's image so far (step images), and changes not in an image yet (FROM's PATH).
+    let image: StepImage | undefined;
+    let pending: StepChange[] = [];
     let start: CacheStart;
     if (stage.base.kind === 'stage') {
-      state = await env.results.get(stage.base.stage)!;
+      ({ state, image } = await env.results.get(stage.base.stage)!);
       start = { kind: 'key', key: await this.keys.get(stage.base.stage)! };
     } else {
       start = { kind: 'base', base: stage.base };
+      if (stage.base.kind === 'image') image = { imageId: stage.base.configDigest, manifestDigest: stage.base.manifestDigest };
     }
     let missed = !this.usesCache(stage);
-    const pendingConfig: StepProgress[] = [];
+    // Steps applied without running (hits, and the config steps among them) whose images are
+    // not written yet: they are done once written, so ` ---> ID` always names an image. A
+    // config step shows as cached when the filesystem step after it hits (or, at the end, the
+    // one before it did): it has no entry of its own.
+    const batch: { p: StepProgress; step: Step; change: StepChange; cached?: boolean }[] = [];
     let lastHit = true;
-    const settleConfig = (cached: boolean) => {
+    const settle = (cached: boolean) => {
       lastHit = cached;
-      for (const c of pendingConfig.splice(0)) {
-        c.status = 'done';
-        if (cached) c.cached = true;
-        else c.layer = undefined;
+      for (const b of batch) b.cached ??= cached;
+    };
+    const flush = async (at: ImageState, cached: boolean) => {
+      settle(cached);
+      const items = batch.splice(0);
+      if (items.length === 0) return;
+      if (withImages) {
+        const made = await writeImages(
+          env,
+          { image, state: at },
+          pending,
+          items.map((b) => [b.change]),
+          items.map((b) => b.p.number),
+        );
+        made.forEach((m, k) => (items[k]!.p.image = shortId(m.imageId)));
+        image = made[made.length - 1]!;
+        pending = [];
       }
+      const endedAt = new Date().toISOString();
+      for (const b of items) {
+        b.p.status = 'done';
+        b.p.endedAt = endedAt;
+        if (b.cached) b.p.cached = true;
+        else if (b.step.kind === 'config') b.p.layer = undefined;
+      }
+      showDetails(env.progress);
+    };
+    // Runs a step (and writes its image); with `key`, its activity records its result under it.
+    const run = (step: Step, before: ImageState, key?: Digest) => {
+      const p = this.track(step.number);
+      return attemptStep(env, p, step, async () => {
+        const out = await executeStep(env, step, before, key);
+        if (out.result?.layer) p.layer = shortId(out.result.layer.chainId);
+        const change = step.kind === 'config' ? { config: step.patch, history: step.history } : out.result ? changeOf(step, out.result) : undefined;
+        if (withImages && change) {
+          p.endedAt = new Date().toISOString();
+          const [made] = await writeImages(env, { image, state: before }, pending, [[change]], [step.number]);
+          image = made!;
+          p.image = shortId(made!.imageId);
+          pending = [];
+        }
+        return out;
+      });
     };
     let lastKey: Digest | undefined;
     // steps[i] is the first step the next look-up keys; with `ranFirst` it ran already and
@@ -99,11 +162,11 @@ export class CachedStages {
       while (end < steps.length && stagesRead(steps[end]!).every((s) => this.finished.has(s))) end++;
       const segment = steps.slice(i, end);
       const stageTops: { stage: number; top?: Digest }[] = [];
-      for (const s of new Set(segment.flatMap(stagesRead))) stageTops.push({ stage: s, top: topOf(await env.results.get(s)!) });
+      for (const s of new Set(segment.flatMap(stagesRead))) stageTops.push({ stage: s, top: topOf((await env.results.get(s)!).state) });
       let found: CacheLookupResult | undefined;
       while (!found) {
         try {
-          found = await long.lookupCache({
+          found = await long(lookupSummary(segment)).lookupCache({
             start,
             parentTop: state ? topOf(state) : undefined,
             steps: segment,
@@ -129,36 +192,42 @@ export class CachedStages {
         if (k === 0 && ranFirst) continue;
         const p = this.track(step.number);
         if (step.kind === 'from') {
-          if (step.patch) cur = { ...cur, config: { ...cur.config, ...step.patch } };
-          from.status = 'done';
+          if (step.patch) {
+            cur = { ...cur, config: { ...cur.config, ...step.patch } };
+            pending.push({ config: step.patch });
+          }
+          // FROM shows its base's ID, as docker does; the default PATH goes into the next
+          // step's image, or into one of its own when no step follows.
+          if (withImages && pending.length > 0 && steps.length === 1) {
+            image = (await writeImages(env, { image, state: cur }, pending, [[]], [step.number]))[0]!;
+            pending = [];
+          }
           from.layer = cur.layers.length > 0 ? shortId(topOf(cur)!) : undefined;
+          if (withImages && image) from.image = shortId(image.imageId);
+          from.status = 'done';
+          from.endedAt = new Date().toISOString();
           continue;
         }
         if (!missed && step.kind === 'config') {
-          // Shown as cached when the filesystem step after it hits (or, at the stage's end,
-          // the one before it did): a config step has no entry of its own.
           cur = applyConfig(cur, step);
           p.status = 'running';
+          p.startedAt = new Date().toISOString();
           p.layer = shortId(key);
-          pendingConfig.push(p);
+          batch.push({ p, step, change: { config: step.patch, history: step.history } });
           continue;
         }
         if (!missed && hit) {
           cur = applyHit(cur, step, hit);
-          settleConfig(true);
-          p.status = 'done';
-          p.cached = true;
+          settle(true);
+          p.status = 'running';
+          p.startedAt = new Date().toISOString();
           p.layer = shortId(hit.layer?.chainId ?? key);
+          batch.push({ p, step, change: changeOf(step, hit), cached: true });
           continue;
         }
-        if (step.kind !== 'config') {
-          missed = true;
-          settleConfig(false);
-        }
-        const before = cur;
-        const out = await attemptStep(env, p, step, () => executeStep(env, step, before, this.keysValid() ? key : undefined));
-        cur = out.state;
-        if (out.result?.layer) p.layer = shortId(out.result.layer.chainId);
+        if (step.kind !== 'config') missed = true;
+        await flush(cur, false);
+        cur = (await run(step, cur, this.keysValid() ? key : undefined)).state;
       }
       state = cur;
       if (found.steps.length < segment.length) {
@@ -166,22 +235,29 @@ export class CachedStages {
         i += found.steps.length;
         const step = steps[i]!;
         missed = true;
-        settleConfig(false);
-        const before = state;
-        const out = await attemptStep(env, this.track(step.number), step, () => executeStep(env, step, before));
+        await flush(state, false);
+        const out = await run(step, state);
         state = out.state;
-        if (out.result?.layer) this.track(step.number).layer = shortId(out.result.layer.chainId);
         start = { kind: 'result', parentKey: lastKey!, diffId: out.result?.layer?.diffId };
         ranFirst = true;
       } else {
+        await flush(state, lastHit);
         start = { kind: 'key', key: lastKey! };
         i = end;
         ranFirst = false;
       }
     }
-    settleConfig(lastHit);
-    return { state: state!, key: lastKey! };
+    await flush(state!, lastHit);
+    showDetails(env.progress);
+    return { state: state!, image: withImages ? image : undefined, key: lastKey! };
   }
+}
+
+/** The Web UI's name of a look-up: the steps it keys. */
+function lookupSummary(segment: Step[]): string {
+  const first = segment[0]!;
+  const last = segment[segment.length - 1]!;
+  return first === last ? `cache look-up: step ${first.number} (${first.text})` : `cache look-up: steps ${first.number}-${last.number} (${first.text} …)`;
 }
 
 /** A hit's layer and history on the state, and a WORKDIR's config, without running anything. */

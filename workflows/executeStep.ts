@@ -1,15 +1,101 @@
 // Running one step of a build, shared by buildImage's two ways of running a stage (with and
 // without the instruction cache): the step's activity, its progress, and its retries.
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { Digest } from '../engine/digest.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { ConfigStep, Step } from '../engine/plan/types.js';
 import { LONG, QUICK } from './activityOptions.js';
-import type { BuildActivities, BuildProgress, BuildRequest, CopyInput, LayerResult, RunInput, StepProgress } from './types.js';
+import type { BuildActivities, BuildProgress, BuildRequest, CopyInput, LayerResult, RunInput, StepChange, StepImage, StepProgress } from './types.js';
 
-export const quick = proxyActivities<BuildActivities>(QUICK);
+/**
+ * Activities with a summary: the Web UI shows it in the timeline and event history instead
+ * of the activity type alone (the Dockerfile step, `FROM busybox`, `push app:1`). A summary
+ * is metadata on the command, not part of it: histories recorded without one still replay.
+ */
+export function proxy<A>(options: ActivityOptions, summary: string): A {
+  return proxyActivities<A & Record<string, never>>({ ...options, summary: oneLine(summary) }) as unknown as A;
+}
+
+/** A summary is one line of at most 200 characters (Temporal's limit is 400 bytes). */
+export function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+}
+
+/** Quick activities (planning, a base, a commit) with their summary. */
+export const quick = (summary: string) => proxy<BuildActivities>(QUICK, summary);
 /** Activities that heartbeat: copying, the cache look-up (it may hash a large context once). */
-export const long = proxyActivities<BuildActivities>(LONG);
+export const long = (summary: string) => proxy<BuildActivities>(LONG, summary);
+
+/**
+ * The image after a step is written by a local activity: it runs in the worker that runs the
+ * workflow task, within that task, so it costs no round trip through the server, only its
+ * writes (a config and a manifest blob per step and one index.json update per call: measured
+ * in docs/status.md). A run of config steps (ENV, LABEL …), or of cache hits, is written in
+ * one call. Writing the image in the step's own activity would not serve config steps (no
+ * activity) nor cache hits, whose IDs must print as they happen; hashing the config in
+ * workflow code would need the image format twice (here and in engine/) and the blobs written
+ * somewhere anyway.
+ */
+const stepImages = (summary: string) =>
+  proxyLocalActivities<Pick<BuildActivities, 'writeStepImages'>>({ startToCloseTimeout: '1 minute', retry: QUICK.retry, summary: oneLine(summary) });
+
+/** A stage's end: its state, and (step images) the image its last step wrote. */
+export interface StageResult {
+  state: ImageState;
+  image?: StepImage;
+}
+
+/**
+ * The images after `steps` (one per entry, each on the one before), on the stage's image so
+ * far (`image`), or on nothing of `state`'s platform; `pending` changes (FROM's PATH) go into
+ * the first.
+ */
+export function writeImages(env: StageEnv, at: { image?: StepImage; state: ImageState }, pending: StepChange[], steps: StepChange[][], numbers: number[]): Promise<StepImage[]> {
+  return stepImages(`image after step ${numbers.join(', ')}`).writeStepImages({
+    parent: at.image ? { manifestDigest: at.image.manifestDigest } : { platform: { architecture: at.state.architecture, os: at.state.os } },
+    steps: [[...pending, ...steps[0]!], ...steps.slice(1)],
+    sourceDateEpoch: env.req.sourceDateEpoch,
+  });
+}
+
+/** What a step that ran (or hit the cache) with result `r` adds to the image after it. */
+export function changeOf(step: Step, r: LayerResult): StepChange {
+  return { ...(step.kind === 'workdir' ? { config: step.patch } : {}), history: r.history, ...(r.layer ? { layer: r.layer } : {}) };
+}
+
+/**
+ * What the Web UI shows as the build's current details: the running steps, or the failed
+ * step a build waits with (StrataStatus=waiting says it to `builds ls`; the UI's list shows
+ * Running). Metadata answered by a query, not a command: replay is not concerned.
+ */
+export function showDetails(p: BuildProgress): void {
+  // "N of M": Temporal's markdown shows N/M as a fraction.
+  const step = (s: StepProgress) => `step ${s.number} of ${p.totalSteps} \`${oneLine(s.text).replace(/`/g, "'")}\``;
+  if (p.phase === 'waiting') {
+    const failed = p.steps.filter((s) => s.status === 'failed');
+    setCurrentDetails(
+      [
+        `**Waiting for a retry** until ${p.waitingUntil ?? 'the retry window ends'}: send the signal \`retry\` (strata retry) to run the failed step again, or \`abort\` to fail the build.`,
+        ...failed.map((s) => `${step(s)}${s.line ? ` (line ${s.line})` : ''} failed:\n\n\`\`\`\n${(s.error ?? '').replace(/`{3,}/g, "'''")}\n\`\`\``),
+      ].join('\n\n'),
+    );
+  } else if (p.phase === 'building') {
+    const running = p.steps.filter((s) => s.status === 'running');
+    setCurrentDetails(running.length > 0 ? `Running ${running.map(step).join(', ')}` : 'Building');
+  } else {
+    setCurrentDetails(p.phase[0]!.toUpperCase() + p.phase.slice(1));
+  }
+}
 // RUN heartbeats every second; a lost worker is noticed within the heartbeat timeout, and a
 // cancelled build waits until the container is killed and its mount gone. 15 beats may be
 // missed before the step is retried elsewhere: only an event loop stalled that long (never
@@ -28,9 +114,11 @@ export type ShouldRetry = () => Promise<boolean>;
 export interface StageEnv {
   req: BuildRequest;
   progress: BuildProgress;
-  /** Each stage's final state, as soon as it is known. */
-  results: Map<number, Promise<ImageState>>;
+  /** Each stage's final state (and image), as soon as it is known. */
+  results: Map<number, Promise<StageResult>>;
   shouldRetry: ShouldRetry;
+  /** Write an image after every step (STEP_IMAGES_PATCH). */
+  withImages: boolean;
 }
 
 /**
@@ -44,10 +132,11 @@ export async function attemptStep<T>(env: StageEnv, p: StepProgress, step: Step,
     p.startedAt = new Date().toISOString();
     p.endedAt = undefined;
     p.runs = (p.runs ?? 0) + 1;
+    showDetails(env.progress);
     try {
       const result = await run();
       p.status = 'done';
-      p.endedAt = new Date().toISOString();
+      p.endedAt ??= new Date().toISOString();
       return result;
     } catch (err) {
       // The step's inputs are recorded, and finished steps are in history and the store: a
@@ -67,7 +156,7 @@ export async function stepFailed(env: StageEnv, p: StepProgress, step: Step, err
   p.error = failureMessage(err);
   p.endedAt = new Date().toISOString();
   if (await env.shouldRetry()) return;
-  throw ApplicationFailure.nonRetryable(`Step ${step.number}/${env.progress.totalSteps} : ${step.text} (line ${step.line}): ${p.error}`, 'StepFailed');
+  throw ApplicationFailure.nonRetryable(`Step ${step.number}/${env.progress.totalSteps} : ${step.text}${step.line ? ` (line ${step.line})` : ''}: ${p.error}`, 'StepFailed');
 }
 
 /**
@@ -86,9 +175,9 @@ export async function executeStep(env: StageEnv, step: Step, state: ImageState, 
     case 'copy': {
       // --from waits for that stage only (stages run concurrently), or loads the pinned image.
       let from: CopyInput['from'];
-      if (step.from?.kind === 'stage') from = { top: topOf(await results.get(step.from.stage)!) };
-      else if (step.from?.kind === 'image') from = { top: topOf(await quick.resolveBase(step.from)) };
-      r = await long.copyStep({
+      if (step.from?.kind === 'stage') from = { top: topOf((await results.get(step.from.stage)!).state) };
+      else if (step.from?.kind === 'image') from = { top: topOf(await quick(`${step.text} (source image)`).resolveBase(step.from)) };
+      r = await long(step.text).copyStep({
         parentTop,
         step,
         contextDigest: req.contextDigest,
@@ -106,14 +195,17 @@ export async function executeStep(env: StageEnv, step: Step, state: ImageState, 
       for (const m of step.mounts ?? []) {
         const from = m.type === 'bind' || m.type === 'cache' ? m.from : undefined;
         if (from?.kind !== 'stage' || stageTops.some((t) => t.stage === from.stage)) continue;
-        const done = await results.get(from.stage)!;
+        const done = (await results.get(from.stage)!).state;
         stageTops.push({ stage: from.stage, top: done.layers[done.layers.length - 1]?.chainId });
       }
-      const run = proxyActivities<BuildActivities>({
-        ...RUN_OPTIONS,
-        // The activity enforces --step-timeout itself (a clear error); this only bounds a hang.
-        startToCloseTimeout: (req.stepTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS) + 5 * 60_000,
-      });
+      const run = proxy<BuildActivities>(
+        {
+          ...RUN_OPTIONS,
+          // The activity enforces --step-timeout itself (a clear error); this only bounds a hang.
+          startToCloseTimeout: (req.stepTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS) + 5 * 60_000,
+        },
+        step.text,
+      );
       r = await run.runStep({
         parentTop,
         step,
@@ -129,7 +221,7 @@ export async function executeStep(env: StageEnv, step: Step, state: ImageState, 
     }
     case 'workdir':
       state = { ...state, config: { ...state.config, ...step.patch } };
-      r = await long.workdirStep({ parentTop, step, sourceDateEpoch, ...keyed });
+      r = await long(step.text).workdirStep({ parentTop, step, sourceDateEpoch, ...keyed });
       break;
     case 'from':
       return { state };

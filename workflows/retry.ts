@@ -40,8 +40,9 @@ export class RetryGate {
   /**
    * Waits for a decision on a failed step: true to run it again, false (abort, or the window
    * passed) to fail. Several stages may wait at once; one `retry` releases them all.
+   * `summary` names the wait on its timer, as the Web UI's timeline shows it.
    */
-  async shouldRetry(onWaitChange: (waiting: boolean) => void): Promise<boolean> {
+  async shouldRetry(onWaitChange: (waiting: boolean) => void, summary?: string): Promise<boolean> {
     if (this.windowMs <= 0 || this.aborted) return false;
     const seen = this.retries;
     if (this.waiting++ === 0) {
@@ -49,7 +50,8 @@ export class RetryGate {
       onWaitChange(true);
     }
     try {
-      const decided = await condition(() => this.retries > seen || this.aborted, this.windowMs);
+      const done = () => this.retries > seen || this.aborted;
+      const decided = await (summary ? condition(done, this.windowMs, { summary }) : condition(done, this.windowMs));
       return decided && !this.aborted;
     } finally {
       if (--this.waiting === 0) {

@@ -46,9 +46,13 @@ export async function scheduledBuild(req: ScheduledBuildRequest): Promise<Schedu
     // A schedule's run IDs end in an RFC 3339 time; build IDs name log directories, so they
     // keep to [\w.-].
     const buildId = `${workflowInfo().workflowId.replace(/[^\w.-]/g, '-')}-build`;
+    const tags = req.build.tags.length > 0 ? req.build.tags.join(', ') : 'an untagged image';
     const result = await executeChild<typeof buildImage>('buildImage', {
       workflowId: buildId,
       args: [{ ...req.build, ...source, outputs: [] }],
+      // What the Web UI shows of the child (metadata: a history without it still replays).
+      staticSummary: `strata build ${tags} (schedule ${req.scheduleId})`,
+      memo: { tags: req.build.tags, schedule: req.scheduleId, ...(source.revision ? { revision: source.revision } : {}) },
     });
     await quick.recordScheduledBuild({ scheduleId: req.scheduleId, build: { inputs, imageId: result.imageId, buildId, revision: source.revision } });
     const pushed = result.pushed?.map((p) => ({ reference: p.reference, digest: p.digest }));

@@ -16,8 +16,11 @@ export const CONTEXT_ATTRIBUTE: SearchAttributeKey<'KEYWORD'> = { name: 'StrataC
 /** A BuildStatus: running, waiting (for a retry), succeeded, failed or cancelled. */
 export const STATUS_ATTRIBUTE: SearchAttributeKey<'KEYWORD'> = { name: 'StrataStatus', type: 'KEYWORD' };
 
+/** The ID of the store of the client that started the build: `strata builds ls` shows its own store's. */
+export const STORE_ATTRIBUTE: SearchAttributeKey<'KEYWORD'> = { name: 'StrataStore', type: 'KEYWORD' };
+
 /** What the server must know before a build starts (the embedded server registers these). */
-export const BUILD_SEARCH_ATTRIBUTES = [TAGS_ATTRIBUTE, CONTEXT_ATTRIBUTE, STATUS_ATTRIBUTE] as const;
+export const BUILD_SEARCH_ATTRIBUTES = [TAGS_ATTRIBUTE, CONTEXT_ATTRIBUTE, STATUS_ATTRIBUTE, STORE_ATTRIBUTE] as const;
 
 /** Temporal sets this one itself on every run a schedule starts: the schedule's ID. */
 export const SCHEDULE_ATTRIBUTE_NAME = 'TemporalScheduledById';

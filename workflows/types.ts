@@ -6,6 +6,7 @@ import type { CacheStart, CachedStep } from '../engine/cache/lookup.js';
 import type { BaseSpec, BuildPlan, CopyStep, RunStep, Step, WorkdirStep } from '../engine/plan/types.js';
 import type { NetworkMode } from '../engine/runtime/network.js';
 import type { PushResult } from '../engine/registry/push.js';
+import type { StepChange, StepImage, StepImagesSpec } from '../engine/store/intermediate.js';
 
 export interface OutputSpec {
   /** `docker`: a tar for `docker load` (OCI layout + docker's manifest.json). */
@@ -55,6 +56,13 @@ export interface BuildRequest {
   noCache?: boolean;
   /** Stages (names, or indexes as `COPY --from` counts them) that use no cache entry (`--no-cache-filter`). */
   noCacheFilter?: string[];
+  /** `--label K=V`: labels added to the image after the target stage's last instruction. */
+  labels?: Record<string, string>;
+  /**
+   * The ID of the store the client that started the build uses (`strata builds ls` lists a
+   * store's builds by it: search attribute StrataStore). Hex; anything else is ignored.
+   */
+  storeId?: string;
   /** Resolve every image the Dockerfile names in its registry, even when the store has it (`--pull`). */
   pull?: boolean;
 }
@@ -78,8 +86,10 @@ export interface StepProgress {
   /** The instruction's line in the Dockerfile, for errors. */
   line?: number;
   status: StepStatus;
-  /** Short ID of the layer a step made, for ` ---> 0123456789ab`. */
+  /** Short ID of the layer a step made (builds that predate step images show it after `--->`). */
   layer?: string;
+  /** Short ID of the image after the step (docker's intermediate image), for ` ---> 0123456789ab`. */
+  image?: string;
   error?: string;
   /** Workflow time (ISO 8601) the step last started and ended; a retry sets both anew. */
   startedAt?: string;
@@ -118,6 +128,7 @@ export interface PlanInput {
   dockerfileName: string;
   buildArgs: Record<string, string>;
   target?: string;
+  labels?: Record<string, string>;
   /** Ask the registry for each image even when the store has it (`--pull`). */
   pull?: boolean;
 }
@@ -214,6 +225,12 @@ export interface CommitInput {
   state: ImageState;
   tags: string[];
   sourceDateEpoch?: number;
+  /**
+   * The manifest of the image the last step wrote (writeStepImages): the commit only names it
+   * (the tags, or untagged), so the build's image is its last step's. Absent: the commit
+   * writes `state` as a new image (builds that predate step images).
+   */
+  image?: Digest;
 }
 
 export interface CommitResult {
@@ -227,6 +244,16 @@ export interface SaveInput {
   dest: string;
 }
 
+/** A step's image (` ---> ID`) and what writeStepImages takes. */
+export type { StepChange, StepImage, StepImagesSpec };
+
+/** What a COPY step heartbeats: how much it copied so far, for clients' progress bars. */
+export interface CopyHeartbeat {
+  step: number;
+  files: number;
+  bytes: number;
+}
+
 export interface BuildActivities {
   planBuild(input: PlanInput): Promise<BuildPlan>;
   lookupCache(input: CacheLookupInput): Promise<CacheLookupResult>;
@@ -235,6 +262,8 @@ export interface BuildActivities {
   runStep(input: RunInput): Promise<LayerResult>;
   workdirStep(input: WorkdirInput): Promise<LayerResult>;
   commitImage(input: CommitInput): Promise<CommitResult>;
+  /** Writes the image after each of a few steps (a local activity: a config and a manifest blob each). */
+  writeStepImages(input: StepImagesSpec): Promise<StepImage[]>;
   saveImage(input: SaveInput): Promise<{ dest: string; size: number }>;
 }
 

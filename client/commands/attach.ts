@@ -2,8 +2,10 @@
 import { UsageError } from '../errors.js';
 import { followBuild } from '../follow.js';
 import { withSession } from '../session.js';
+import { openView, progressMode } from '../view.js';
 
-export function runAttach(id: string): Promise<number> {
+export function runAttach(id: string, opts: { progress?: string } = {}): Promise<number> {
+  const view = openView(progressMode(opts.progress, false));
   return withSession(async (s) => {
     await s.client.workflow
       .getHandle(id)
@@ -11,6 +13,6 @@ export function runAttach(id: string): Promise<number> {
       .catch(() => {
         throw new UsageError(`attach: no build ${id} on ${s.target.address}`);
       });
-    return followBuild(s, id);
+    return followBuild(s, id, undefined, view);
   });
 }

@@ -1,10 +1,13 @@
 // `strata build`: pack the context into the store, start buildImage, follow its progress.
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import { makeFilter, packContext, readDockerignore } from '../../engine/context/pack.js';
 import { parseDockerfile } from '../../engine/dockerfile/parse.js';
 import { openLease } from '../../engine/store/leases.js';
+import { storeId } from '../../engine/store/identity.js';
 import { removeBuildSecrets, writeBuildSecret } from '../../engine/store/secrets.js';
 import { Store } from '../../engine/store/store.js';
 import type { buildImage } from '../../workflows/buildImage.js';
@@ -13,8 +16,11 @@ import { EXIT_WAITING, UsageError } from '../errors.js';
 import { recordDelivery } from '../deliver.js';
 import { follow } from '../follow.js';
 import { formatSize } from '../format.js';
-import { buildSettings, checkCacheFilter, parseDuration, type BuildFlags } from '../options.js';
+import { DEFAULT_RETRY_WINDOW, buildSettings, checkCacheFilter, parseDuration, type BuildFlags } from '../options.js';
 import { openSession } from '../session.js';
+import { phase, printHistoryTimings } from '../timing.js';
+import { STRATA_VERSION } from '../version.js';
+import { openView, progressMode } from '../view.js';
 
 export interface BuildOptions extends BuildFlags {
   output?: string;
@@ -23,15 +29,20 @@ export interface BuildOptions extends BuildFlags {
   retryWindow?: string;
   /** Print the build ID and return instead of following the build. */
   detach?: boolean;
+  /** `--progress`: auto, plain, tty or quiet. */
+  progress?: string;
+  /** `-q`: only the image ID on stdout. */
+  quiet?: boolean;
+  /** Write the image ID to this file (docker's --iidfile). */
+  iidfile?: string;
 }
-
-/** `strata build --retry-window` when neither the flag nor STRATA_RETRY_WINDOW says otherwise. */
-export const DEFAULT_RETRY_WINDOW = '24h';
 
 export async function runBuild(contextArg: string, opts: BuildOptions): Promise<number> {
   const out = (line: string) => process.stdout.write(line + '\n');
-  const err = (line: string) => process.stderr.write(line + '\n');
 
+  phase('cli loaded');
+  const mode = progressMode(opts.progress, opts.quiet);
+  if (opts.iidfile && opts.detach) throw new UsageError('build: --iidfile needs the build to end: leave out --detach');
   const contextDir = path.resolve(contextArg);
   const st = await fs.stat(contextDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`build: context ${contextArg} is not a directory`);
@@ -60,6 +71,10 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   if (delivery) delete request.push;
 
   const secrets = await readSecrets(opts.secret ?? []);
+  phase('read Dockerfile');
+  // No stale ID for a script to pick up if this build fails (docker removes it too).
+  const iidfile = opts.iidfile ? path.resolve(opts.iidfile) : undefined;
+  if (iidfile) await fs.rm(iidfile, { force: true });
 
   const store = await Store.open();
   const workflowId = `build-${randomBytes(6).toString('hex')}`;
@@ -68,38 +83,72 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   const lease = await openLease(store.root, workflowId);
   let detached = false;
   try {
-    const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
-    const context = await store.putBlobStream(packContext(contextDir, filter));
-    const dockerfile = await store.putBlob(dockerfileText);
-    await lease.add({ blobs: [context.digest, dockerfile.digest] });
-    await lease.close(); // named now: no need to hold whatever else is stored meanwhile
-    out(`Sending build context to strata  ${formatSize(context.size)}`);
+    const view = openView(mode);
+    // Connecting to Temporal overlaps with packing the context.
+    const opening = openSession(store);
+    opening.catch(() => undefined); // its failure is reported where it is awaited
+    let context: Awaited<ReturnType<Store['putBlobStream']>>;
+    let dockerfile: Awaited<ReturnType<Store['putBlob']>>;
+    try {
+      const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
+      let packed = 0;
+      // Counts in the stream itself: a 'data' listener beside the store's pipe would race it.
+      const counted = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          view.context((packed += chunk.length), false);
+          done(null, chunk);
+        },
+      });
+      context = await store.putBlobStream(packContext(contextDir, filter).pipe(counted));
+      dockerfile = await store.putBlob(dockerfileText);
+      await lease.add({ blobs: [context.digest, dockerfile.digest] });
+      await lease.close(); // named now: no need to hold whatever else is stored meanwhile
+      request.storeId = await storeId(store);
+    } catch (e) {
+      await opening.then((s) => s.close()).catch(() => undefined);
+      throw e;
+    }
+    view.context(context.size, true);
+    phase('pack context');
 
-    const session = await openSession(store);
+    const session = await opening;
+    phase('connect temporal');
     const { client } = session;
     let secretsOf: string | undefined;
     let code = 1;
     try {
-      const live = await session.hasLiveWorker();
-      if (!live && !opts.detach) await session.startLocalWorker();
+      // With no worker serving the queue, the store's background worker starts (and stays).
+      await session.ensureWorker();
+      phase('worker check');
       secretsOf = workflowId;
       // Secrets reach the worker through the store, never through Temporal's history.
       for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
+      const described = { contextDir, contextSize: context.size, dockerfilePath: fromStdin ? '-' : dockerfilePath };
       if (delivery) await recordDelivery(store.root, workflowId, delivery);
       const handle = await client.workflow.start<typeof buildImage>('buildImage', {
         taskQueue: session.queue,
         workflowId,
         args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
+        // What the Web UI shows of the build (the request itself is digests).
+        staticSummary: buildSummary(request),
+        staticDetails: buildDetails(request, { ...described, contextDigest: context.digest }),
+        memo: buildMemo(request, described),
       });
       // The ID is what `strata logs` and the Web UI know the build by.
-      out(`Build ID: ${workflowId}`);
       if (opts.detach) {
-        if (!live) err(`No worker polls task queue "${session.queue}": the build starts when one does (strata worker, or strata attach ${workflowId}).`);
+        out(mode === 'quiet' ? workflowId : `Build ID: ${workflowId}`);
+        phase('start workflow');
         secretsOf = undefined; // the build still needs them; the client that sees it end removes them
         detached = true;
         return (code = 0);
       }
-      return (code = await follow(session, handle));
+      view.note(`Build ID: ${workflowId}`);
+      phase('start workflow');
+      const followed = await follow(session, handle, view);
+      phase('follow to result');
+      if (followed.result && iidfile) await fs.writeFile(iidfile, followed.result.imageId);
+      await printHistoryTimings(client, workflowId);
+      return (code = followed.code);
     } finally {
       // A waiting build may still run a step that reads them.
       if (secretsOf && code !== EXIT_WAITING) await removeBuildSecrets(store.root, secretsOf);
@@ -108,6 +157,48 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   } finally {
     if (!detached) await lease.release();
   }
+}
+
+/** The Web UI's one line for the build: its tags, or its Dockerfile and target. */
+export function buildSummary(r: Pick<BuildRequest, 'tags' | 'dockerfileName' | 'target'>): string {
+  const what = r.tags.length > 0 ? r.tags.join(', ') : `untagged image of ${r.dockerfileName}`;
+  return `strata build ${what}${r.target ? ` (target ${r.target})` : ''}`;
+}
+
+/** The Web UI's details of a build (Temporal markdown): what a person reads the request for. */
+export function buildDetails(
+  r: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'>,
+  d: { contextDir: string; contextSize: number; contextDigest: string; dockerfilePath: string },
+): string {
+  const code = (v: string) => `\`${v.replace(/`/g, "'")}\``;
+  const list = (m: Record<string, string> | undefined) =>
+    Object.entries(m ?? {})
+      .map(([k, v]) => code(`${k}=${v}`))
+      .join(', ');
+  return [
+    `**Tags:** ${r.tags.length > 0 ? r.tags.map(code).join(', ') : 'none'}`,
+    `**Context:** ${code(d.contextDir)} (${formatSize(d.contextSize)}, ${code(d.contextDigest.slice(0, 19))})`,
+    `**Dockerfile:** ${code(d.dockerfilePath === '-' ? 'standard input' : d.dockerfilePath)}`,
+    ...(r.target ? [`**Target:** ${code(r.target)}`] : []),
+    ...(Object.keys(r.buildArgs).length > 0 ? [`**Build args:** ${list(r.buildArgs)}`] : []),
+    ...(r.labels && Object.keys(r.labels).length > 0 ? [`**Labels:** ${list(r.labels)}`] : []),
+    ...(r.push ? ['**Push:** each tag, after the build'] : []),
+    `**Started by:** ${code(`${os.userInfo().username}@${os.hostname()}`)} with strata ${STRATA_VERSION}`,
+  ].join('\n\n');
+}
+
+/** The memo: the request's human fields (the workflow input has digests), for the UI and `describe`. */
+export function buildMemo(r: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'>, d: { contextDir: string; dockerfilePath: string }): Record<string, unknown> {
+  return {
+    tags: r.tags,
+    context: d.contextDir,
+    dockerfile: d.dockerfilePath,
+    ...(r.target ? { target: r.target } : {}),
+    ...(Object.keys(r.buildArgs).length > 0 ? { buildArgs: r.buildArgs } : {}),
+    ...(r.labels && Object.keys(r.labels).length > 0 ? { labels: r.labels } : {}),
+    ...(r.push ? { push: true } : {}),
+    client: `${os.userInfo().username}@${os.hostname()}`,
+  };
 }
 
 /** A retry window: a duration, or 0 (fail at once). */

@@ -1,9 +1,9 @@
 // `strata history IMAGE`: one row per history entry, newest first, as docker history shows
 // it. docker names a row's image by walking the parent images its classic builder made;
-// strata keeps no intermediate images, so a row shows the ID of an image in the store whose
-// history and layers are exactly the image's up to that row (the image itself on the top
-// row, the base it was built FROM on the base's top row while that base is in the store)
-// and `<missing>` elsewhere — what docker shows for images it did not build itself.
+// strata records no parents, so a row shows the ID of an image in the store whose history
+// and layers are exactly the image's up to that row (the image itself on the top row, the
+// intermediate image of each step strata built, the base it was built FROM while that base
+// is in the store) and `<missing>` elsewhere — what docker shows for images it did not build.
 import { digestHex, type Digest } from '../../engine/digest.js';
 import type { HistoryEntry } from '../../engine/image/types.js';
 import { listImages, resolveRef, noSuchImage, type ImageRecord } from '../../engine/store/images.js';

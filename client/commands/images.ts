@@ -1,6 +1,6 @@
 // `strata images [REPO[:TAG]]`: the store's images as `docker images` lists them — one row
 // per tag (untagged images as `<none> <none>`), newest first, docker's columns, filters and
-// --format. strata keeps no intermediate images, so -a lists the same rows.
+// --format. Intermediate images (a build's image after each step) show only with -a.
 import { digestHex, type Digest } from '../../engine/digest.js';
 import { isDangling, listImages, resolveRef, type ImageRecord, createdMs } from '../../engine/store/images.js';
 import { labelMatches } from '../../engine/store/remove.js';
@@ -40,6 +40,7 @@ export async function runImages(store: Store, repo: string | undefined, opts: Im
   const rows: Row[] = [];
   const needDigest = !!opts.digests || (opts.format ?? '').includes('{{.Digest}}');
   for (const image of images) {
+    if (image.intermediate && !opts.all) continue;
     const shown = selectImage(image, images, filters);
     if (!shown) continue;
     const size = await imageSize(store, image.chain);

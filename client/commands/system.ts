@@ -44,7 +44,8 @@ async function cacheRecords(store: Store, inv: Awaited<ReturnType<typeof takeInv
 }
 
 export async function runSystemDf(store: Store, opts: { verbose?: boolean; format?: string }): Promise<void> {
-  const images = await listImages(store);
+  // docker counts top-level images: intermediate ones are left out, as `images` leaves them.
+  const images = (await listImages(store)).filter((i) => !i.intermediate);
   const layers = new Map<Digest, number>();
   const users = new Map<Digest, number>();
   for (const i of images) {

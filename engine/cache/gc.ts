@@ -12,6 +12,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { digestHex, type Digest } from '../digest.js';
+import { ANNOTATION_INTERMEDIATE } from '../image/types.js';
 import { heldLayers, leaseRefs, mountedLayers } from '../store/refs.js';
 import type { Store } from '../store/store.js';
 import { dropCacheEntry } from './entries.js';
@@ -171,15 +172,19 @@ async function apply(store: Store, inv: Inventory, p: Plan): Promise<CollectRepo
   const fresh = { ...inv, leases };
   const held = heldLayers(store, inv.layers, inv.images, leases, await mountedLayers());
   let skipped = 0;
+  const goneLayers: Digest[] = [];
   for (const c of p.layers) {
     const layer = inv.layers.get(c)!;
     if (held.has(c) || storedWhileOpen(fresh, layer.storedAt)) {
       skipped += layer.size;
       continue;
     }
-    if (await store.removeLayer(c, layer.storedAt)) removed('layer', digestHex(c), layer.size);
-    else skipped += layer.size;
+    if (await store.removeLayer(c, layer.storedAt)) {
+      removed('layer', digestHex(c), layer.size);
+      goneLayers.push(c);
+    } else skipped += layer.size;
   }
+  await dropIntermediates(store, inv, goneLayers);
   for (const d of p.contexts) {
     if (leases.blobs.has(d)) continue;
     // Its checksums stay while its blob does: the context unpacks to the same files again.
@@ -211,6 +216,19 @@ async function apply(store: Store, inv: Inventory, p: Plan): Promise<CollectRepo
   }
   report.storeBytes += skipped;
   return report;
+}
+
+/**
+ * Intermediate images are build cache: they do not hold their layers from the GC, and go
+ * from index.json with the first of their layers it removes (their blobs are then garbage for
+ * the next collection). A running build's are safe: its leases hold its layers.
+ */
+async function dropIntermediates(store: Store, inv: Inventory, gone: Digest[]): Promise<void> {
+  const manifests = new Set(gone.flatMap((c) => inv.images.intermediate.get(c) ?? []));
+  if (manifests.size === 0) return;
+  await store.updateIndex((index) => {
+    index.manifests = index.manifests.filter((d) => !(manifests.has(d.digest) && d.annotations?.[ANNOTATION_INTERMEDIATE]));
+  });
 }
 
 /** Renames `dir` into tmp/ (atomic, so it is gone at once), then removes it there. */

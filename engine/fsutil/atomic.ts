@@ -19,13 +19,17 @@ export function tempName(dir: string, prefix = 'tmp'): string {
   return path.join(dir, `.${tempEntryName(prefix)}`);
 }
 
-/** Writes `data` to `file` so that readers see the old content or the new, never a part. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+/**
+ * Writes `data` to `file` so that readers see the old content or the new, never a part.
+ * `sync: false` skips the fsync: still whole for readers and across a process crash, but a
+ * power loss may lose the file (for what can be lost, never for what names other files).
+ */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644, opts: { sync?: boolean } = {}): Promise<void> {
   const tmp = tempName(path.dirname(file));
   const fh = await fs.open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (opts.sync !== false) await fh.sync();
   } finally {
     await fh.close();
   }

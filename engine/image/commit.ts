@@ -28,10 +28,27 @@ export interface CommitOptions {
 
 /** Writes config and manifest (idempotent: same state, same digests) and points the tags at it. */
 export async function commitImage(store: ImageSink, state: ImageState, opts: CommitOptions): Promise<{ imageId: Digest; manifestDigest: Digest }> {
-  const created = createdAt(opts.sourceDateEpoch, opts.now);
+  const { configJson, manifestOf } = imageFiles(state, createdAt(opts.sourceDateEpoch, opts.now), opts.sourceDateEpoch);
+  const configBlob = await store.putBlob(configJson);
+  const manifestBlob = await store.putBlob(JSON.stringify(manifestOf(configBlob)));
+  await store.setTags(opts.tags, { mediaType: MEDIA_TYPE_MANIFEST, digest: manifestBlob.digest, size: manifestBlob.size });
+  return { imageId: configBlob.digest, manifestDigest: manifestBlob.digest };
+}
+
+/**
+ * The config JSON of `state` committed at `created`, and its manifest once the config's
+ * digest is known. History rows get `created` (all of them SOURCE_DATE_EPOCH's when set) and
+ * strata's comment where they have none; rows that have both keep them, so committing a
+ * state read back from an image's config gives that config again.
+ */
+export function imageFiles(
+  state: ImageState,
+  created: string,
+  sourceDateEpoch: number | undefined,
+): { configJson: string; manifestOf: (config: { digest: Digest; size: number }) => ImageManifest } {
   const history = state.history.map((h) => ({
     ...h,
-    created: opts.sourceDateEpoch !== undefined ? created : (h.created ?? created),
+    created: sourceDateEpoch !== undefined ? created : (h.created ?? created),
     comment: h.comment ?? 'strata',
   }));
   const author = authorOf(state.history);
@@ -44,16 +61,15 @@ export async function commitImage(store: ImageSink, state: ImageState, opts: Com
     rootfs: { type: 'layers', diff_ids: state.layers.map((l) => l.diffId) },
     history,
   };
-  const configBlob = await store.putBlob(JSON.stringify(config));
-  const manifest: ImageManifest = {
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPE_MANIFEST,
-    config: { mediaType: MEDIA_TYPE_CONFIG, digest: configBlob.digest, size: configBlob.size },
-    layers: state.layers.map(layerDescriptor),
+  return {
+    configJson: JSON.stringify(config),
+    manifestOf: (c) => ({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE_MANIFEST,
+      config: { mediaType: MEDIA_TYPE_CONFIG, digest: c.digest, size: c.size },
+      layers: state.layers.map(layerDescriptor),
+    }),
   };
-  const manifestBlob = await store.putBlob(JSON.stringify(manifest));
-  await store.setTags(opts.tags, { mediaType: MEDIA_TYPE_MANIFEST, digest: manifestBlob.digest, size: manifestBlob.size });
-  return { imageId: configBlob.digest, manifestDigest: manifestBlob.digest };
 }
 
 /** The build state an image in the store starts a stage with. */

@@ -11,6 +11,12 @@ export const MEDIA_TYPE_LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zst
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 /** strata's own index.json annotation: when a tag was last set (docker's LastTagTime). */
 export const ANNOTATION_TAG_TIME = 'dev.strata.tag.time';
+/**
+ * strata's own index.json annotation on an untagged entry: the image is one a build made after
+ * a step (docker's intermediate images), listed only by `images -a` and removed by `image
+ * prune` once no other image builds on it. Committing the image as a build's result drops it.
+ */
+export const ANNOTATION_INTERMEDIATE = 'dev.strata.intermediate';
 
 export interface HealthConfig {
   Test?: string[];

@@ -188,3 +188,12 @@ export function commandArgs(cmd: CommandForm, config: ContainerConfig): string[]
   if (cmd.form === 'exec') return [...cmd.args];
   return [...(config.Shell ?? DEFAULT_SHELL), cmd.text];
 }
+
+/**
+ * A label given on the command line (`build --label K=V`): a LABEL step not in the Dockerfile
+ * (line 0), its value taken as written (no expansion).
+ */
+export function labelStep(config: ContainerConfig, key: string, value: string, number: number): ConfigStep {
+  const text = `LABEL ${key}=${value}`;
+  return { kind: 'config', number, line: 0, text, patch: { Labels: { ...(config.Labels ?? {}), [key]: value } }, history: { created_by: text, empty_layer: true } };
+}

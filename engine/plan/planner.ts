@@ -3,13 +3,13 @@
 // It orchestrates; each instruction family plans in its own file: stages.ts (FROM, the stage
 // graph, --target), args.ts (ARG scopes), configSteps.ts (ENV LABEL … HEALTHCHECK), copy.ts
 // (COPY, ADD), run.ts (RUN), onbuild.ts (a base's triggers).
-import { DockerfileError } from '../errors.js';
+import { DockerfileError, UserInputError } from '../errors.js';
 import type { Instruction, ParsedDockerfile } from '../dockerfile/instructions.js';
 import { hostPlatform } from '../image/platform.js';
 import { planGlobalArgs, unusedArgsWarnings } from './args.js';
 import { DEFAULT_PATH, envMap } from './config.js';
 import { PlanBudget } from '../dockerfile/limits.js';
-import { planConfigStep } from './configSteps.js';
+import { labelStep, planConfigStep } from './configSteps.js';
 import { planCopy } from './copy.js';
 import { triggerInstructions } from './onbuild.js';
 import { planRun } from './run.js';
@@ -72,6 +72,16 @@ export async function planDockerfile(df: ParsedDockerfile, opts: PlanOptions): P
     });
   }
 
+  // `build --label`: a LABEL step per label, sorted by key, after the target's last
+  // instruction; the classic builder does the same (dockerd 20.10: `Step 3/3 : LABEL k=v`).
+  const last = planned.get(target.index)!;
+  checkLabels(opts.labels ?? {});
+  for (const key of Object.keys(opts.labels ?? {}).sort()) {
+    const step = labelStep(last.config, key, opts.labels![key]!, ++number);
+    last.config = { ...last.config, ...step.patch };
+    last.plan.steps.push(step);
+  }
+
   const warnings = unusedArgsWarnings(opts.buildArgs, usedArgs);
   return { stages: ordered.map((s) => planned.get(s.index)!.plan), target: target.index, totalSteps: number, warnings };
 }
@@ -91,4 +101,16 @@ function planInstruction(inst: Instruction, s: StageState, number: number, at: (
     default:
       return planConfigStep(inst, s, common, where);
   }
+}
+
+/** Labels come with the workflow's input: bounded like the rest of a plan. */
+function checkLabels(labels: Record<string, string>): void {
+  const entries = Object.entries(labels);
+  if (entries.length > 1000) throw new UserInputError('LABEL_INVALID', `plan build: ${entries.length} --label flags (at most 1000)`);
+  let bytes = 0;
+  for (const [k, v] of entries) {
+    if (k === '' || typeof v !== 'string') throw new UserInputError('LABEL_INVALID', `plan build: --label ${JSON.stringify(k)}: a label needs a name and a string value`);
+    bytes += k.length + v.length;
+  }
+  if (bytes > 256 * 1024) throw new UserInputError('LABEL_INVALID', 'plan build: the --label flags exceed 256 KiB');
 }

@@ -166,6 +166,8 @@ export interface PlanOptions {
   target?: string;
   /** The platform built for (and on); the host's by default. */
   platform?: Platform;
+  /** `build --label`: labels set on the target stage's image after its last instruction. */
+  labels?: Record<string, string>;
   /** Finds an image by reference (the store, else its registry) and pins it. Throws when absent. */
   resolveImage: (ref: string) => Promise<ResolvedImage>;
 }

@@ -10,14 +10,12 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { EngineError, UserInputError } from '../errors.js';
+import { NETWORK_HOST } from './entitlements.js';
 import { unmountPath } from './overlay.js';
 
-export type NetworkMode = 'default' | 'none' | 'host';
+export { ENTITLEMENTS, NETWORK_HOST } from './entitlements.js';
 
-/** BuildKit's name for the right to use the host's network. */
-export const NETWORK_HOST = 'network.host';
-/** The entitlements a build may ask for. */
-export const ENTITLEMENTS = [NETWORK_HOST] as const;
+export type NetworkMode = 'default' | 'none' | 'host';
 
 /**
  * Whether this build may use the host's network: `granted` when it asked (`--allow

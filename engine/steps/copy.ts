@@ -37,6 +37,8 @@ export interface CopySpec {
   network?: NetworkMode;
   /** Whether ADD may reach this host's own addresses (the network.host entitlement). */
   hostNetwork?: HostNetworkGrant;
+  /** Counts the files and bytes copied so far; the caller may read it while the copy runs (heartbeats). */
+  progress?: { files: number; bytes: number };
 }
 
 /** One thing to write, in the order of the sources. */
@@ -179,6 +181,7 @@ async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, item
     excluded: (rel) => excluded(rel),
     createdDirs: [],
     links: new Map(),
+    progress: spec.progress ?? { files: 0, bytes: 0 },
   };
   for (const m of items) {
     // Files hardlinked to each other inside one source stay linked (the classic builder tars
@@ -256,6 +259,7 @@ interface CopyContext {
   createdDirs: { host: string; st: Stats }[];
   /** Source dev:ino of a multiply-linked file → where its first copy went, for this source. */
   links: Map<string, string>;
+  progress: { files: number; bytes: number };
 }
 
 function ownerFor(ctx: CopyContext, st: Stats): Owner {
@@ -367,6 +371,8 @@ async function copyEntry(ctx: CopyContext, src: string, destImagePath: string, s
     return;
   }
   await fs.copyFile(src, host);
+  ctx.progress.files++;
+  ctx.progress.bytes += st.size;
   if (key !== undefined) ctx.links.set(key, host);
   const owner = ownerFor(ctx, st);
   await fs.chown(host, owner.uid, owner.gid);

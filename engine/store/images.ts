@@ -1,9 +1,10 @@
 // The images of the store as docker shows them: one record per image ID (the config digest),
 // with every tag and digest reference that names it, tagged or not. index.json is the record:
-// a tag is an entry with a ref.name, an untagged ("dangling") image an entry without one.
-import { asDigest, chainId, digestHex, type Digest } from '../digest.js';
+// a tag is an entry with a ref.name, an untagged ("dangling") image an entry without one, an
+// intermediate image (a build's state after a step) an untagged entry marked as such.
+import { asDigest, chainId, digestHex, sha256, type Digest } from '../digest.js';
 import { UserInputError } from '../errors.js';
-import { ANNOTATION_REF_NAME, ANNOTATION_TAG_TIME, type ImageConfigFile, type ImageIndex, type ImageManifest } from '../image/types.js';
+import { ANNOTATION_INTERMEDIATE, ANNOTATION_REF_NAME, ANNOTATION_TAG_TIME, type ImageConfigFile, type ImageIndex, type ImageManifest } from '../image/types.js';
 import { normalizeReference, parseReference } from '../image/reference.js';
 import type { Store } from './store.js';
 
@@ -21,6 +22,8 @@ export interface ImageRecord {
   chain: Digest[];
   /** When a tag was last set on it (undefined: never, or before strata recorded it). */
   lastTagTime?: string;
+  /** Only a build's step made it (docker's intermediate images): hidden unless `images -a`. */
+  intermediate: boolean;
 }
 
 /** Every image the store knows, tagged or not, newest (by config `created`) first. */
@@ -32,6 +35,7 @@ export async function listImages(store: Store): Promise<ImageRecord[]> {
 export async function imagesOf(store: Store, index: ImageIndex): Promise<ImageRecord[]> {
   const configOf = new Map<Digest, Digest>();
   const byId = new Map<Digest, ImageRecord>();
+  const plain = new Set<ImageRecord>();
   for (const d of index.manifests) {
     let id = configOf.get(d.digest);
     if (!id) {
@@ -44,7 +48,7 @@ export async function imagesOf(store: Store, index: ImageIndex): Promise<ImageRe
     if (!rec) {
       const config = await store.readJsonBlob<ImageConfigFile>(id).catch(() => undefined);
       if (!config) continue;
-      rec = { id, manifests: [], tags: [], digests: [], config, chain: chainOf(config) };
+      rec = { id, manifests: [], tags: [], digests: [], config, chain: chainOf(config), intermediate: false };
       byId.set(id, rec);
     }
     const name = d.annotations?.[ANNOTATION_REF_NAME];
@@ -54,14 +58,18 @@ export async function imagesOf(store: Store, index: ImageIndex): Promise<ImageRe
       if (!rec.manifests.includes(d.digest)) rec.manifests.unshift(d.digest);
       const t = d.annotations?.[ANNOTATION_TAG_TIME];
       if (t && (!rec.lastTagTime || t > rec.lastTagTime)) rec.lastTagTime = t;
-    } else if (!rec.manifests.includes(d.digest)) {
-      rec.manifests.push(d.digest);
+    } else {
+      if (!rec.manifests.includes(d.digest)) rec.manifests.push(d.digest);
+      if (d.annotations?.[ANNOTATION_INTERMEDIATE]) rec.intermediate = true;
+      else plain.add(rec);
     }
   }
   const out = [...byId.values()];
   for (const r of out) {
     r.tags.sort();
     r.digests.sort();
+    // A name, or an untagged entry a build committed, makes it an image of its own.
+    if (r.tags.length > 0 || r.digests.length > 0 || plain.has(r)) r.intermediate = false;
   }
   return out.sort((a, b) => createdMs(b) - createdMs(a) || a.id.localeCompare(b.id));
 }
@@ -82,9 +90,53 @@ export function createdMs(r: ImageRecord): number {
   return Number.isNaN(t) ? 0 : t;
 }
 
-/** True for an image no tag and no digest reference names (docker's `<none>:<none>`). */
+/**
+ * True for an image no tag and no digest reference names (docker's `<none>:<none>`) that is
+ * not an intermediate image: what `images` shows untagged and `image prune` removes.
+ */
 export function isDangling(r: ImageRecord): boolean {
-  return r.tags.length === 0 && r.digests.length === 0;
+  return r.tags.length === 0 && r.digests.length === 0 && !r.intermediate;
+}
+
+/**
+ * Keys of an image's history prefixes: keys[i] names its first i+1 rows and the layers under
+ * them. An image builds on another (docker's parent, which strata does not record) when the
+ * other's last key is one of its own earlier keys.
+ */
+function historyKeys(r: ImageRecord): string[] {
+  const keys: string[] = [];
+  let key = '';
+  let layers = 0;
+  for (const h of r.config.history ?? []) {
+    if (!h.empty_layer) layers++;
+    key = sha256(`${key}\n${JSON.stringify([h.created ?? '', h.created_by ?? '', !!h.empty_layer, layers > 0 ? (r.chain[layers - 1] ?? '') : ''])}`);
+    keys.push(key);
+  }
+  return keys;
+}
+
+/** The images of `candidates` that no image of `others` builds on. */
+export function notBuiltOn(candidates: ImageRecord[], others: ImageRecord[]): ImageRecord[] {
+  const below = new Set<string>();
+  for (const o of others) for (const k of historyKeys(o).slice(0, -1)) below.add(k);
+  return candidates.filter((c) => {
+    const keys = historyKeys(c);
+    return keys.length === 0 || !below.has(keys[keys.length - 1]!);
+  });
+}
+
+/** The intermediate images `image` builds on, nearest first. */
+export function intermediateAncestors(image: ImageRecord, images: ImageRecord[]): ImageRecord[] {
+  const mine = historyKeys(image).slice(0, -1);
+  const at = new Map(mine.map((k, i) => [k, i]));
+  const found: { r: ImageRecord; i: number }[] = [];
+  for (const r of images) {
+    if (!r.intermediate || r === image) continue;
+    const keys = historyKeys(r);
+    const i = keys.length > 0 ? at.get(keys[keys.length - 1]!) : undefined;
+    if (i !== undefined) found.push({ r, i });
+  }
+  return found.sort((a, b) => b.i - a.i).map((f) => f.r);
 }
 
 export interface ResolvedRef {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { PROCESS_TAG } from '../fsutil/atomic.js';
 
 /** Who made the temp entries tagged with one PROCESS_TAG. */
-interface OwnerRecord {
+export interface OwnerRecord {
   pid: number;
   /** Field 22 of /proc/<pid>/stat: with the pid, names one process for the life of a boot. */
   startTime: string;
@@ -44,7 +44,8 @@ function startTimeOf(pid: number | 'self'): { startTime: string; zombie: boolean
   return { startTime: fields[19] ?? '', zombie: fields[0] === 'Z' || fields[0] === 'X' };
 }
 
-async function selfRecord(): Promise<OwnerRecord> {
+/** This process, as its owner record names it. */
+export async function selfRecord(): Promise<OwnerRecord> {
   return {
     pid: process.pid,
     startTime: startTimeOf('self')?.startTime ?? '',

@@ -7,11 +7,13 @@
 // moment ago, a context blob just written, before any record names them. Cache entries are
 // counted apart: they are what the GC trims (engine/cache/gc.ts), and removing an image
 // (engine/store/gc.ts) takes its layers whatever entries name them, as docker's classic
-// builder does: such an entry then misses.
+// builder does: such an entry then misses. Intermediate images (a build's image after each
+// step) are build cache too: they hold their blobs, not their layers; the GC drops the ones
+// whose layer it removes.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { asDigest, chainId as computeChainId, isDigest, type Digest } from '../digest.js';
-import type { ImageConfigFile, ImageManifest } from '../image/types.js';
+import { ANNOTATION_INTERMEDIATE, type ImageConfigFile, type ImageManifest } from '../image/types.js';
 import { activeLeases } from './leases.js';
 import { schedulePins } from './schedules.js';
 import type { Store } from './store.js';
@@ -31,8 +33,10 @@ export interface StoredLayer {
 export interface ImageRefs {
   /** Manifest digests of every image (tagged or not). */
   manifests: Digest[];
-  /** chainIDs images use, each with the manifests that use it. */
+  /** chainIDs images use, each with the manifests that use it (intermediate images left out). */
   layers: Map<Digest, Digest[]>;
+  /** chainIDs intermediate images (only a build step's, untagged) use, each with their manifests. */
+  intermediate: Map<Digest, Digest[]>;
   /** Manifests, configs and layer blobs images name. */
   blobs: Set<Digest>;
 }
@@ -83,8 +87,10 @@ export function chainDown(layers: Map<Digest, StoredLayer>, top: Digest | undefi
 export async function imageRefs(store: Store): Promise<ImageRefs> {
   const index = await store.readIndex();
   const manifests = [...new Set(index.manifests.map((d) => d.digest))];
-  const refs: ImageRefs = { manifests, layers: new Map(), blobs: new Set() };
+  const plain = new Set(index.manifests.filter((d) => !d.annotations?.[ANNOTATION_INTERMEDIATE]).map((d) => d.digest));
+  const refs: ImageRefs = { manifests, layers: new Map(), intermediate: new Map(), blobs: new Set() };
   for (const m of manifests) {
+    const uses = plain.has(m) ? refs.layers : refs.intermediate;
     refs.blobs.add(m);
     const manifest = await store.readJsonBlob<ImageManifest>(m).catch(() => undefined);
     if (!manifest) continue;
@@ -95,7 +101,7 @@ export async function imageRefs(store: Store): Promise<ImageRefs> {
     let parent: Digest | undefined;
     for (const diffId of file?.rootfs.diff_ids ?? []) {
       parent = computeChainId(parent, diffId);
-      refs.layers.set(parent, [...(refs.layers.get(parent) ?? []), m]);
+      uses.set(parent, [...(uses.get(parent) ?? []), m]);
     }
   }
   return refs;

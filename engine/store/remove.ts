@@ -1,13 +1,14 @@
 // rmi and image prune with docker's rules (moby's daemon/images/image_delete.go and
 // image_prune.go, read for their behaviour): removing a name only untags while other names
 // remain; an image named in several places needs force when removed by ID; an image goes
-// with the layers and blobs no other image uses.
+// with the layers and blobs no other image uses, and with the intermediate images it was
+// built on that nothing else builds on (docker's untagged parents).
 import { digestHex, type Digest } from '../digest.js';
 import { UserInputError } from '../errors.js';
 import { ANNOTATION_REF_NAME } from '../image/types.js';
 import { parseReference } from '../image/reference.js';
 import { collectRemoved } from './gc.js';
-import { imagesOf, isDangling, noSuchImage, resolveRef, type ImageRecord } from './images.js';
+import { imagesOf, intermediateAncestors, isDangling, noSuchImage, notBuiltOn, resolveRef, type ImageRecord } from './images.js';
 import type { Store } from './store.js';
 
 /** One row of docker's report: a reference removed, or an image or layer deleted. */
@@ -51,11 +52,21 @@ export async function removeImage(store: Store, input: string, opts: { force?: b
       }
       for (const r of [...refs]) untag(r);
     }
-    index.manifests = index.manifests.filter((d) => !image.manifests.includes(d.digest));
-    return { image, remaining: images.filter((i) => i !== image) };
+    let remaining = images.filter((i) => i !== image);
+    const removed = [image];
+    // Its intermediate images go too, nearest first, up to one another image builds on.
+    for (const a of intermediateAncestors(image, remaining)) {
+      const others = remaining.filter((i) => i !== a);
+      if (notBuiltOn([a], others).length === 0) break;
+      remaining = others;
+      removed.push(a);
+    }
+    const gone = new Set(removed.flatMap((i) => i.manifests));
+    index.manifests = index.manifests.filter((d) => !gone.has(d.digest));
+    return { removed, remaining };
   });
   if (outcome) {
-    const collected = await collectRemoved(store, [outcome.image], outcome.remaining);
+    const collected = await collectRemoved(store, outcome.removed, outcome.remaining);
     for (const c of collected.images) rows.push({ deleted: c.image.id }, ...c.layers.map((l) => ({ deleted: l })));
   }
   return rows;
@@ -74,13 +85,24 @@ export interface PruneResult {
   reclaimed: number;
 }
 
-/** `docker image prune [-a]`: removes dangling (or all) images matching the filters, and their layers. */
+/**
+ * `docker image prune [-a]`: removes dangling (or all) images matching the filters, the
+ * intermediate images no remaining image builds on, and their layers.
+ */
 export async function pruneImages(store: Store, opts: PruneOptions = {}, now: Date = new Date()): Promise<PruneResult> {
   const match = pruneFilter(opts.filters ?? [], now);
   const rows: RemovalRow[] = [];
   const plan = await store.updateIndex(async (index) => {
     const images = await imagesOf(store, index);
     const removed = images.filter((i) => (opts.all || isDangling(i)) && match(i));
+    // Intermediate images no remaining image builds on: a failed build's, a removed image's.
+    const kept = images.filter((i) => !removed.includes(i));
+    removed.push(
+      ...notBuiltOn(
+        kept.filter((i) => i.intermediate && match(i)),
+        kept.filter((i) => !i.intermediate),
+      ),
+    );
     const gone = new Set(removed.flatMap((i) => i.manifests));
     index.manifests = index.manifests.filter((d) => !gone.has(d.digest));
     return { removed, remaining: images.filter((i) => !removed.includes(i)) };

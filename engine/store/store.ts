@@ -102,14 +102,23 @@ export class Store {
     return exists(this.blobPath(digest));
   }
 
-  /** Stores bytes; idempotent. Success means the content is stored at the returned digest. */
-  async putBlob(data: string | Uint8Array, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+  /**
+   * Stores bytes; idempotent. Success means the content is stored at the returned digest.
+   * `sync: false` leaves the fsync to a later syncBlob (see writeFileAtomic).
+   */
+  async putBlob(data: string | Uint8Array, expected?: Digest, opts: { sync?: boolean } = {}): Promise<{ digest: Digest; size: number }> {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     const digest = sha256(buf);
     if (expected && expected !== digest) throw new DigestMismatchError(`put blob: expected ${expected}, content is ${digest}`);
     const final = this.blobPath(digest);
-    if (!(await touched(final))) await writeFileAtomic(final, buf, 0o644);
+    if (!(await touched(final))) await writeFileAtomic(final, buf, 0o644, opts);
     return { digest, size: buf.length };
+  }
+
+  /** fsyncs a stored blob (one written with `sync: false` that must now survive a power loss). */
+  async syncBlob(digest: Digest): Promise<void> {
+    const fh = await fs.open(this.blobPath(digest), 'r');
+    await fh.sync().finally(() => fh.close());
   }
 
   /**
@@ -371,7 +380,7 @@ export class Store {
 
   /**
    * Points each tag at `manifest`, replacing what the tag named before. With no tags the
-   * image is recorded untagged. An image that loses its last tag stays listed, untagged
+   * image is recorded untagged; either way it is no longer an intermediate image. An image that loses its last tag stays listed, untagged
    * (docker's dangling `<none>:<none>`), until it is removed.
    */
   async setTags(tags: string[], manifest: Descriptor): Promise<void> {
@@ -386,6 +395,11 @@ export class Store {
       // A tagged image needs no untagged entry.
       if (names.length > 0) {
         for (let i = kept.length - 1; i >= 0; i--) if (kept[i]!.digest === manifest.digest && !kept[i]!.annotations?.[ANNOTATION_REF_NAME]) kept.splice(i, 1);
+      }
+      // Committed as a build's result: no longer an intermediate image (images lists it).
+      for (let i = 0; i < kept.length; i++) {
+        const d = kept[i]!;
+        if (d.digest === manifest.digest && !d.annotations?.[ANNOTATION_REF_NAME]) kept[i] = { mediaType: d.mediaType, digest: d.digest, size: d.size };
       }
       for (const name of names) {
         kept.push({

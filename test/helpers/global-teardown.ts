@@ -16,6 +16,8 @@ export default async function globalTeardown(): Promise<void> {
     clearTimeout(timer);
     if (worker.exitCode === null) worker.kill('SIGKILL');
   }
+  // Background workers tests started (builds on queues no shared worker polls), then the server.
+  await strata(['worker', 'stop', '--all']);
   await strata(['server', 'stop']);
   // Another run on the same dockerd may still build FROM the shared base: the last one removes it.
   if (await leaveDockerUsers()) await execa('docker', ['rmi', '-f', DIFF_BASE], { reject: false });

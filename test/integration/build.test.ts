@@ -176,20 +176,6 @@ describe('strata build → save → docker', () => {
   });
 });
 
-describe('strata build with no worker polling', () => {
-  test('runs a worker in its own process, so one command works alone', async () => {
-    const name = uniqueName();
-    const ctx = await makeContext({ Dockerfile: 'FROM busybox\nRUN echo alone > /a\nCOPY f /f\n', f: 'alone\n' });
-    track(ctx);
-    // Several times: the in-process worker's shutdown once raced the client's last queries.
-    for (let i = 0; i < 3; i++) {
-      const r = await strataOk(['build', '-t', name, '--output', `type=docker,dest=${ctx}/out.tar`, ctx], { env: { STRATA_TASK_QUEUE: `lonely-${name}` } });
-      expect(r.stdout).toContain(`Successfully tagged ${name}:latest`);
-      expect(r.stderr).not.toContain('Channel has been shut down');
-    }
-  });
-});
-
 describe('where the Dockerfile comes from', () => {
   test('-f - reads it from stdin; -f may point outside the context, with its NAME.dockerignore', async () => {
     const ctx = await makeContext({ 'kept.txt': 'kept\n', 'secret.txt': 'secret\n' });

@@ -55,9 +55,15 @@ describe('instruction cache', () => {
     expect(second.image).toBe(first.image);
     const types = (await activityAttempts(second.id)).map((a) => a.type);
     expect(types).toEqual(['planBuild', 'lookupCache', 'commitImage']);
-    // Steps 2…8 each say so, as docker's classic builder prints a hit.
+    // Steps 2…8 each say so, as docker's classic builder prints a hit, then the step's image.
     expect(second.stdout.match(/^ ---> Using cache$/gm)).toHaveLength(7);
-    for (let n = 2; n <= 8; n++) expect(second.stdout).toMatch(new RegExp(`Step ${n}/8 : .*\\n ---> Using cache\\n ---> [0-9a-f]{12}\\n`));
+    const ids: string[] = [];
+    for (let n = 2; n <= 8; n++) ids.push(new RegExp(`Step ${n}/8 : .*\\n ---> Using cache\\n ---> ([0-9a-f]{12}) \\([\\d.]+s\\)\\n`).exec(second.stdout)![1]!);
+    // Each is an image of the store, as of its step (X is set at step 5); the last is the build's.
+    const env = async (id: string) => (JSON.parse((await strataOk(['inspect', id])).stdout) as { Config: { Env: string[] } }[])[0]!.Config.Env;
+    expect(await env(ids[1]!)).not.toContain('X=1');
+    expect(await env(ids[3]!)).toContain('X=1');
+    expect(second.image).toContain(ids[6]!);
     // The image is whole: it runs under docker's eyes as the first did (its files are there).
     const out = path.join(ctx, 'out.tar');
     await strataOk(['save', '-o', out, `cache-${m}:1`]);

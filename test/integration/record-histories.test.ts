@@ -14,6 +14,14 @@ import { REPO_ROOT, strata, strataOk } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const OUT = path.join(REPO_ROOT, 'test', 'fixtures', 'histories');
+/**
+ * The workflow code's generation the histories are recorded with, in their file names: a new
+ * one (bump it after a `patched()` change) adds files, so histories of older code stay and
+ * keep proving that builds they started still replay. Histories without one predate step images
+ * (cache-miss and cache-hit: the instruction cache without step images); `step-images`: step
+ * images without the instruction cache; `cache-step-images`: both.
+ */
+const GENERATION = 'cache-step-images';
 const record = process.env.STRATA_RECORD_HISTORIES === '1' ? describe : describe.skip;
 
 async function makeContext(files: Record<string, string>): Promise<string> {
@@ -26,7 +34,8 @@ async function makeContext(files: Record<string, string>): Promise<string> {
  * Writes the workflow's history as `NAME.json`, in the JSON Temporal's tools read and write
  * (the temporal CLI's: protobuf JSON converters misbehave under jest's module registry).
  */
-async function save(name: string, workflowId: string): Promise<void> {
+async function save(base: string, workflowId: string): Promise<void> {
+  const name = `${base}.${GENERATION}`;
   const address = `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}`;
   const r = await execa(findTemporalCli(), ['workflow', 'show', '--address', address, '--workflow-id', workflowId, '--output', 'json']);
   const history = JSON.parse(r.stdout) as { events: unknown[] };

@@ -127,13 +127,16 @@ test('a failing RUN retried with a context that has the file completes; --retry-
   expect(Object.fromEntries(await stepStarts(id))).toEqual({ 3: 2, 4: 1 });
 });
 
-test('abort works after the client that ran the build (and its in-process worker) has exited', async () => {
+test('abort works after the client that ran the build has exited, from a new background worker', async () => {
   const ctx = await context({ Dockerfile: 'FROM busybox\nRUN exit 4\n' });
-  // A queue no shared worker polls: `strata build` runs a worker of its own, gone when it exits.
+  // A queue no shared worker polls: `strata build` starts the background worker for it; once
+  // that is stopped, abort must find the waiting build answered by a new one.
   const env = { STRATA_TASK_QUEUE: `lonely-${path.basename(ctx).toLowerCase()}` };
   const first = await strata(['build', '--retry-window', '10m', ctx], { env });
   expect(first.exitCode).toBe(2);
+  await strataOk(['worker', 'stop'], { env });
   const aborted = await strata(['abort', buildId(first.stdout)], { env });
+  await strata(['worker', 'stop'], { env });
   expect(aborted.stderr).not.toContain('ServiceError');
   expect(aborted.exitCode).toBe(0);
   expect(aborted.stderr).toContain('aborted: Step 2/2 : RUN exit 4 (line 2)');

@@ -50,7 +50,7 @@ afterAll(async () => {
 });
 
 /** Starts a build whose step 3 fetches FILE from the test's server (on this host's loopback: the step needs the host's network); returns its ID once it waits. */
-async function waitingBuild(file: string): Promise<string> {
+async function waitingBuild(file: string, flags: string[] = []): Promise<string> {
   const ctx = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-webui-ctx-'));
   try {
     await fs.writeFile(
@@ -58,7 +58,7 @@ async function waitingBuild(file: string): Promise<string> {
       // Step 2 names the file too, so each build runs it (no instruction cache entry from another).
       ['FROM busybox', `RUN echo one ${file} > /one`, `RUN --network=host wget -q -O /${file} http://127.0.0.1:${port}/${file}`, 'RUN echo two > /two'].join('\n'),
     );
-    const r = await strata(['build', '--allow', 'network.host', '--retry-window', '1h', ctx]);
+    const r = await strata(['build', ...flags, '--allow', 'network.host', '--retry-window', '1h', ctx]);
     expect({ code: r.exitCode, waiting: r.stderr.includes('The build is waiting for a decision') }).toEqual({ code: 2, waiting: true });
     return /^Build ID: (build-[0-9a-f]+)$/m.exec(r.stdout)![1]!;
   } finally {
@@ -77,6 +77,49 @@ async function openActions(id: string): Promise<pw.Page> {
 function visible(l: pw.Locator): pw.Locator {
   return l.filter({ visible: true }).first();
 }
+
+test("the build's page shows its summary (tags), its details, each step's text in the timeline, and a waiting build as waiting", async () => {
+  const id = await waitingBuild('flag-summary', ['-t', 'webui-summary:1', '--progress=plain']);
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  try {
+    await page.goto(`http://127.0.0.1:${Number(process.env.STRATA_TEMPORAL_PORT) + 1000}/namespaces/default/workflows/${id}`);
+    // Markdown (details) renders in sandboxed iframes: look in every frame.
+    const shownText = async () =>
+      (
+        await Promise.all(
+          page.frames().map((f) =>
+            f
+              .locator('body')
+              .innerText()
+              .catch(() => ''),
+          ),
+        )
+      ).join('\n');
+    const expectShown = async (text: string | RegExp) => {
+      let seen = '';
+      for (let i = 0; i < 75; i++) {
+        seen = await shownText();
+        if (typeof text === 'string' ? seen.includes(text) : text.test(seen)) return;
+        await page.waitForTimeout(200);
+      }
+      throw new Error(`the Web UI does not show ${String(text)}; it shows:\n${seen}`);
+    };
+    // The timeline names activities by their Dockerfile step, not only runStep, and the wait
+    // for a retry by the step that failed (Temporal's own status says Running).
+    await expectShown('runStep • RUN echo one flag-summary > /one');
+    await expectShown(/^waiting for strata retry or abort: step 3 of 4 \(RUN --network=host wget/m);
+    // The user metadata: the static summary and details, not only `build-<hex>` of type
+    // buildImage, and the current details, which say the build waits.
+    await visible(page.getByText('User Metadata', { exact: true })).click();
+    await expectShown('strata build webui-summary:1');
+    await visible(page.getByText('Details', { exact: true })).click();
+    await expectShown(/Tags: webui-summary:1/);
+    await expectShown(/Waiting for a retry/);
+  } finally {
+    await page.close();
+    await strata(['abort', id]);
+  }
+});
 
 test('a waiting build completes after the Web UI sends it the retry signal', async () => {
   const id = await waitingBuild('flag-signal');

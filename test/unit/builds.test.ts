@@ -29,6 +29,14 @@ test.each([
   expect(listQuery(opts)).toBe(query);
 });
 
+test.each([
+  [{}, "WorkflowType = 'buildImage' AND StrataStore = '0123456789abcdef'"],
+  [{ all: true }, "WorkflowType = 'buildImage'"],
+  [{ tag: 'app:1' }, "WorkflowType = 'buildImage' AND StrataStore = '0123456789abcdef' AND StrataTags = 'app:1'"],
+])("builds ls %j in a store queries that store's builds: %s", (opts, query) => {
+  expect(listQuery(opts, '0123456789abcdef')).toBe(query);
+});
+
 test('builds ls --status refuses a status builds never have', () => {
   expect(() => listQuery({ status: 'done' })).toThrow(/--status must be one of running, waiting, succeeded, failed, cancelled/);
 });

@@ -917,3 +917,26 @@ describe('RUN heredocs and mounts', () => {
     expect(err!.message).toContain(message);
   });
 });
+
+// ---- build --label ---------------------------------------------------------------------------
+
+describe('build --label', () => {
+  const labelled = (dockerfile: string, labels: Record<string, string>, target?: string) =>
+    planDockerfile(parseDockerfile(dockerfile), { buildArgs: {}, target, labels, resolveImage: fakeRegistry().resolveImage });
+
+  // dockerd 20.10's classic builder: a LABEL step per label, sorted by key, counted in
+  // `Step N/M`, after the target stage's last instruction; values as given, unexpanded.
+  test('a LABEL step per label, sorted by key, after the target stage, values unexpanded', async () => {
+    const p = await labelled('FROM a AS one\nLABEL x=1\nFROM a AS two\nENV B=2\n', { 'k b': 'a b"$c', a: '1' }, 'one');
+    expect(p.totalSteps).toBe(4);
+    const steps = p.stages.find((s) => s.index === p.target)!.steps;
+    expect(steps.slice(2).map((s) => [s.number, s.text, (s as ConfigStep).history.created_by, (s as ConfigStep).patch])).toEqual([
+      [3, 'LABEL a=1', 'LABEL a=1', { Labels: { x: '1', a: '1' } }],
+      [4, 'LABEL k b=a b"$c', 'LABEL k b=a b"$c', { Labels: { x: '1', a: '1', 'k b': 'a b"$c' } }],
+    ]);
+  });
+
+  test('a label without a name is refused', async () => {
+    await expect(labelled('FROM a\n', { '': 'x' })).rejects.toThrow(/--label "": a label needs a name/);
+  });
+});

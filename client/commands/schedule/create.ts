@@ -7,6 +7,7 @@ import { makeFilter, packContext, readDockerignore } from '../../../engine/conte
 import { parseDockerfile } from '../../../engine/dockerfile/parse.js';
 import { classifyAddSource } from '../../../engine/plan/addSource.js';
 import { openLease } from '../../../engine/store/leases.js';
+import { storeId } from '../../../engine/store/identity.js';
 import { pinScheduleBlobs, removeScheduleState, SCHEDULE_ID } from '../../../engine/store/schedules.js';
 import type { Store } from '../../../engine/store/store.js';
 import type { scheduledBuild } from '../../../workflows/scheduledBuild.js';
@@ -44,7 +45,8 @@ async function createSchedule(id: string, sourceArg: string, opts: CreateOptions
   const every = opts.every === undefined ? undefined : parseDuration(opts.every);
   const spec = every !== undefined ? `every ${opts.every}` : `cron ${opts.cron}`;
 
-  const build: ScheduledBuildRequest['build'] = buildSettings(opts, 'schedule create');
+  // The store's ID: `builds ls` in this store lists the schedule's builds.
+  const build: ScheduledBuildRequest['build'] = { ...buildSettings(opts, 'schedule create'), storeId: await storeId(store) };
   const { tags } = build;
   const { source, shown } = await resolveSourceArg(store, sourceArg, opts);
   const request: ScheduledBuildRequest = { scheduleId: id, source, when: opts.when, build };
