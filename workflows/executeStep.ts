@@ -40,8 +40,9 @@ export const long = (summary: string) => proxy<BuildActivities>(LONG, summary);
  * The image after a step is written by a local activity: it runs in the worker that runs the
  * workflow task, within that task, so it costs no round trip through the server, only its
  * writes (a config and a manifest blob per step and one index.json update per call: measured
- * in docs/status.md). A run of config steps (ENV, LABEL …), or of cache hits, is written in
- * one call. Writing the image in the step's own activity would not serve config steps (no
+ * in docs/status.md). A run of config steps (ENV, LABEL …) on the plain path, and a run of
+ * cache hits (with the config steps among them), is written in one call; on the cached path a
+ * step that runs, config steps after a miss included, writes its own. Writing the image in the step's own activity would not serve config steps (no
  * activity) nor cache hits, whose IDs must print as they happen; hashing the config in
  * workflow code would need the image format twice (here and in engine/) and the blobs written
  * somewhere anyway.
