@@ -21,9 +21,33 @@ import { stepLogPath } from '../engine/store/logs.js';
 import { readBuildSecret } from '../engine/store/secrets.js';
 import { writeStepImages } from '../engine/store/intermediate.js';
 import { MEDIA_TYPE_MANIFEST } from '../engine/image/types.js';
-import type { BuildActivities, CommitInput, CopyHeartbeat, CopyInput, PlanInput, RunHeartbeat, RunInput, SaveInput, StepImagesSpec, WorkdirInput } from '../workflows/types.js';
+import type {
+  BuildActivities,
+  CacheLookupInput,
+  CommitInput,
+  CopyHeartbeat,
+  CopyInput,
+  PlanInput,
+  RunHeartbeat,
+  RunInput,
+  SaveInput,
+  StepImagesSpec,
+  WorkdirInput,
+} from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
+import { afterCommit, holdingStep, lookupCache } from './cache.js';
 import { guarded } from './guarded.js';
+
+/** The build's image: committed from its state, or the one its last step wrote, named and made durable. */
+async function commitWithImage(store: Store, input: CommitInput): ReturnType<typeof commitImage> {
+  if (!input.image) return commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch });
+  const image = await store.loadImage(input.image);
+  await store.syncBlob(image.configDigest);
+  await store.syncBlob(image.manifestDigest);
+  const size = (await store.readBlob(image.manifestDigest)).length;
+  await store.setTags(input.tags, { mediaType: image.manifest.mediaType || MEDIA_TYPE_MANIFEST, digest: image.manifestDigest, size });
+  return { imageId: image.configDigest, manifestDigest: image.manifestDigest };
+}
 
 export interface ActivityDeps {
   store: Store;
@@ -31,6 +55,8 @@ export interface ActivityDeps {
   allowFileGit?: boolean;
   /** Entitlements this worker refuses whatever a build asks (`strata worker --deny-entitlement`). */
   deniedEntitlements?: string[];
+  /** STRATA_CACHE_MAX: after each build the store is trimmed to this many bytes. */
+  cacheMax?: number;
   /** Where builds may have this worker write their `outputs` (STRATA_OUTPUT_DIR); none when absent. */
   outputDir?: string;
   /** Builds may push with this worker's registry credentials (`strata worker --allow-push`). */
@@ -39,7 +65,7 @@ export interface ActivityDeps {
   sourceDir?: string;
 }
 
-export function createActivities({ store, allowFileGit, deniedEntitlements, outputDir }: ActivityDeps): BuildActivities {
+export function createActivities({ store, allowFileGit, deniedEntitlements, outputDir, cacheMax }: ActivityDeps): BuildActivities {
   return {
     planBuild: (input: PlanInput) =>
       guarded(async () => {
@@ -56,6 +82,8 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
         return pull.length > 0 ? { ...plan, pull } : plan;
       }),
 
+    lookupCache: (input: CacheLookupInput) => guarded(() => lookupCache(store, input, { allowFileGit, network: checkedNetwork(input.network ?? 'default') }), { heartbeat: true }),
+
     resolveBase: (base: BaseSpec & { kind: 'image' | 'scratch' }) =>
       guarded(async (): Promise<ImageState> => {
         if (base.kind === 'scratch') return { ...hostPlatform(), config: {}, layers: [], history: [] };
@@ -68,19 +96,20 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
       const progress = { files: 0, bytes: 0 };
       const details = (): CopyHeartbeat => ({ step: input.step.number, ...progress });
       return guarded(
-        async () => {
-          const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
-          return executeCopy(store, {
-            parentTop: input.parentTop,
-            step: input.step,
-            source,
-            sourceDateEpoch: input.sourceDateEpoch,
-            allowFileGit,
-            network: checkedNetwork(input.network ?? 'default'),
-            hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
-            progress,
-          });
-        },
+        () =>
+          holdingStep(store, { layers: [input.parentTop, input.from?.top], blobs: [input.contextDigest], cacheKey: input.cacheKey }, async () => {
+            const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
+            return executeCopy(store, {
+              parentTop: input.parentTop,
+              step: input.step,
+              source,
+              sourceDateEpoch: input.sourceDateEpoch,
+              allowFileGit,
+              network: checkedNetwork(input.network ?? 'default'),
+              hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
+              progress,
+            });
+          }),
         { heartbeat: { details } },
       );
     },
@@ -92,28 +121,31 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
       // Heartbeats carry the newest output (clients stream it from the pending activity's
       // details, from any machine) and bring cancellation to the running container.
       const heartbeat = { everyMs: RUN_HEARTBEAT_MS, details: () => output.take() };
+      const held = { layers: [input.parentTop, ...(input.stageTops ?? []).map((t) => t.top)], blobs: [input.contextDigest], cacheKey: input.cacheKey };
       return guarded(
         () =>
-          executeRun(store, {
-            parentTop: input.parentTop,
-            step: input.step,
-            network: checkedNetwork(input.network),
-            hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
-            sourceDateEpoch: input.sourceDateEpoch,
-            timeoutMs: input.stepTimeoutMs,
-            logFile: stepLogPath(store.root, buildId, input.step.number),
-            onOutput: (chunk) => output.push(chunk),
-            signal: ctx.cancellationSignal,
-            mountInputs: {
-              stageTops: Object.fromEntries((input.stageTops ?? []).map((t) => [t.stage, t.top])),
-              contextDir: () => {
-                if (!input.contextDigest) throw new Error('run step: a context mount needs the context digest');
-                return ensureContext(store, input.contextDigest);
+          holdingStep(store, held, () =>
+            executeRun(store, {
+              parentTop: input.parentTop,
+              step: input.step,
+              network: checkedNetwork(input.network),
+              hostNetwork: hostNetworkGrant(input.entitlements, deniedEntitlements),
+              sourceDateEpoch: input.sourceDateEpoch,
+              timeoutMs: input.stepTimeoutMs,
+              logFile: stepLogPath(store.root, buildId, input.step.number),
+              onOutput: (chunk) => output.push(chunk),
+              signal: ctx.cancellationSignal,
+              mountInputs: {
+                stageTops: Object.fromEntries((input.stageTops ?? []).map((t) => [t.stage, t.top])),
+                contextDir: () => {
+                  if (!input.contextDigest) throw new Error('run step: a context mount needs the context digest');
+                  return ensureContext(store, input.contextDigest);
+                },
+                // Secrets come through the store, never through Temporal (engine/store/secrets.ts).
+                secret: (id) => readBuildSecret(store.root, buildId, id),
               },
-              // Secrets come through the store, never through Temporal (engine/store/secrets.ts).
-              secret: (id) => readBuildSecret(store.root, buildId, id),
-            },
-          }).catch((err: unknown) => {
+            }),
+          ).catch((err: unknown) => {
             // A cancelled step reports Temporal's cancellation, not an engine error.
             if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
             throw err;
@@ -122,18 +154,14 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
       );
     },
 
-    workdirStep: (input: WorkdirInput) => guarded(() => executeWorkdir(store, input), { heartbeat: true }),
+    workdirStep: (input: WorkdirInput) =>
+      guarded(() => holdingStep(store, { layers: [input.parentTop], blobs: [], cacheKey: input.cacheKey }, () => executeWorkdir(store, input)), { heartbeat: true }),
 
     commitImage: (input: CommitInput) =>
       guarded(async () => {
-        if (!input.image) return commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch });
-        // The last step wrote the image: the commit names it, and makes it durable.
-        const image = await store.loadImage(input.image);
-        await store.syncBlob(image.configDigest);
-        await store.syncBlob(image.manifestDigest);
-        const size = (await store.readBlob(image.manifestDigest)).length;
-        await store.setTags(input.tags, { mediaType: image.manifest.mediaType || MEDIA_TYPE_MANIFEST, digest: image.manifestDigest, size });
-        return { imageId: image.configDigest, manifestDigest: image.manifestDigest };
+        const result = await commitWithImage(store, input);
+        await afterCommit(store, cacheMax);
+        return result;
       }),
 
     writeStepImages: (input: StepImagesSpec) => guarded(() => writeStepImages(store, input)),

@@ -108,7 +108,8 @@ export function tag(v: unknown, field: string): string {
 export function stepCommon(s: Record<string, unknown>, field: string, kind: string): void {
   if (s.kind !== kind) throw new InputRefused(`${field}.kind`, `${JSON.stringify(s.kind)} is not ${kind}`);
   int(s.number, `${field}.number`, 1, 1_000_000);
-  int(s.line, `${field}.line`, 1, 10_000_000);
+  // A config step --label adds has no Dockerfile line: 0.
+  int(s.line, `${field}.line`, kind === 'config' ? 0 : 1, 10_000_000);
   str(s.text, `${field}.text`, { max: MAX_PLAN_BYTES });
   const h = obj(s.history, `${field}.history`);
   str(h.created_by, `${field}.history.created_by`, { max: MAX_PLAN_BYTES });

@@ -14,6 +14,8 @@ import { cloneGit } from '../engine/steps/add.js';
 import { readScheduleState, writeScheduleState } from '../engine/store/schedules.js';
 import type { Store } from '../engine/store/store.js';
 import type { LastScheduledBuild, ResolvedSource, ScheduleActivities, ScheduleSource } from '../workflows/scheduleTypes.js';
+import { openLease } from '../engine/store/leases.js';
+import { buildIdOf } from './cache.js';
 import { guarded } from './guarded.js';
 import type { ActivityDeps } from './index.js';
 
@@ -22,13 +24,14 @@ export function createScheduleActivities({ store, allowFileGit }: ActivityDeps):
     resolveScheduleSource: (source: ScheduleSource) =>
       guarded(
         async (): Promise<ResolvedSource> => {
-          switch (source.kind) {
-            case 'snapshot':
-              return { contextDigest: source.contextDigest, dockerfileDigest: source.dockerfileDigest, dockerfileName: source.dockerfileName };
-            case 'dir':
-              return packDirectory(store, source.dir, source.dockerfile ?? path.join(source.dir, 'Dockerfile'), source.dockerfile !== undefined);
-            case 'git':
-              return cloneAndPack(store, source.url, source.dockerfile, allowFileGit ?? false);
+          // What is packed is held from the store's GC until the run's build takes it up.
+          const lease = await openLease(store.root, buildIdOf());
+          try {
+            const resolved = await resolveSource(store, source, allowFileGit ?? false);
+            await lease.add({ blobs: [resolved.contextDigest, resolved.dockerfileDigest] });
+            return resolved;
+          } finally {
+            await lease.close();
           }
         },
         { heartbeat: true },
@@ -38,6 +41,17 @@ export function createScheduleActivities({ store, allowFileGit }: ActivityDeps):
 
     recordScheduledBuild: ({ scheduleId, build }) => guarded(() => writeScheduleState(store.root, scheduleId, build)),
   };
+}
+
+async function resolveSource(store: Store, source: ScheduleSource, allowFileGit: boolean): Promise<ResolvedSource> {
+  switch (source.kind) {
+    case 'snapshot':
+      return { contextDigest: source.contextDigest, dockerfileDigest: source.dockerfileDigest, dockerfileName: source.dockerfileName };
+    case 'dir':
+      return packDirectory(store, source.dir, source.dockerfile ?? path.join(source.dir, 'Dockerfile'), source.dockerfile !== undefined);
+    case 'git':
+      return cloneAndPack(store, source.url, source.dockerfile, allowFileGit);
+  }
 }
 
 /**

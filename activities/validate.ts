@@ -13,7 +13,8 @@ import { buildArgsProblem, MAX_DOCKERFILE_BYTES, MAX_STAGES } from '../engine/do
 import { registryReference } from '../engine/registry/reference.js';
 import { SCHEDULE_ID } from '../engine/store/schedules.js';
 import type { ActivityDeps } from './index.js';
-import { arr, blob, copyStep, digest, epoch, imageLayers, InputRefused, int, layer, obj, oneOf, optInt, optStr, runStep, stepCommon, str, tag } from './inputShapes.js';
+import type { Store } from '../engine/store/store.js';
+import { arr, blob, copyStep, digest, epoch, imageLayers, InputRefused, int, layer, obj, oneOf, optBool, optInt, optStr, runStep, stepCommon, str, tag } from './inputShapes.js';
 
 export { InputRefused } from './inputShapes.js';
 
@@ -67,6 +68,38 @@ function toFailure(err: unknown, root: string): unknown {
 
 // ---- the checks, by activity name ----------------------------------------------------------
 
+async function stageTops(store: Store, v: unknown): Promise<void> {
+  const tops = arr(v, 'stageTops', MAX_STAGES);
+  for (let n = 0; n < tops.length; n++) {
+    const t = obj(tops[n], `stageTops[${n}]`);
+    int(t.stage, `stageTops[${n}].stage`, 0, MAX_STAGES);
+    if (t.top !== undefined) await layer(store, t.top, `stageTops[${n}].top`);
+  }
+}
+
+/** A step of a plan, as a look-up keys it: every kind a stage holds. */
+async function planStep(store: Store, v: unknown, field: string): Promise<void> {
+  const s = obj(v, field);
+  switch (oneOf(s.kind, `${field}.kind`, ['from', 'config', 'copy', 'run', 'workdir'] as const)) {
+    case 'copy':
+      return copyStep(s, field);
+    case 'run':
+      return runStep(store, s, field);
+    case 'workdir':
+      stepCommon(s, field, 'workdir');
+      str(s.path, `${field}.path`, { absolute: true });
+      return;
+    case 'from':
+      int(s.number, `${field}.number`, 1, 1_000_000);
+      int(s.line, `${field}.line`, 1, 10_000_000);
+      str(s.text, `${field}.text`, { max: 1_000_000 });
+      return;
+    case 'config':
+      stepCommon(s, field, 'config');
+      obj(s.patch, `${field}.patch`);
+  }
+}
+
 function hasControlCharacter(text: string): boolean {
   for (const ch of text) {
     const code = ch.codePointAt(0)!;
@@ -90,6 +123,30 @@ export const CHECKS: Record<string, Check> = {
     if (i.labels !== undefined) for (const [k, v] of Object.entries(obj(i.labels, 'labels'))) str(v, `labels.${k}`);
   },
 
+  async lookupCache(input, { store }) {
+    const i = obj(input, 'input');
+    const start = obj(i.start, 'start');
+    const kind = oneOf(start.kind, 'start.kind', ['base', 'key', 'result'] as const);
+    if (kind === 'base') {
+      const b = obj(start.base, 'start.base');
+      if (oneOf(b.kind, 'start.base.kind', ['scratch', 'image'] as const) === 'image') {
+        str(b.ref, 'start.base.ref', { max: 1024 });
+        await blob(store, b.manifestDigest, 'start.base.manifestDigest');
+      }
+    } else if (kind === 'key') digest(start.key, 'start.key');
+    else {
+      digest(start.parentKey, 'start.parentKey');
+      if (start.diffId !== undefined) digest(start.diffId, 'start.diffId');
+    }
+    if (i.parentTop !== undefined) await layer(store, i.parentTop, 'parentTop');
+    await blob(store, i.contextDigest, 'contextDigest');
+    epoch(i.sourceDateEpoch, 'sourceDateEpoch');
+    optBool(i.useCache, 'useCache');
+    if (i.stageTops !== undefined) await stageTops(store, i.stageTops);
+    const steps = arr(i.steps, 'steps', 100_000);
+    for (let n = 0; n < steps.length; n++) await planStep(store, steps[n], `steps[${n}]`);
+  },
+
   async resolveBase(input, { store }) {
     const b = obj(input, 'base');
     if (oneOf(b.kind, 'base.kind', ['scratch', 'image'] as const) === 'image') {
@@ -108,6 +165,7 @@ export const CHECKS: Record<string, Check> = {
     }
     epoch(i.sourceDateEpoch, 'sourceDateEpoch');
     copyStep(i.step, 'step');
+    if (i.cacheKey !== undefined) digest(i.cacheKey, 'cacheKey');
   },
 
   async runStep(input, { store }) {
@@ -117,14 +175,8 @@ export const CHECKS: Record<string, Check> = {
     epoch(i.sourceDateEpoch, 'sourceDateEpoch');
     optInt(i.stepTimeoutMs, 'stepTimeoutMs', 1, 30 * 24 * 3600_000);
     if (i.contextDigest !== undefined) await blob(store, i.contextDigest, 'contextDigest');
-    if (i.stageTops !== undefined) {
-      const tops = arr(i.stageTops, 'stageTops', MAX_STAGES);
-      for (let n = 0; n < tops.length; n++) {
-        const t = obj(tops[n], `stageTops[${n}]`);
-        int(t.stage, `stageTops[${n}].stage`, 0, MAX_STAGES);
-        if (t.top !== undefined) await layer(store, t.top, `stageTops[${n}].top`);
-      }
-    }
+    if (i.stageTops !== undefined) await stageTops(store, i.stageTops);
+    if (i.cacheKey !== undefined) digest(i.cacheKey, 'cacheKey');
   },
 
   async workdirStep(input, { store }) {
@@ -134,6 +186,7 @@ export const CHECKS: Record<string, Check> = {
     stepCommon(s, 'step', 'workdir');
     str(s.path, 'step.path', { absolute: true });
     epoch(i.sourceDateEpoch, 'sourceDateEpoch');
+    if (i.cacheKey !== undefined) digest(i.cacheKey, 'cacheKey');
   },
 
   async commitImage(input, { store }) {

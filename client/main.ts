@@ -59,6 +59,8 @@ Environment:
   SOURCE_DATE_EPOCH    clamp file times and set "created", for reproducible image IDs
   STRATA_TIMING=1      print how long each phase of a command took (ms, on stderr)
   STRATA_RETRY_WINDOW  default of build --retry-window (default ${DEFAULT_RETRY_WINDOW}; 0 fails at once)
+  STRATA_CACHE_MAX     a worker trims the store to this size after each build, e.g. 10GB (least
+                       recently used cache entries first; never what images or running builds hold)
   STRATA_INSECURE_REGISTRIES  host[:port],... spoken to over http (loopback registries always are)
   STRATA_REGISTRY_MIRRORS     host[:port] or URL,... tried before Docker Hub for pulls
   DOCKER_CONFIG        directory of the config.json with registry credentials (auths, credsStore,
@@ -156,6 +158,9 @@ beyond building is off unless given (see docs/security.md):
   STRATA_SOURCE_DIR=DIR   let schedules with --source-mode dir pack directories under DIR
   STRATA_ALLOW_FILE_GIT=1 let ADD and schedules clone file:// git repositories of this machine
   STRATA_RUN_DENY_NETWORKS=CIDR,...  networks RUN steps must not reach (e.g. a compose network)
+
+STRATA_CACHE_MAX=SIZE (e.g. 10GB): after each build, trim the store to SIZE, least recently
+used build cache first (never what images or running builds hold; strata builder prune).
 
 When no worker serves the task queue, \`strata build\` (and retry, abort, attach) starts the
 store's background worker: detached, logging to $STRATA_HOME/worker.log, reused by every later
@@ -421,10 +426,29 @@ OCI image index otherwise (strata's own images push as OCI manifests, so OCI by 
   const system = cli.command('system').description('Store-wide information');
   system
     .command('df')
-    .description('Show disk usage: images, containers and volumes (none in strata), build cache (cache mounts, contexts)')
+    .description(
+      'Show disk usage: images, containers and volumes (none in strata), build cache (cache entries and the layers only they hold, contexts, logs, cache mounts); RECLAIMABLE: what builder prune -a frees',
+    )
     .option('-v, --verbose', 'show detailed information on space usage')
     .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}")
     .action(withStore(async (store, opts: { verbose?: boolean; format?: string }) => (await import('./commands/system.js')).runSystemDf(store, opts)));
+
+  const builder = cli.command('builder').description('Manage the build cache');
+  builder
+    .command('prune')
+    .description('Remove build cache: cache entries, and the layers, contexts, blobs and logs nothing then refers to')
+    .option('-a, --all', 'remove every cache entry, not only those whose layer no image uses')
+    .option('--filter <filter>', 'only what was last used before DURATION ago: until=DURATION, e.g. until=24h (repeatable)', collect, [])
+    .option('--keep-storage <size>', 'remove least recently used cache only until the build cache takes SIZE, e.g. 5GB')
+    .option('-f, --force', 'do not ask for confirmation')
+    .addHelpText(
+      'after',
+      `
+Never removed: layers and blobs an image (tagged or not) uses, and what a running build holds
+(its leases). Without -a, cache entries whose layer an image uses stay too, and so do entries of
+steps that changed nothing (they hold no space). See \`strata system df\` for what is reclaimable.`,
+    )
+    .action(exits(lazy(() => import('./commands/builder/prune.js'), 'runBuilderPrune')));
 
   const schedule = cli
     .command('schedule')

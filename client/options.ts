@@ -1,6 +1,7 @@
 // The flags `strata build` and `strata schedule create` share, declared once, and what they
 // become in a build request; the parsers of flag values both use (durations, build args, tags).
 import { Option } from 'commander';
+import type { ParsedDockerfile } from '../engine/dockerfile/instructions.js';
 import { normalizeReference } from '../engine/image/reference.js';
 import { registryReference } from '../engine/registry/reference.js';
 import { ENTITLEMENTS } from '../engine/runtime/entitlements.js';
@@ -25,6 +26,10 @@ export interface BuildFlags {
   allow?: string[];
   stepTimeout?: string;
   push?: boolean;
+  /** False under `--no-cache` (commander's negated flag). */
+  cache?: boolean;
+  /** `--no-cache-filter STAGE` values (commander names the negated flag's values so). */
+  cacheFilter?: string[];
   /** `--label K=V` (repeatable). */
   label?: string[];
   /** Ask the registry for each image the Dockerfile names, even when the store has it. */
@@ -54,12 +59,17 @@ export function buildFlagOptions(): Option[] {
       '--push',
       "push each -t name to its registry after the build, e.g. -t localhost:5000/app:1: strata build pushes from this client with your credentials; a detached build and a schedule's runs push from a worker started with --allow-push, with the worker's credentials",
     ),
+    new Option('--no-cache', 'use no instruction cache entry: every step runs (and records its result for later builds)'),
+    new Option('--no-cache-filter <stage>', 'this stage (name, or index from 0) uses no cache entry; other stages do (repeatable)').argParser(collect).default([]),
     new Option('--label <key=value>', 'set a label on the image, after the last instruction, as a LABEL would (repeatable)').argParser(collect).default([]),
   ];
 }
 
 /** The part of a build request the shared flags give; `command` names the command in errors. */
-export type BuildSettings = Pick<BuildRequest, 'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull' | 'labels'>;
+export type BuildSettings = Pick<
+  BuildRequest,
+  'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull' | 'labels' | 'noCache' | 'noCacheFilter'
+>;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
   const tags = flags.tag.map((t) => normalizeTag(t));
@@ -75,7 +85,23 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     ...(flags.push ? { push: true } : {}),
     ...((flags.label ?? []).length > 0 ? { labels: parseLabels(flags.label!) } : {}),
     ...(flags.pull ? { pull: true } : {}),
+    ...(flags.cache === false ? { noCache: true } : {}),
+    ...(flags.cacheFilter?.length ? { noCacheFilter: [...new Set(flags.cacheFilter)] } : {}),
   };
+}
+
+/**
+ * `--no-cache-filter` names stages of the Dockerfile (`FROM … AS NAME`, or an index from 0):
+ * a typo would otherwise leave the cache on silently.
+ */
+export function checkCacheFilter(filter: string[] | undefined, df: ParsedDockerfile, command: string): void {
+  const froms = df.instructions.filter((i) => i.kind === 'FROM');
+  for (const f of filter ?? []) {
+    const byIndex = /^\d+$/.test(f) && Number(f) < froms.length;
+    if (!byIndex && !froms.some((i) => i.stageName?.toLowerCase() === f.toLowerCase())) {
+      throw new UsageError(`${command}: --no-cache-filter ${f}: no such stage (FROM … AS ${f}, or an index from 0 to ${froms.length - 1})`);
+    }
+  }
 }
 
 /** `K=V`; a bare `K` is a label with an empty value (docker's). */

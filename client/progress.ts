@@ -34,7 +34,9 @@ export class ProgressPrinter {
       }
       if (s.status === 'running') break;
       this.onStepEnd(s.number);
-      // The image after the step; builds that predate step images show the step's layer.
+      // docker's classic builder prints a hit so, then the image after the step; builds that
+      // predate step images show the step's layer.
+      if (s.status === 'done' && s.cached) this.write(' ---> Using cache');
       const id = s.image ?? s.layer;
       if (s.status === 'done' && id) this.write(` ---> ${id}${stepTime(s, ' (%s)')}`);
       this.nextStep = s.number + 1;

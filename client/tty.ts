@@ -103,7 +103,8 @@ export class TtyView implements BuildView {
       this.copies.delete(s.number);
       const id = s.image ?? s.layer;
       if (s.status === 'done') {
-        this.queued.push(row(` => ${label(s, p)}`, `${id ? `---> ${id}  ` : ''}${stepTime(s)}`, this.width()));
+        // A step the instruction cache served says so, as buildkit's view does.
+        this.queued.push(row(` => ${s.cached ? 'CACHED ' : ''}${label(s, p)}`, `${id ? `---> ${id}  ` : ''}${stepTime(s)}`, this.width()));
       } else {
         this.queued.push(row(` => ERROR ${label(s, p)}`, stepTime(s), this.width()));
         this.queued.push(...this.failedOutput(s, p));

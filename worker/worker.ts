@@ -6,6 +6,7 @@ import { createActivities } from '../activities/index.js';
 import { createPullActivities } from '../activities/pull.js';
 import { createPushActivities } from '../activities/push.js';
 import { createScheduleActivities } from '../activities/schedule.js';
+import { parseSize } from '../engine/cache/size.js';
 import { withInputChecks } from '../activities/validate.js';
 import { reclaimDeadOwners } from '../engine/runtime/reclaim.js';
 import { deniedNetworks } from '../engine/runtime/network.js';
@@ -69,7 +70,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
   // Workers elsewhere on a shared store die too; their leftovers are only known to be dead later.
   setInterval(() => void reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR'), RECLAIM_MS).unref();
   const connection = await NativeConnection.connect(connectionOptions(opts.target));
-  const activityDeps = { store: opts.store, ...opts.rights, deniedEntitlements: opts.deniedEntitlements };
+  const activityDeps = { store: opts.store, ...opts.rights, deniedEntitlements: opts.deniedEntitlements, cacheMax: cacheMaxFromEnv() };
   const bundleReady = await fs.access(BUNDLE_PATH).then(
     () => true,
     () => false,
@@ -93,6 +94,15 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
 }
 
 const RECLAIM_MS = 5 * 60_000;
+
+/** STRATA_CACHE_MAX (e.g. `10GB`): the size the store is trimmed to after each build. */
+function cacheMaxFromEnv(): number | undefined {
+  const v = process.env.STRATA_CACHE_MAX;
+  if (v === undefined || v === '') return undefined;
+  const bytes = parseSize(v);
+  if (bytes === undefined) throw new Error(`STRATA_CACHE_MAX: not a size: ${JSON.stringify(v)} (e.g. 10GB, 500MB)`);
+  return bytes;
+}
 
 /** Removes what dead workers left in the store (mounts, runc containers, staging, temp files). */
 async function reclaimLeftovers(store: Store, say: boolean): Promise<void> {

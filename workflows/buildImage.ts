@@ -1,40 +1,30 @@
 // buildImage: one Dockerfile build as a durable workflow. Planning and every filesystem step
 // run as activities; config-only steps are applied here, from the recorded plan.
-import {
-  ActivityCancellationType,
-  ActivityFailure,
-  ApplicationFailure,
-  defineQuery,
-  isCancellation,
-  patched,
-  proxyActivities,
-  proxyLocalActivities,
-  setCurrentDetails,
-  setHandler,
-  upsertSearchAttributes,
-  type ActivityOptions,
-} from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, defineQuery, isCancellation, patched, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { LONG, QUICK } from './activityOptions.js';
 import { checkBuildRequest } from './checkRequest.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { BuildPlan, ConfigStep, StagePlan } from '../engine/plan/types.js';
+import { CACHE_PATCH, CachedStages } from './cachedStages.js';
+import {
+  applyConfig,
+  attemptStep,
+  changeOf,
+  executeStep,
+  failureMessage,
+  oneLine,
+  proxy,
+  quick,
+  shortId,
+  showDetails,
+  writeImages,
+  type StageEnv,
+  type StageResult,
+} from './executeStep.js';
 import { pullMissing } from './pullImages.js';
 import { RetryGate } from './retry.js';
 import { CONTEXT_ATTRIBUTE, STATUS_ATTRIBUTE, STORE_ATTRIBUTE, TAGS_ATTRIBUTE } from './searchAttributes.js';
-import type {
-  BuildActivities,
-  BuildProgress,
-  BuildRequest,
-  BuildResult,
-  BuildStatus,
-  CopyInput,
-  LayerResult,
-  PushActivities,
-  RunInput,
-  StepChange,
-  StepImage,
-  StepProgress,
-} from './types.js';
+import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, BuildStatus, LayerResult, PushActivities, StepChange, StepImage } from './types.js';
 
 export const progressQuery = defineQuery<BuildProgress>('progress');
 
@@ -45,48 +35,14 @@ export const progressQuery = defineQuery<BuildProgress>('progress');
  */
 export const STEP_IMAGES_PATCH = 'strata-step-images';
 
-/**
- * Activities with a summary: the Web UI shows it in the timeline and event history instead
- * of the activity type alone (the Dockerfile step, `FROM busybox`, `push app:1`). A summary
- * is metadata on the command, not part of it: histories recorded without one still replay.
- */
-function proxy<A>(options: ActivityOptions, summary: string): A {
-  return proxyActivities<A & Record<string, never>>({ ...options, summary: oneLine(summary) }) as unknown as A;
-}
-
-/** A summary is one line of at most 200 characters (Temporal's limit is 400 bytes). */
-function oneLine(text: string): string {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
-}
-
-/**
- * The image after a step is written by a local activity: it runs in the worker that runs the
- * workflow task, within that task, so it costs no round trip through the server, only its
- * writes (a config and a manifest blob per step and one index.json update per call: measured
- * in docs/status.md). A run of config steps (ENV, LABEL …) is written in one call. Writing
- * the image in the step's own activity would not serve config steps (no activity), whose IDs
- * must print as they happen; hashing the config in workflow code would need the image format
- * twice (here and in engine/) and the blobs written somewhere anyway.
- */
-const stepImages = (summary: string) =>
-  proxyLocalActivities<Pick<BuildActivities, 'writeStepImages'>>({ startToCloseTimeout: '1 minute', retry: QUICK.retry, summary: oneLine(summary) });
-
 // A push heartbeats with its progress; an unreachable registry or a 5xx is retried, a 4xx is not.
-const PUSH_OPTIONS: ActivityOptions = { ...LONG, retry: QUICK.retry };
-// RUN heartbeats every second; a lost worker is noticed within the heartbeat timeout, and a
-// cancelled build waits until the container is killed and its mount gone. 15 beats may be
-// missed before the step is retried elsewhere: only an event loop stalled that long (never
-// seen: commits stream) would be taken for dead, and then the step is just run again.
-const RUN_OPTIONS = {
-  heartbeatTimeout: '15 seconds',
-  retry: LONG.retry,
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-} as const;
-const DEFAULT_RUN_TIMEOUT_MS = 24 * 3600_000;
+const PUSH_OPTIONS = { ...LONG, retry: QUICK.retry };
 
 export async function buildImage(request: BuildRequest): Promise<BuildResult> {
   checkBuildRequest(request);
+  // Builds started before the instruction cache came replay without it (their history has no
+  // look-ups); every build started since uses it.
+  const cached = patched(CACHE_PATCH);
   // A copy: a retry may name a new context for the steps that follow.
   const req = { ...request };
   const progress: BuildProgress = { phase: 'planning', totalSteps: 0, steps: [], warnings: [] };
@@ -109,7 +65,6 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
     setStatus(waiting ? 'waiting' : 'running');
     showDetails(progress);
   };
-  const quick = (summary: string) => proxy<BuildActivities>(QUICK, summary);
 
   try {
     const plan = await quick(`plan ${req.dockerfileName}`).planBuild({
@@ -131,7 +86,8 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
       const failed = progress.steps.filter((s) => s.status === 'failed').map((s) => `step ${s.number} of ${progress.totalSteps} (${s.text})`);
       return oneLine(`waiting for strata retry or abort: ${failed.join(', ')} failed`);
     };
-    const final = await runStages(plan, req, progress, () => gate.shouldRetry(onWaitChange, waitSummary()), withImages);
+    const env: StageEnv = { req, progress, results: new Map(), shouldRetry: () => gate.shouldRetry(onWaitChange, waitSummary()), withImages };
+    const final = await runStages(plan, env, cached);
 
     progress.phase = 'committing';
     showDetails(progress);
@@ -176,46 +132,17 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
 }
 
 /**
- * What the Web UI shows as the build's current details: the running steps, or the failed
- * step a build waits with (StrataStatus=waiting says it to `builds ls`; the UI's list shows
- * Running). Metadata answered by a query, not a command: replay is not concerned.
+ * Runs the planned stages, each as soon as the stages it needs are done. With the instruction
+ * cache (builds started since it came: `patched`), each stage looks its steps up first.
  */
-function showDetails(p: BuildProgress): void {
-  // "N of M": Temporal's markdown shows N/M as a fraction.
-  const step = (s: StepProgress) => `step ${s.number} of ${p.totalSteps} \`${oneLine(s.text).replace(/`/g, "'")}\``;
-  if (p.phase === 'waiting') {
-    const failed = p.steps.filter((s) => s.status === 'failed');
-    setCurrentDetails(
-      [
-        `**Waiting for a retry** until ${p.waitingUntil ?? 'the retry window ends'}: send the signal \`retry\` (strata retry) to run the failed step again, or \`abort\` to fail the build.`,
-        ...failed.map((s) => `${step(s)}${s.line ? ` (line ${s.line})` : ''} failed:\n\n\`\`\`\n${(s.error ?? '').replace(/`{3,}/g, "'''")}\n\`\`\``),
-      ].join('\n\n'),
-    );
-  } else if (p.phase === 'building') {
-    const running = p.steps.filter((s) => s.status === 'running');
-    setCurrentDetails(running.length > 0 ? `Running ${running.map(step).join(', ')}` : 'Building');
-  } else {
-    setCurrentDetails(p.phase[0]!.toUpperCase() + p.phase.slice(1));
-  }
-}
-
-/** Asked when a step failed: true to run it again (a `retry` came within the window). */
-type ShouldRetry = () => Promise<boolean>;
-
-/** A stage's end: its state, and (step images) the image its last step wrote. */
-interface StageResult {
-  state: ImageState;
-  image?: StepImage;
-}
-
-/** Runs the planned stages, each as soon as the stages it needs are done. */
-async function runStages(plan: BuildPlan, req: BuildRequest, progress: BuildProgress, shouldRetry: ShouldRetry, withImages: boolean): Promise<StageResult> {
-  const results = new Map<number, Promise<StageResult>>();
+async function runStages(plan: BuildPlan, env: StageEnv, cached: boolean): Promise<StageResult> {
+  const { results, progress } = env;
   for (const stage of plan.stages) {
     for (const step of stage.steps) progress.steps.push({ number: step.number, text: step.text, line: step.line, status: 'pending' });
   }
+  const stages = cached ? new CachedStages(env) : undefined;
   for (const stage of plan.stages) {
-    results.set(stage.index, runStage(stage, results, req, progress, shouldRetry, withImages));
+    results.set(stage.index, stages ? stages.start(stage) : runStage(stage, env));
   }
   // Wait for all, so a failing stage is reported even when the target finished first.
   const settled = await Promise.allSettled(results.values());
@@ -224,26 +151,14 @@ async function runStages(plan: BuildPlan, req: BuildRequest, progress: BuildProg
   return results.get(plan.target)!;
 }
 
-async function runStage(
-  stage: StagePlan,
-  results: Map<number, Promise<StageResult>>,
-  req: BuildRequest,
-  progress: BuildProgress,
-  shouldRetry: ShouldRetry,
-  withImages: boolean,
-): Promise<StageResult> {
-  const track = (n: number): StepProgress => progress.steps.find((s) => s.number === n)!;
-  const quick = (summary: string) => proxy<BuildActivities>(QUICK, summary);
+/** A stage the way builds ran before the instruction cache: every step runs. */
+async function runStage(stage: StagePlan, env: StageEnv): Promise<StageResult> {
+  const { results, progress, withImages } = env;
+  const track = (n: number) => progress.steps.find((s) => s.number === n)!;
   let state: ImageState;
   // The stage's image so far (step images), and changes not in an image yet (FROM's PATH).
   let image: StepImage | undefined;
   let pending: StepChange[] = [];
-  const writeImages = (steps: StepChange[][], numbers: number[]): Promise<StepImage[]> =>
-    stepImages(`image after step ${numbers.join(', ')}`).writeStepImages({
-      parent: image ? { manifestDigest: image.manifestDigest } : { platform: { architecture: state.architecture, os: state.os } },
-      steps: [[...pending, ...steps[0]!], ...steps.slice(1)],
-      sourceDateEpoch: req.sourceDateEpoch,
-    });
   const [fromStep, ...rest] = stage.steps;
   const from = track(fromStep!.number);
   from.status = 'running';
@@ -262,7 +177,7 @@ async function runStage(
   // FROM shows its base's ID, as docker does; the default PATH goes into the next step's
   // image, or into one of its own when no step follows.
   if (withImages && pending.length > 0 && rest.length === 0) {
-    image = (await writeImages([[]], [fromStep!.number]))[0]!;
+    image = (await writeImages(env, { image, state }, pending, [[]], [fromStep!.number]))[0]!;
     pending = [];
   }
   from.status = 'done';
@@ -270,8 +185,6 @@ async function runStage(
   from.layer = state.layers.length > 0 ? shortId(state.layers[state.layers.length - 1]!.chainId) : undefined;
   if (withImages && image) from.image = shortId(image.imageId);
 
-  // The activity enforces --step-timeout itself (a clear error); this only bounds a hang.
-  const runOptions: ActivityOptions = { ...RUN_OPTIONS, startToCloseTimeout: (req.stepTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS) + 5 * 60_000 };
   for (let i = 0; i < rest.length;) {
     // A filesystem step, or a run of config steps: those take no activity, and their images
     // are written together.
@@ -279,80 +192,32 @@ async function runStage(
     while (unit[0]!.kind === 'config' && rest[i + unit.length]?.kind === 'config') unit.push(rest[i + unit.length]!);
     const step = unit[0]!;
     const ps = unit.map((u) => track(u.number));
-    for (const p of ps) {
-      p.status = 'running';
-      p.error = undefined;
-      p.startedAt = new Date().toISOString();
-      p.endedAt = undefined;
-      p.runs = (p.runs ?? 0) + 1;
-    }
-    showDetails(progress);
-    const parentTop = state.layers[state.layers.length - 1]?.chainId;
-    const sourceDateEpoch = req.sourceDateEpoch;
-    try {
-      let next = state;
+    const at = state;
+    // The first step's progress stands for the unit's; the others follow it.
+    state = await attemptStep(env, ps[0]!, step, async () => {
+      for (const p of ps.slice(1)) Object.assign(p, { status: 'running', error: undefined, startedAt: ps[0]!.startedAt, endedAt: undefined, runs: (p.runs ?? 0) + 1 });
+      let next = at;
       const changes: StepChange[] = [];
       let r: LayerResult | undefined;
-      switch (step.kind) {
-        case 'config':
-          for (const c of unit as ConfigStep[]) {
-            next = applyConfig(next, c);
-            changes.push({ config: c.patch, history: c.history });
-          }
-          break;
-        case 'copy': {
-          // --from waits for that stage only (stages run concurrently), or loads the pinned image.
-          let from: CopyInput['from'];
-          if (step.from?.kind === 'stage') from = { top: topOf((await results.get(step.from.stage)!).state) };
-          else if (step.from?.kind === 'image') from = { top: topOf(await quick(`${step.text} (source image)`).resolveBase(step.from)) };
-          r = await proxy<BuildActivities>(LONG, step.text).copyStep({
-            parentTop,
-            step,
-            contextDigest: req.contextDigest,
-            from,
-            sourceDateEpoch,
-            network: req.network ?? 'default',
-            entitlements: req.entitlements,
-          });
-          break;
+      if (step.kind === 'config') {
+        for (const c of unit as ConfigStep[]) {
+          next = applyConfig(next, c);
+          changes.push({ config: c.patch, history: c.history });
         }
-        case 'run': {
-          // A mount from another stage waits for that stage and reads its top layer.
-          const stageTops: NonNullable<RunInput['stageTops']> = [];
-          for (const m of step.mounts ?? []) {
-            const from = m.type === 'bind' || m.type === 'cache' ? m.from : undefined;
-            if (from?.kind !== 'stage' || stageTops.some((t) => t.stage === from.stage)) continue;
-            const done = (await results.get(from.stage)!).state;
-            stageTops.push({ stage: from.stage, top: done.layers[done.layers.length - 1]?.chainId });
-          }
-          r = await proxy<BuildActivities>(runOptions, step.text).runStep({
-            parentTop,
-            step,
-            network: req.network ?? 'default',
-            entitlements: req.entitlements,
-            sourceDateEpoch,
-            stepTimeoutMs: req.stepTimeoutMs,
-            contextDigest: req.contextDigest,
-            stageTops,
-          });
-          break;
+      } else {
+        ({ state: next, result: r } = await executeStep(env, step, at));
+        if (r) {
+          if (r.layer) ps[0]!.layer = shortId(r.layer.chainId);
+          changes.push(changeOf(step, r));
         }
-        case 'workdir':
-          next = { ...next, config: { ...next.config, ...step.patch } };
-          r = await proxy<BuildActivities>(LONG, step.text).workdirStep({ parentTop, step, sourceDateEpoch });
-          break;
-        case 'from':
-          break;
-      }
-      if (r) {
-        next = { ...next, layers: r.layer ? [...next.layers, r.layer] : next.layers, history: [...next.history, r.history] };
-        if (r.layer) ps[0]!.layer = shortId(r.layer.chainId);
-        changes.push({ ...(step.kind === 'workdir' ? { config: step.patch } : {}), history: r.history, ...(r.layer ? { layer: r.layer } : {}) });
       }
       const endedAt = new Date().toISOString();
       for (const p of ps) p.endedAt = endedAt;
       if (withImages && changes.length > 0) {
         const made = await writeImages(
+          env,
+          { image, state: at },
+          pending,
           changes.map((c) => [c]),
           unit.map((u) => u.number),
         );
@@ -360,45 +225,16 @@ async function runStage(
         made.forEach((m, k) => (ps[k]!.image = shortId(m.imageId)));
         pending = [];
       }
-      state = next;
-      for (const p of ps) p.status = 'done';
-      i += unit.length;
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      const error = failureMessage(err);
-      for (const p of ps) {
-        p.status = 'failed';
-        p.error = error;
-        p.endedAt = new Date().toISOString();
-      }
-      // The step's inputs are recorded, and finished steps are in history and the store: a
-      // retry runs this step again (with the build's context, which the retry may replace).
-      if (await shouldRetry()) continue;
-      throw ApplicationFailure.nonRetryable(`Step ${step.number}/${progress.totalSteps} : ${step.text}${step.line ? ` (line ${step.line})` : ''}: ${error}`, 'StepFailed');
-    }
+      for (const p of ps.slice(1)) p.status = 'done';
+      return next;
+    }).catch((err: unknown) => {
+      for (const p of ps.slice(1)) Object.assign(p, { status: 'failed', error: ps[0]!.error, endedAt: ps[0]!.endedAt });
+      throw err;
+    });
+    i += unit.length;
   }
   showDetails(progress);
   return { state, image: withImages ? image : undefined };
-}
-
-/** chainID of a state's top layer; undefined when it has none (scratch). */
-function topOf(state: ImageState): ImageState['layers'][number]['chainId'] | undefined {
-  return state.layers[state.layers.length - 1]?.chainId;
-}
-
-function applyConfig(state: ImageState, step: ConfigStep): ImageState {
-  return { ...state, config: { ...state.config, ...step.patch }, history: [...state.history, step.history] };
-}
-
-function shortId(d: string): string {
-  return d.slice('sha256:'.length, 'sha256:'.length + 12);
-}
-
-/** The innermost message: an activity failure wraps the engine's error as its cause. */
-function failureMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
-  if (err instanceof Error) return err.message;
-  return String(err);
 }
 
 function toBuildFailure(err: unknown): unknown {

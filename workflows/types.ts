@@ -2,7 +2,8 @@
 // contracts it calls. Types only, shared by client, worker and activities.
 import type { Digest } from '../engine/digest.js';
 import type { HistoryEntry, ImageState, LayerRef } from '../engine/image/types.js';
-import type { BaseSpec, BuildPlan, CopyStep, RunStep, WorkdirStep } from '../engine/plan/types.js';
+import type { CacheStart, CachedStep } from '../engine/cache/lookup.js';
+import type { BaseSpec, BuildPlan, CopyStep, RunStep, Step, WorkdirStep } from '../engine/plan/types.js';
 import type { NetworkMode } from '../engine/runtime/network.js';
 import type { PushResult } from '../engine/registry/push.js';
 import type { StepChange, StepImage, StepImagesSpec } from '../engine/store/intermediate.js';
@@ -51,6 +52,10 @@ export interface BuildRequest {
   retryWindowMs?: number;
   /** Push each tag to its registry after the commit (`--push`); the tags must name registries. */
   push?: boolean;
+  /** Use no instruction cache entry (`--no-cache`); the steps still record theirs. */
+  noCache?: boolean;
+  /** Stages (names, or indexes as `COPY --from` counts them) that use no cache entry (`--no-cache-filter`). */
+  noCacheFilter?: string[];
   /** `--label K=V`: labels added to the image after the target stage's last instruction. */
   labels?: Record<string, string>;
   /**
@@ -91,6 +96,8 @@ export interface StepProgress {
   endedAt?: string;
   /** How many times the step ran: 1, plus one per retry. */
   runs?: number;
+  /** The step's result came from the instruction cache: nothing ran (` ---> Using cache`). */
+  cached?: true;
 }
 
 export interface BuildProgress {
@@ -138,6 +145,8 @@ export interface CopyInput {
   network?: NetworkMode;
   /** The build's entitlements (BuildRequest.entitlements). */
   entitlements?: string[];
+  /** The step's instruction cache key (lookupCache gave it): its result is recorded under it. */
+  cacheKey?: Digest;
 }
 
 export interface RunInput {
@@ -152,12 +161,44 @@ export interface RunInput {
   contextDigest?: Digest;
   /** Top chainID of each stage a `--mount from=` names (undefined: the stage has no layer). */
   stageTops?: { stage: number; top?: Digest }[];
+  /** The step's instruction cache key (lookupCache gave it): its result is recorded under it. */
+  cacheKey?: Digest;
 }
 
 export interface WorkdirInput {
   parentTop?: Digest;
   step: WorkdirStep;
   sourceDateEpoch?: number;
+  /** The step's instruction cache key (lookupCache gave it): its result is recorded under it. */
+  cacheKey?: Digest;
+}
+
+/** Keys a run of a stage's steps and finds the cache entries that serve them (engine/cache/lookup.ts). */
+export interface CacheLookupInput {
+  start: CacheStart;
+  /** chainID of the state's top layer before the first step (unused for a `base` start). */
+  parentTop?: Digest;
+  /** Consecutive steps of one stage, the first one the start leads to. */
+  steps: Step[];
+  contextDigest: Digest;
+  /** Top chainID of every stage the steps read (COPY --from, RUN --mount from=). */
+  stageTops?: { stage: number; top?: Digest }[];
+  sourceDateEpoch?: number;
+  /** The build's network (BuildRequest.network), for RUN steps that set none. */
+  network?: NetworkMode;
+  /** False: keys only, no entry is used (--no-cache, or a step before missed). */
+  useCache: boolean;
+}
+
+export interface CacheLookupResult {
+  /** The base's state, for a `base` start. */
+  base?: ImageState;
+  /**
+   * One per step from the first, in order; shorter than `steps` when the next step can only be
+   * keyed on its result (it runs, then a look-up starts from that result). `hit` is set on the
+   * filesystem steps up to the first miss.
+   */
+  steps: { key: Digest; hit?: CachedStep }[];
 }
 
 /** A step's layer (absent when the step changed nothing) and its history entry. */
@@ -215,6 +256,7 @@ export interface CopyHeartbeat {
 
 export interface BuildActivities {
   planBuild(input: PlanInput): Promise<BuildPlan>;
+  lookupCache(input: CacheLookupInput): Promise<CacheLookupResult>;
   resolveBase(base: BaseSpec & { kind: 'image' | 'scratch' }): Promise<ImageState>;
   copyStep(input: CopyInput): Promise<LayerResult>;
   runStep(input: RunInput): Promise<LayerResult>;

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { makeFilter, packContext, readDockerignore } from '../../engine/context/pack.js';
 import { parseDockerfile } from '../../engine/dockerfile/parse.js';
+import { openLease } from '../../engine/store/leases.js';
 import { storeId } from '../../engine/store/identity.js';
 import { removeBuildSecrets, writeBuildSecret } from '../../engine/store/secrets.js';
 import { Store } from '../../engine/store/store.js';
@@ -15,7 +16,7 @@ import { EXIT_WAITING, UsageError } from '../errors.js';
 import { recordDelivery } from '../deliver.js';
 import { follow } from '../follow.js';
 import { formatSize } from '../format.js';
-import { DEFAULT_RETRY_WINDOW, buildSettings, parseDuration, type BuildFlags } from '../options.js';
+import { DEFAULT_RETRY_WINDOW, buildSettings, checkCacheFilter, parseDuration, type BuildFlags } from '../options.js';
 import { openSession } from '../session.js';
 import { phase, printHistoryTimings } from '../timing.js';
 import { STRATA_VERSION } from '../version.js';
@@ -55,8 +56,9 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
       });
   // Parsed here too, so a syntax error shows at once, before any workflow; the workflow parses
   // again in its planning activity, whose result is what history records.
-  parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath));
+  const parsed = parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath));
   const settings = buildSettings(opts, 'build');
+  checkCacheFilter(settings.noCacheFilter, parsed, 'build');
   const outputs = opts.output ? [parseOutput(opts.output)] : [];
   // A build this client follows is saved and pushed by the client (client/deliver.ts); a detached one asks its worker.
   const delivery = opts.detach ? undefined : { outputs: outputs.map((o) => o.dest), push: settings.push ? settings.tags : [] };
@@ -75,74 +77,85 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   if (iidfile) await fs.rm(iidfile, { force: true });
 
   const store = await Store.open();
-  const view = openView(mode);
-  // Connecting to Temporal overlaps with packing the context.
-  const opening = openSession(store);
-  opening.catch(() => undefined); // its failure is reported where it is awaited
-  let context: Awaited<ReturnType<Store['putBlobStream']>>;
-  let dockerfile: Awaited<ReturnType<Store['putBlob']>>;
+  const workflowId = `build-${randomBytes(6).toString('hex')}`;
+  // The context is in the store before the build names it: held from the store's GC while this
+  // command runs (with --detach, for an hour: until a worker takes the build up).
+  const lease = await openLease(store.root, workflowId);
+  let detached = false;
   try {
-    const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
-    let packed = 0;
-    // Counts in the stream itself: a 'data' listener beside the store's pipe would race it.
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        view.context((packed += chunk.length), false);
-        done(null, chunk);
-      },
-    });
-    context = await store.putBlobStream(packContext(contextDir, filter).pipe(counted));
-    dockerfile = await store.putBlob(dockerfileText);
-    request.storeId = await storeId(store);
-  } catch (e) {
-    await opening.then((s) => s.close()).catch(() => undefined);
-    throw e;
-  }
-  view.context(context.size, true);
-  phase('pack context');
-
-  const session = await opening;
-  phase('connect temporal');
-  const { client } = session;
-  let secretsOf: string | undefined;
-  let code = 1;
-  try {
-    // With no worker serving the queue, the store's background worker starts (and stays).
-    await session.ensureWorker();
-    phase('worker check');
-    const workflowId = `build-${randomBytes(6).toString('hex')}`;
-    secretsOf = workflowId;
-    // Secrets reach the worker through the store, never through Temporal's history.
-    for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
-    const described = { contextDir, contextSize: context.size, dockerfilePath: fromStdin ? '-' : dockerfilePath };
-    if (delivery) await recordDelivery(store.root, workflowId, delivery);
-    const handle = await client.workflow.start<typeof buildImage>('buildImage', {
-      taskQueue: session.queue,
-      workflowId,
-      args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
-      // What the Web UI shows of the build (the request itself is digests).
-      staticSummary: buildSummary(request),
-      staticDetails: buildDetails(request, { ...described, contextDigest: context.digest }),
-      memo: buildMemo(request, described),
-    });
-    // The ID is what `strata logs` and the Web UI know the build by.
-    if (opts.detach) {
-      out(mode === 'quiet' ? workflowId : `Build ID: ${workflowId}`);
-      phase('start workflow');
-      secretsOf = undefined; // the build still needs them; the client that sees it end removes them
-      return (code = 0);
+    const view = openView(mode);
+    // Connecting to Temporal overlaps with packing the context.
+    const opening = openSession(store);
+    opening.catch(() => undefined); // its failure is reported where it is awaited
+    let context: Awaited<ReturnType<Store['putBlobStream']>>;
+    let dockerfile: Awaited<ReturnType<Store['putBlob']>>;
+    try {
+      const filter = makeFilter(await readDockerignore(contextDir, opts.file && !fromStdin ? dockerfilePath : undefined));
+      let packed = 0;
+      // Counts in the stream itself: a 'data' listener beside the store's pipe would race it.
+      const counted = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          view.context((packed += chunk.length), false);
+          done(null, chunk);
+        },
+      });
+      context = await store.putBlobStream(packContext(contextDir, filter).pipe(counted));
+      dockerfile = await store.putBlob(dockerfileText);
+      await lease.add({ blobs: [context.digest, dockerfile.digest] });
+      await lease.close(); // named now: no need to hold whatever else is stored meanwhile
+      request.storeId = await storeId(store);
+    } catch (e) {
+      await opening.then((s) => s.close()).catch(() => undefined);
+      throw e;
     }
-    view.note(`Build ID: ${workflowId}`);
-    phase('start workflow');
-    const followed = await follow(session, handle, view);
-    phase('follow to result');
-    if (followed.result && iidfile) await fs.writeFile(iidfile, followed.result.imageId);
-    await printHistoryTimings(client, workflowId);
-    return (code = followed.code);
+    view.context(context.size, true);
+    phase('pack context');
+
+    const session = await opening;
+    phase('connect temporal');
+    const { client } = session;
+    let secretsOf: string | undefined;
+    let code = 1;
+    try {
+      // With no worker serving the queue, the store's background worker starts (and stays).
+      await session.ensureWorker();
+      phase('worker check');
+      secretsOf = workflowId;
+      // Secrets reach the worker through the store, never through Temporal's history.
+      for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
+      const described = { contextDir, contextSize: context.size, dockerfilePath: fromStdin ? '-' : dockerfilePath };
+      if (delivery) await recordDelivery(store.root, workflowId, delivery);
+      const handle = await client.workflow.start<typeof buildImage>('buildImage', {
+        taskQueue: session.queue,
+        workflowId,
+        args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
+        // What the Web UI shows of the build (the request itself is digests).
+        staticSummary: buildSummary(request),
+        staticDetails: buildDetails(request, { ...described, contextDigest: context.digest }),
+        memo: buildMemo(request, described),
+      });
+      // The ID is what `strata logs` and the Web UI know the build by.
+      if (opts.detach) {
+        out(mode === 'quiet' ? workflowId : `Build ID: ${workflowId}`);
+        phase('start workflow');
+        secretsOf = undefined; // the build still needs them; the client that sees it end removes them
+        detached = true;
+        return (code = 0);
+      }
+      view.note(`Build ID: ${workflowId}`);
+      phase('start workflow');
+      const followed = await follow(session, handle, view);
+      phase('follow to result');
+      if (followed.result && iidfile) await fs.writeFile(iidfile, followed.result.imageId);
+      await printHistoryTimings(client, workflowId);
+      return (code = followed.code);
+    } finally {
+      // A waiting build may still run a step that reads them.
+      if (secretsOf && code !== EXIT_WAITING) await removeBuildSecrets(store.root, secretsOf);
+      await session.close();
+    }
   } finally {
-    // A waiting build may still run a step that reads them.
-    if (secretsOf && code !== EXIT_WAITING) await removeBuildSecrets(store.root, secretsOf);
-    await session.close();
+    if (!detached) await lease.release();
   }
 }
 

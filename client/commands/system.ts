@@ -1,9 +1,13 @@
 // `strata system df [-v]`: disk usage in docker's rows. strata has no containers or volumes
-// (0 rows); its build cache is the RUN cache mounts (cache/mounts/) and the unpacked build
-// contexts (contexts/), shown with BuildKit's types exec.cachemount and source.local.
+// (0 rows); its build cache is what the store keeps for builds (engine/cache/inventory.ts:
+// instruction cache entries and their layers, layers nothing holds, unpacked contexts, loose
+// blobs, logs) and the RUN cache mounts (cache/mounts/), shown with BuildKit's types regular,
+// source.local and exec.cachemount. RECLAIMABLE is what `strata builder prune -a` frees.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Digest } from '../../engine/digest.js';
+import { takeInventory } from '../../engine/cache/inventory.js';
+import { buildCacheUsage } from '../../engine/cache/usage.js';
+import { digestHex, type Digest } from '../../engine/digest.js';
 import { listImages } from '../../engine/store/images.js';
 import type { Store } from '../../engine/store/store.js';
 import { directoryUsage, layerUsage } from '../../engine/store/usage.js';
@@ -13,14 +17,19 @@ import { humanSize, since } from '../units.js';
 
 interface CacheRecord {
   id: string;
-  type: 'exec.cachemount' | 'source.local';
+  type: 'regular' | 'exec.cachemount' | 'source.local';
   size: number;
   created: number;
   lastUsed: number;
 }
 
-async function cacheRecords(store: Store): Promise<CacheRecord[]> {
+/** Cache mounts, unpacked contexts, and instruction cache entries (sized by their layer). */
+async function cacheRecords(store: Store, inv: Awaited<ReturnType<typeof takeInventory>>): Promise<CacheRecord[]> {
   const out: CacheRecord[] = [];
+  for (const e of inv.entries) {
+    const size = e.layer ? (inv.layers.get(e.layer.chainId)?.size ?? 0) : 0;
+    out.push({ id: digestHex(e.key), type: 'regular', size, created: e.usedAt, lastUsed: e.usedAt });
+  }
   const scan = async (dir: string, type: CacheRecord['type']) => {
     for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
       const p = path.join(dir, name);
@@ -30,7 +39,7 @@ async function cacheRecords(store: Store): Promise<CacheRecord[]> {
     }
   };
   await scan(path.join(store.root, 'cache', 'mounts'), 'exec.cachemount');
-  await scan(path.join(store.root, 'contexts'), 'source.local');
+  for (const [d, c] of inv.contexts) out.push({ id: digestHex(d), type: 'source.local', size: c.bytes, created: c.usedAt, lastUsed: c.usedAt });
   return out.sort((a, b) => a.lastUsed - b.lastUsed || a.id.localeCompare(b.id));
 }
 
@@ -46,8 +55,12 @@ export async function runSystemDf(store: Store, opts: { verbose?: boolean; forma
     }
   }
   const imagesSize = [...layers.values()].reduce((a, b) => a + b, 0);
-  const cache = await cacheRecords(store);
-  const cacheSize = cache.reduce((a, c) => a + c.size, 0);
+  const inv = await takeInventory(store);
+  const usage = buildCacheUsage(inv);
+  const cache = await cacheRecords(store, inv);
+  const mounts = cache.filter((c) => c.type === 'exec.cachemount');
+  const mountBytes = mounts.reduce((a, c) => a + c.size, 0);
+  const cacheSize = usage.bytes + mountBytes;
   const withShare = (total: number, reclaimable: number) => (total > 0 ? `${humanSize(reclaimable)} (${Math.trunc((reclaimable * 100) / total)}%)` : humanSize(reclaimable));
 
   if (!opts.verbose) {
@@ -55,7 +68,13 @@ export async function runSystemDf(store: Store, opts: { verbose?: boolean; forma
       { Type: 'Images', TotalCount: String(images.length), Active: '0', Size: humanSize(imagesSize), Reclaimable: withShare(imagesSize, imagesSize) },
       { Type: 'Containers', TotalCount: '0', Active: '0', Size: '0B', Reclaimable: '0B' },
       { Type: 'Local Volumes', TotalCount: '0', Active: '0', Size: '0B', Reclaimable: '0B' },
-      { Type: 'Build Cache', TotalCount: String(cache.length), Active: '0', Size: humanSize(cacheSize), Reclaimable: humanSize(cacheSize) },
+      {
+        Type: 'Build Cache',
+        TotalCount: String(usage.total + mounts.length),
+        Active: String(usage.active),
+        Size: humanSize(cacheSize),
+        Reclaimable: humanSize(usage.reclaimable),
+      },
     ];
     const headers = { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' };
     process.stdout.write(formatRows(opts.format ?? 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}', rows, { defaultRow: '', headers }));

@@ -4,7 +4,6 @@
 // (https://docs.docker.com/reference/dockerfile/#copy), noted where they bite; what ADD does
 // beyond COPY (archives, URLs, git) is in add.ts.
 import { promises as fs, type Stats } from 'node:fs';
-import ignore from '@balena/dockerignore';
 import path from 'node:path';
 import posixPath from 'node:path/posix';
 import { UserInputError } from '../errors.js';
@@ -18,6 +17,7 @@ import { mountOverlay, mountReadOnly } from '../runtime/overlay.js';
 import { type HostNetworkGrant, type NetworkMode } from '../runtime/network.js';
 import type { Store } from '../store/store.js';
 import { cloneGit, downloadUrl, extractArchive, isTarArchive } from './add.js';
+import { exclusionOf } from './exclude.js';
 import { resolveOwner, type Owner } from './users.js';
 import { matchSources } from './wildcard.js';
 
@@ -243,14 +243,6 @@ async function copyInto(rootfs: string, sourceRoot: string, spec: CopySpec, item
   for (const { host, st } of ctx.createdDirs.reverse()) {
     await fs.utimes(host, st.atime, st.mtime);
   }
-}
-
-/** `--exclude` patterns as a predicate on source-relative paths (.dockerignore's matching). */
-function exclusionOf(patterns: string[] | undefined): (rel: string) => boolean {
-  if (!patterns || patterns.length === 0) return () => false;
-  // The package is CommonJS with a Babel-style `default` export.
-  const ig = ignore.default({ ignorecase: false }).add(patterns);
-  return (rel) => rel !== '' && ig.ignores(rel);
 }
 
 interface CopyContext {

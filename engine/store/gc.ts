@@ -1,11 +1,13 @@
-// Removing what removed images leave unreferenced: their layers (unless another image's chain
-// holds them, or an overlay mount of a running step uses them), then their manifest, config
-// and layer blobs (unless a remaining image's manifest or layer names them).
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
+// Removing what removed images leave unreferenced (rmi, image prune): their layers, then their
+// manifest, config and layer blobs. The store's reference rule (engine/store/refs.ts) decides
+// what stays: a remaining image's chain, a lease (a running build), an overlay mount, anything
+// stored while a lease is open. An instruction cache entry does not keep an image's layer
+// here (as docker's classic builder, whose cache is its images): the entry then misses and
+// `builder prune` takes it. The rest of the store's garbage is engine/cache/gc.ts's.
 import { asDigest, type Digest } from '../digest.js';
 import type { ImageManifest } from '../image/types.js';
 import type { ImageRecord } from './images.js';
+import { heldLayers, leaseRefs, mountedLayers, storedLayers, type ImageRefs } from './refs.js';
 import type { Store } from './store.js';
 import { layerUsage } from './usage.js';
 
@@ -27,7 +29,11 @@ export interface CollectResult {
  * images share is reported with the last of them, as docker's release of references does.
  */
 export async function collectRemoved(store: Store, removed: ImageRecord[], remaining: ImageRecord[]): Promise<CollectResult> {
-  const mounted = await mountedShortLinks(store);
+  const stored = await storedLayers(store);
+  const leases = await leaseRefs(store, stored);
+  // What holds layers besides the images: leases, mounts, the open-lease window.
+  const noImages: ImageRefs = { manifests: [], layers: new Map(), intermediate: new Map(), blobs: new Set() };
+  const pinned = heldLayers(store, stored, noImages, leases, await mountedLayers());
   const held = new Map<Digest, number>();
   const hold = (r: ImageRecord, n: number) => {
     for (const c of r.chain) held.set(c, (held.get(c) ?? 0) + n);
@@ -41,22 +47,23 @@ export async function collectRemoved(store: Store, removed: ImageRecord[], remai
     const layers: Digest[] = [];
     for (const chain of [...image.chain].reverse()) {
       if ((held.get(chain) ?? 0) > 0 || goneLayers.has(chain)) continue;
-      // A layer a running step has mounted stays; a later rmi or prune takes it.
-      if (mounted.has(path.basename(store.shortLink(chain)))) continue;
-      if (!(await store.hasLayer(chain))) continue;
-      result.reclaimed += await layerUsage(store, chain).catch(() => 0);
-      await store.removeLayer(chain);
+      // A layer a running build holds stays; a later rmi or prune takes it.
+      const layer = stored.get(chain);
+      if (pinned.has(chain) || !layer) continue;
+      const bytes = await layerUsage(store, chain).catch(() => 0);
+      if (!(await store.removeLayer(chain, layer.storedAt))) continue;
+      result.reclaimed += bytes;
       goneLayers.add(chain);
       layers.push(chain);
     }
     result.images.push({ image, layers });
   }
-  await removeBlobs(store, removed, remaining, goneLayers);
+  await removeBlobs(store, removed, remaining, goneLayers, leases.blobs);
   return result;
 }
 
-async function removeBlobs(store: Store, removed: ImageRecord[], remaining: ImageRecord[], goneLayers: Set<Digest>): Promise<void> {
-  const keep = new Set<string>();
+async function removeBlobs(store: Store, removed: ImageRecord[], remaining: ImageRecord[], goneLayers: Set<Digest>, leased: Set<Digest>): Promise<void> {
+  const keep = new Set<string>(leased);
   for (const r of remaining) {
     keep.add(r.id);
     for (const m of r.manifests) {
@@ -88,28 +95,4 @@ async function removeBlobs(store: Store, removed: ImageRecord[], remaining: Imag
     }
   }
   for (const d of drop) if (!keep.has(d)) await store.removeBlob(d);
-}
-
-/** Short link names (l/<id>) that overlay mounts under the store use as lowerdirs. */
-export async function mountedShortLinks(store: Store): Promise<Set<string>> {
-  const text = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const [fstype, , options = ''] = line.slice(sep + 3).split(' ');
-    if (fstype !== 'overlay') continue;
-    const mountPoint = unescape(line.slice(0, sep).split(' ')[4] ?? '');
-    if (!mountPoint.startsWith(store.root + path.sep)) continue;
-    const lower = /(?:^|,)lowerdir=([^,]*)/.exec(options)?.[1] ?? '';
-    for (const dir of lower.split(':')) {
-      const m = /(?:^|\/)l\/([0-9a-f]+)$/.exec(unescape(dir));
-      if (m) out.add(m[1]!);
-    }
-  }
-  return out;
-}
-
-function unescape(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }

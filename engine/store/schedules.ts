@@ -30,7 +30,39 @@ export async function writeScheduleState(root: string, scheduleId: string, state
   await writeFileAtomic(file, JSON.stringify(state, null, 1));
 }
 
-/** Idempotent. */
+/** Removes the state and the pins. Idempotent. */
 export async function removeScheduleState(root: string, scheduleId: string): Promise<void> {
   await fs.rm(statePath(root, scheduleId), { force: true });
+  await fs.rm(pinsPath(root, scheduleId), { force: true });
+}
+
+/**
+ * Blobs a schedule needs at every run (a snapshot's context and Dockerfile), kept from the
+ * store's GC: $STRATA_HOME/schedules/pins/<schedule ID>.json.
+ */
+function pinsPath(root: string, scheduleId: string): string {
+  if (!SCHEDULE_ID.test(scheduleId)) throw new Error(`schedule pins: invalid schedule ID ${JSON.stringify(scheduleId)}`);
+  return path.join(root, 'schedules', 'pins', `${scheduleId}.json`);
+}
+
+export async function pinScheduleBlobs(root: string, scheduleId: string, digests: string[]): Promise<void> {
+  const file = pinsPath(root, scheduleId);
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await writeFileAtomic(file, JSON.stringify(digests));
+}
+
+/** Every blob some schedule pins. */
+export async function schedulePins(root: string): Promise<string[]> {
+  const dir = path.join(root, 'schedules', 'pins');
+  const out: string[] = [];
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    let list: unknown;
+    try {
+      list = JSON.parse(await fs.readFile(path.join(dir, name), 'utf8'));
+    } catch {
+      continue; // written atomically: unreadable means removed meanwhile
+    }
+    if (Array.isArray(list)) out.push(...list.filter((d): d is string => typeof d === 'string'));
+  }
+  return out;
 }

@@ -38,6 +38,21 @@ export interface LayerMeta {
   blob?: { digest: Digest; mediaType: string; size: number };
 }
 
+/**
+ * True when `file` exists; its mtime becomes now, so a blob stored again counts as just
+ * written (the GC keeps what an open lease's process writes, and this one is being used).
+ */
+async function touched(file: string): Promise<boolean> {
+  const now = new Date();
+  return fs.utimes(file, now, now).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
+}
+
 export function defaultStoreRoot(): string {
   if (process.env.STRATA_HOME) return path.resolve(process.env.STRATA_HOME);
   const dataHome = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
@@ -96,7 +111,7 @@ export class Store {
     const digest = sha256(buf);
     if (expected && expected !== digest) throw new DigestMismatchError(`put blob: expected ${expected}, content is ${digest}`);
     const final = this.blobPath(digest);
-    if (!(await exists(final))) await writeFileAtomic(final, buf, 0o644, opts);
+    if (!(await touched(final))) await writeFileAtomic(final, buf, 0o644, opts);
     return { digest, size: buf.length };
   }
 
@@ -121,7 +136,7 @@ export class Store {
       const digest = hasher.digest();
       if (expected && expected !== digest) throw new DigestMismatchError(`put blob: expected ${expected}, content is ${digest}`);
       const final = this.blobPath(digest);
-      if (await exists(final)) await fs.rm(tmp, { force: true });
+      if (await touched(final)) await fs.rm(tmp, { force: true });
       else await fs.rename(tmp, final);
       return { digest, size: hasher.size };
     } catch (err) {
@@ -223,7 +238,7 @@ export class Store {
   async commitLayer(stagedDiff: string, meta: Omit<LayerMeta, 'chainId'>): Promise<Digest> {
     const chain = computeChainId(meta.parent, meta.diffId);
     const final = this.layerDir(chain);
-    if (await this.hasLayer(chain)) {
+    if ((await this.hasLayer(chain)) && (await this.reuseLayer(chain))) {
       await fs.rm(stagedDiff, { recursive: true, force: true });
       await this.ensureShortLink(chain);
       // The caller unpacked this blob to the layer: images that name it describe this layer.
@@ -267,21 +282,60 @@ export class Store {
   }
 
   /**
-   * Takes a layer out of the store: its directory is renamed into tmp/ (so it disappears at
-   * once and whole) and removed there, with its short link. The caller has checked that no
-   * image and no mount uses it.
+   * The lock a layer's removal (the GC) and a commit that finds the layer stored both take, so
+   * a layer a commit reuses is never removed under it: `layers/<hex>.lock`.
    */
-  async removeLayer(chain: Digest): Promise<void> {
-    const trash = await this.makeTempDir('removed');
+  lockLayer(chain: Digest): Promise<() => Promise<void>> {
+    return lockfile.lock(this.layerDir(chain), {
+      lockfilePath: `${this.layerDir(chain)}.lock`,
+      realpath: false,
+      retries: { retries: 100, minTimeout: 20, maxTimeout: 200 },
+      stale: 30_000,
+    });
+  }
+
+  /**
+   * Takes a layer out of the store under its lock: its directory is renamed into tmp/ (so it
+   * disappears at once and whole) and removed there, with its short link. With `storedAt`
+   * (meta.json's mtime when the caller decided), false if the layer was stored again since:
+   * a commit found it and is using it. The caller has checked that nothing holds it
+   * (engine/store/refs.ts).
+   */
+  async removeLayer(chain: Digest, storedAt?: number): Promise<boolean> {
+    const release = await this.lockLayer(chain);
     try {
-      await fs.rename(this.layerDir(chain), path.join(trash, 'layer')).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
-      const link = path.join(this.root, this.shortLink(chain));
-      const target = await fs.readlink(link).catch(() => undefined);
-      if (target === path.join('..', 'layers', digestHex(chain), 'diff')) await fs.rm(link, { force: true });
+      if (storedAt !== undefined) {
+        const st = await fs.stat(path.join(this.layerDir(chain), 'meta.json')).catch(() => undefined);
+        if (!st || st.mtimeMs !== storedAt) return false;
+      }
+      const trash = await this.makeTempDir('removed');
+      try {
+        await fs.rename(this.layerDir(chain), path.join(trash, 'layer')).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+        const link = path.join(this.root, this.shortLink(chain));
+        const target = await fs.readlink(link).catch(() => undefined);
+        if (target === path.join('..', 'layers', digestHex(chain), 'diff')) await fs.rm(link, { force: true });
+      } finally {
+        await fs.rm(trash, { recursive: true, force: true });
+      }
+      return true;
     } finally {
-      await fs.rm(trash, { recursive: true, force: true });
+      await release();
+    }
+  }
+
+  /** Marks a stored layer as just committed (its meta.json's mtime), under its lock; false if it is gone. */
+  private async reuseLayer(chain: Digest): Promise<boolean> {
+    const release = await this.lockLayer(chain);
+    try {
+      const now = new Date();
+      return await fs.utimes(path.join(this.layerDir(chain), 'meta.json'), now, now).then(
+        () => true,
+        () => false,
+      );
+    } finally {
+      await release();
     }
   }
 

@@ -38,8 +38,8 @@ async function killHard(child: ChildProcess): Promise<void> {
 }
 
 /** `strata build` in the background, its stdout collected as it arrives. */
-function startBuild(ctx: string, env: NodeJS.ProcessEnv): { cli: ResultPromise; stdout: () => string } {
-  const cli = execa('node', [STRATA_BIN, 'build', ctx], { reject: false, env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH, ...env } });
+function startBuild(ctx: string, env: NodeJS.ProcessEnv, flags: string[] = []): { cli: ResultPromise; stdout: () => string } {
+  const cli = execa('node', [STRATA_BIN, 'build', ...flags, ctx], { reject: false, env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH, ...env } });
   let stdout = '';
   cli.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
   return { cli, stdout: () => stdout };
@@ -60,13 +60,20 @@ function buildId(stdout: string): string {
 
 async function dockerfileContext(marker: string): Promise<string> {
   const ctx = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-crash-'));
-  await fs.writeFile(path.join(ctx, 'Dockerfile'), `FROM busybox\nRUN echo one > /one\nRUN echo started ${marker} && sleep 8 && echo two > /two\nRUN echo three > /three\n`);
+  // The marker in every step keeps the instruction cache out: each build here runs its steps.
+  await fs.writeFile(
+    path.join(ctx, 'Dockerfile'),
+    `FROM busybox\nRUN echo one ${marker} > /one\nRUN echo started ${marker} && sleep 8 && echo two > /two\nRUN echo three > /three\n`,
+  );
   return ctx;
 }
 
-/** The image ID the same Dockerfile gives when nothing interrupts it (the shared worker). */
+/**
+ * The image ID the same Dockerfile gives when nothing interrupts it (the shared worker), every
+ * step run again (--no-cache), not taken from the interrupted build's cache entries.
+ */
 async function uninterruptedImageId(ctx: string): Promise<string> {
-  const ref = startBuild(ctx, {});
+  const ref = startBuild(ctx, {}, ['--no-cache']);
   const r = await ref.cli;
   expect(r.exitCode).toBe(0);
   return (await result(process.env.STRATA_TEMPORAL_PORT!, buildId(ref.stdout()))).imageId;

@@ -17,9 +17,11 @@ const OUT = path.join(REPO_ROOT, 'test', 'fixtures', 'histories');
 /**
  * The workflow code's generation the histories are recorded with, in their file names: a new
  * one (bump it after a `patched()` change) adds files, so histories of older code stay and
- * keep proving that builds they started still replay. Histories without one predate step images.
+ * keep proving that builds they started still replay. Histories without one predate step images
+ * (cache-miss and cache-hit: the instruction cache without step images); `step-images`: step
+ * images without the instruction cache; `cache-step-images`: both.
  */
-const GENERATION = 'step-images';
+const GENERATION = 'cache-step-images';
 const record = process.env.STRATA_RECORD_HISTORIES === '1' ? describe : describe.skip;
 
 async function makeContext(files: Record<string, string>): Promise<string> {
@@ -68,6 +70,18 @@ record('record workflow histories', () => {
     const ctx = await makeContext({ Dockerfile: 'FROM busybox AS build\nRUN echo built > /x\nFROM busybox\nCOPY --from=build /x /x\nRUN cat /x\n' });
     const r = await strataOk(['build', '-t', 'history-multistage:1', ctx]);
     await save('multistage', buildId(r.stdout));
+  });
+
+  test('the instruction cache: a build that misses every step, then its rebuild that hits every one', async () => {
+    // Unique text: the first build misses whatever the store's cache holds.
+    const dockerfile = `FROM busybox AS build\nRUN echo ${Date.now()} > /x\nFROM busybox\nCOPY a.txt /a\nENV X=1\nCOPY --from=build /x /x\nRUN cat /a /x\n`;
+    const ctx = await makeContext({ Dockerfile: dockerfile, 'a.txt': 'a\n' });
+    const first = await strataOk(['build', '-t', 'history-cache:1', ctx]);
+    expect(first.stdout).not.toContain('Using cache');
+    await save('cache-miss', buildId(first.stdout));
+    const second = await strataOk(['build', '-t', 'history-cache:1', ctx]);
+    expect(second.stdout.match(/ ---> Using cache/g)).toHaveLength(5);
+    await save('cache-hit', buildId(second.stdout));
   });
 
   test('a failing COPY retried with a fixed context', async () => {

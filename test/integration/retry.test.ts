@@ -1,6 +1,7 @@
 // A failed step keeps the build open for its retry window: `strata retry` (with a fixed
 // context) runs the step again and completes the build, `abort` ends it, a window of 0 fails
 // at once; builds are found again through Temporal's visibility.
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,12 +36,16 @@ async function listed(args: string[]): Promise<string[]> {
     .filter(Boolean);
 }
 
+/** Content no other build has: each test's steps miss the instruction cache on its first build. */
+const unique = () => randomBytes(4).toString('hex');
+
 // Step 4 reads a file of the context that the first context lacks.
 const COPY_DOCKERFILE = ['FROM busybox', 'COPY a.txt /a.txt', 'RUN cat /a.txt > /b.txt', 'COPY flag /flag', 'RUN cat /flag /b.txt > /both'].join('\n');
 
 test('a COPY whose source is missing waits; strata retry --context with the file completes the build, running the finished steps once', async () => {
-  const broken = await context({ Dockerfile: COPY_DOCKERFILE, 'a.txt': 'a\n' });
-  const fixed = await context({ Dockerfile: COPY_DOCKERFILE, 'a.txt': 'a\n', flag: 'flag\n' });
+  const a = `a ${unique()}\n`;
+  const broken = await context({ Dockerfile: COPY_DOCKERFILE, 'a.txt': a });
+  const fixed = await context({ Dockerfile: COPY_DOCKERFILE, 'a.txt': a, flag: 'flag\n' });
   const tag = `retry-copy:${path.basename(broken).slice(-6).toLowerCase()}`;
 
   const first = await strata(['build', '--retry-window', '1h', '-t', tag, broken]);
@@ -80,10 +85,10 @@ test('a COPY whose source is missing waits; strata retry --context with the file
 });
 
 // A RUN that reads the context through a bind mount: a new context changes what it sees.
-const RUN_DOCKERFILE = ['FROM busybox', 'RUN echo one > /one', 'RUN --mount=type=bind,target=/ctx test -f /ctx/flag', 'RUN echo two > /two'].join('\n');
+const runDockerfile = () => ['FROM busybox', `RUN echo one ${unique()} > /one`, 'RUN --mount=type=bind,target=/ctx test -f /ctx/flag', 'RUN echo two > /two'].join('\n');
 
 test('a failing RUN that waits is ended by strata abort with its error', async () => {
-  const ctx = await context({ Dockerfile: RUN_DOCKERFILE });
+  const ctx = await context({ Dockerfile: runDockerfile() });
   const first = await strata(['build', '--retry-window', '1h', ctx]);
   expect(first.exitCode).toBe(2);
   const id = buildId(first.stdout);
@@ -101,8 +106,9 @@ test('a failing RUN that waits is ended by strata abort with its error', async (
 });
 
 test('a failing RUN retried with a context that has the file completes; --retry-window 0 fails at once', async () => {
-  const broken = await context({ Dockerfile: RUN_DOCKERFILE });
-  const fixed = await context({ Dockerfile: RUN_DOCKERFILE, flag: '' });
+  const dockerfile = runDockerfile();
+  const broken = await context({ Dockerfile: dockerfile });
+  const fixed = await context({ Dockerfile: dockerfile, flag: '' });
 
   const now = await strata(['build', '--retry-window', '0', broken]);
   expect(now.exitCode).toBe(1);
@@ -116,7 +122,9 @@ test('a failing RUN retried with a context that has the file completes; --retry-
   const retried = await strata(['retry', id, '--context', fixed]);
   expect(retried.exitCode).toBe(0);
   expect(retried.stdout).toContain('Successfully built');
-  expect(Object.fromEntries(await stepStarts(id))).toEqual({ 2: 1, 3: 2, 4: 1 });
+  // Step 2 finished in the build that failed at once: this one found it in the instruction cache.
+  expect(first.stdout).toMatch(/Step 2\/4 : RUN echo one \w+ > \/one\n ---> Using cache\n/);
+  expect(Object.fromEntries(await stepStarts(id))).toEqual({ 3: 2, 4: 1 });
 });
 
 test('abort works after the client that ran the build has exited, from a new background worker', async () => {

@@ -55,7 +55,8 @@ async function waitingBuild(file: string, flags: string[] = []): Promise<string>
   try {
     await fs.writeFile(
       path.join(ctx, 'Dockerfile'),
-      ['FROM busybox', 'RUN echo one > /one', `RUN --network=host wget -q -O /${file} http://127.0.0.1:${port}/${file}`, 'RUN echo two > /two'].join('\n'),
+      // Step 2 names the file too, so each build runs it (no instruction cache entry from another).
+      ['FROM busybox', `RUN echo one ${file} > /one`, `RUN --network=host wget -q -O /${file} http://127.0.0.1:${port}/${file}`, 'RUN echo two > /two'].join('\n'),
     );
     const r = await strata(['build', ...flags, '--allow', 'network.host', '--retry-window', '1h', ctx]);
     expect({ code: r.exitCode, waiting: r.stderr.includes('The build is waiting for a decision') }).toEqual({ code: 2, waiting: true });
@@ -105,7 +106,7 @@ test("the build's page shows its summary (tags), its details, each step's text i
     };
     // The timeline names activities by their Dockerfile step, not only runStep, and the wait
     // for a retry by the step that failed (Temporal's own status says Running).
-    await expectShown('runStep • RUN echo one > /one');
+    await expectShown('runStep • RUN echo one flag-summary > /one');
     await expectShown(/^waiting for strata retry or abort: step 3 of 4 \(RUN --network=host wget/m);
     // The user metadata: the static summary and details, not only `build-<hex>` of type
     // buildImage, and the current details, which say the build waits.

@@ -20,3 +20,24 @@ test.each(['..', '.', 'a/b', '', '../x'])('build ID %j names no directory (logs,
   expect(() => buildLogDir('/r', id)).toThrow('invalid build ID');
   expect(() => buildSecretsDir('/r', id)).toThrow('invalid build ID');
 });
+
+test('lookupCache refuses a look-up that names what this store lacks or is not a key', async () => {
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { promises: fs } = await import('node:fs');
+  const { Store } = await import('../../engine/store/store.js');
+  const store = await Store.open(await fs.mkdtemp(path.join(os.tmpdir(), 'strata-validate-')));
+  const context = (await store.putBlob(Buffer.from('no tar'))).digest;
+  const zero = `sha256:${'0'.repeat(64)}`;
+  const check = (input: unknown) => CHECKS.lookupCache!(input, { store });
+  const ok = { start: { kind: 'key', key: zero }, steps: [], contextDigest: context, useCache: true };
+  await expect(check(ok)).resolves.toBeUndefined();
+  await expect(check({ ...ok, start: { kind: 'key', key: 'sha256:zz' } })).rejects.toThrow('start.key');
+  await expect(check({ ...ok, start: { kind: 'other' } })).rejects.toThrow('start.kind');
+  await expect(check({ ...ok, parentTop: zero })).rejects.toThrow('parentTop');
+  await expect(check({ ...ok, contextDigest: zero })).rejects.toThrow('contextDigest');
+  await expect(check({ ...ok, steps: [{ kind: 'run', number: 1, line: 1, text: 'RUN x', history: { created_by: 'x' }, args: [], env: [], workdir: '/' }] })).rejects.toThrow(
+    'steps[0].args',
+  );
+  await fs.rm(store.root, { recursive: true, force: true });
+});

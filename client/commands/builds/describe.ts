@@ -32,7 +32,7 @@ export async function runBuildsDescribe(id: string): Promise<void> {
     if ((p.retries ?? 0) > 0) out(`Retries:   ${p.retries}`);
     out('Steps:');
     for (const st of [...p.steps].sort((a, b) => a.number - b.number)) {
-      const took = st.startedAt && st.endedAt ? formatDuration(Date.parse(st.endedAt) - Date.parse(st.startedAt)) : '';
+      const took = st.cached ? 'cached' : st.startedAt && st.endedAt ? formatDuration(Date.parse(st.endedAt) - Date.parse(st.startedAt)) : '';
       const runs = (st.runs ?? 0) > 1 ? ` runs=${st.runs}` : '';
       out(`  ${String(st.number).padStart(2)}  ${st.status.padEnd(7)}  ${took.padStart(6)}  ${st.text}${st.layer ? `  ---> ${st.layer}` : ''}${runs}`);
       if (st.error) out(`      error: ${st.error}`);

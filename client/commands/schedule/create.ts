@@ -6,14 +6,15 @@ import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy } 
 import { makeFilter, packContext, readDockerignore } from '../../../engine/context/pack.js';
 import { parseDockerfile } from '../../../engine/dockerfile/parse.js';
 import { classifyAddSource } from '../../../engine/plan/addSource.js';
+import { openLease } from '../../../engine/store/leases.js';
 import { storeId } from '../../../engine/store/identity.js';
-import { removeScheduleState, SCHEDULE_ID } from '../../../engine/store/schedules.js';
+import { pinScheduleBlobs, removeScheduleState, SCHEDULE_ID } from '../../../engine/store/schedules.js';
 import type { Store } from '../../../engine/store/store.js';
 import type { scheduledBuild } from '../../../workflows/scheduledBuild.js';
 import type { ScheduledBuildRequest, ScheduleSource } from '../../../workflows/scheduleTypes.js';
 import { UsageError } from '../../errors.js';
-import { buildSettings, parseDuration, type BuildFlags } from '../../options.js';
-import { withSession } from '../../session.js';
+import { buildSettings, checkCacheFilter, parseDuration, type BuildFlags } from '../../options.js';
+import { withSession, type Session } from '../../session.js';
 import { WORKFLOW_TYPE, type ScheduleMemo } from './common.js';
 
 export interface CreateOptions extends BuildFlags {
@@ -25,57 +26,69 @@ export interface CreateOptions extends BuildFlags {
 }
 
 export function runScheduleCreate(id: string, sourceArg: string, opts: CreateOptions): Promise<void> {
-  return withSession(async ({ store, client, hasLiveWorker, queue }) => {
-    if (!SCHEDULE_ID.test(id)) throw new UsageError(`schedule create: invalid ID ${JSON.stringify(id)} (letters, digits, _ . -; not starting with . or -)`);
-    if ((opts.cron === undefined) === (opts.every === undefined)) throw new UsageError('schedule create: give exactly one of --cron EXPR and --every DURATION');
-    if (opts.when !== 'always' && opts.when !== 'changed') throw new UsageError(`schedule create: --when must be always or changed, got ${JSON.stringify(opts.when)}`);
-    if (opts.file === '-') throw new UsageError('schedule create: -f - (stdin) cannot be read again at each run; give a file');
-    const every = opts.every === undefined ? undefined : parseDuration(opts.every);
-    const spec = every !== undefined ? `every ${opts.every}` : `cron ${opts.cron}`;
-
-    // The store's ID: `builds ls` in this store lists the schedule's builds.
-    const build: ScheduledBuildRequest['build'] = { ...buildSettings(opts, 'schedule create'), storeId: await storeId(store) };
-    const { tags } = build;
-    const { source, shown } = await resolveSourceArg(store, sourceArg, opts);
-    const request: ScheduledBuildRequest = { scheduleId: id, source, when: opts.when, build };
-    const memo: ScheduleMemo = { spec, source: shown, when: opts.when, tags };
-
-    // A new schedule under an old ID starts without the old one's last build.
-    const taken = await client.schedule
-      .getHandle(id)
-      .describe()
-      .then(
-        () => true,
-        (err: unknown) => {
-          if (err instanceof ScheduleNotFoundError) return false;
-          throw err;
-        },
-      );
-    if (taken) throw new UsageError(`schedule create: schedule ${id} exists (remove it first with strata schedule rm ${id})`);
-    await removeScheduleState(store.root, id);
-
+  return withSession(async (session) => {
+    // A snapshot is in the store before anything names it: held from the store's GC until pinned.
+    const lease = await openLease(session.store.root, `schedule-create-${id}`);
     try {
-      await client.schedule.create<typeof scheduledBuild>({
-        scheduleId: id,
-        spec: every !== undefined ? { intervals: [{ every }] } : { cronExpressions: [opts.cron!] },
-        action: { type: 'startWorkflow', workflowType: WORKFLOW_TYPE, args: [request], taskQueue: queue, workflowId: `schedule-${id}` },
-        policies: { overlap: ScheduleOverlapPolicy.SKIP },
-        state: { paused: opts.paused ?? false, note: opts.paused ? 'created paused' : undefined },
-        memo: memo as unknown as Record<string, unknown>,
-      });
-    } catch (err) {
-      if (err instanceof ScheduleAlreadyRunning) throw new UsageError(`schedule create: schedule ${id} exists`);
-      // The server checks the cron expression; its message says what is wrong.
-      if (err instanceof Error && /invalid|cron|interval/i.test(err.message)) throw new UsageError(`schedule create: ${err.message}`);
-      throw err;
-    }
-    console.log(
-      `Created schedule ${id}: ${spec}, ${opts.when === 'changed' ? 'when changed' : 'always'}, ${shown}${tags.length ? ` → ${tags.join(', ')}` : ''}${opts.push ? ' (pushed)' : ''}`,
-    );
-    if (!(await hasLiveWorker())) {
-      console.error(`warning: no worker polls task queue "${queue}": runs wait until \`strata worker\` runs`);
+      await createSchedule(id, sourceArg, opts, session);
+    } finally {
+      await lease.release();
     }
   });
+}
+
+async function createSchedule(id: string, sourceArg: string, opts: CreateOptions, { store, client, hasLiveWorker, queue }: Session): Promise<void> {
+  if (!SCHEDULE_ID.test(id)) throw new UsageError(`schedule create: invalid ID ${JSON.stringify(id)} (letters, digits, _ . -; not starting with . or -)`);
+  if ((opts.cron === undefined) === (opts.every === undefined)) throw new UsageError('schedule create: give exactly one of --cron EXPR and --every DURATION');
+  if (opts.when !== 'always' && opts.when !== 'changed') throw new UsageError(`schedule create: --when must be always or changed, got ${JSON.stringify(opts.when)}`);
+  if (opts.file === '-') throw new UsageError('schedule create: -f - (stdin) cannot be read again at each run; give a file');
+  const every = opts.every === undefined ? undefined : parseDuration(opts.every);
+  const spec = every !== undefined ? `every ${opts.every}` : `cron ${opts.cron}`;
+
+  // The store's ID: `builds ls` in this store lists the schedule's builds.
+  const build: ScheduledBuildRequest['build'] = { ...buildSettings(opts, 'schedule create'), storeId: await storeId(store) };
+  const { tags } = build;
+  const { source, shown } = await resolveSourceArg(store, sourceArg, opts);
+  const request: ScheduledBuildRequest = { scheduleId: id, source, when: opts.when, build };
+  const memo: ScheduleMemo = { spec, source: shown, when: opts.when, tags };
+
+  // A new schedule under an old ID starts without the old one's last build.
+  const taken = await client.schedule
+    .getHandle(id)
+    .describe()
+    .then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof ScheduleNotFoundError) return false;
+        throw err;
+      },
+    );
+  if (taken) throw new UsageError(`schedule create: schedule ${id} exists (remove it first with strata schedule rm ${id})`);
+  await removeScheduleState(store.root, id);
+  // Every run builds the snapshot: the GC keeps its blobs until the schedule is removed.
+  if (source.kind === 'snapshot') await pinScheduleBlobs(store.root, id, [source.contextDigest, source.dockerfileDigest]);
+
+  try {
+    await client.schedule.create<typeof scheduledBuild>({
+      scheduleId: id,
+      spec: every !== undefined ? { intervals: [{ every }] } : { cronExpressions: [opts.cron!] },
+      action: { type: 'startWorkflow', workflowType: WORKFLOW_TYPE, args: [request], taskQueue: queue, workflowId: `schedule-${id}` },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      state: { paused: opts.paused ?? false, note: opts.paused ? 'created paused' : undefined },
+      memo: memo as unknown as Record<string, unknown>,
+    });
+  } catch (err) {
+    if (err instanceof ScheduleAlreadyRunning) throw new UsageError(`schedule create: schedule ${id} exists`);
+    // The server checks the cron expression; its message says what is wrong.
+    if (err instanceof Error && /invalid|cron|interval/i.test(err.message)) throw new UsageError(`schedule create: ${err.message}`);
+    throw err;
+  }
+  console.log(
+    `Created schedule ${id}: ${spec}, ${opts.when === 'changed' ? 'when changed' : 'always'}, ${shown}${tags.length ? ` → ${tags.join(', ')}` : ''}${opts.push ? ' (pushed)' : ''}`,
+  );
+  if (!(await hasLiveWorker())) {
+    console.error(`warning: no worker polls task queue "${queue}": runs wait until \`strata worker\` runs`);
+  }
 }
 
 /** Turns SOURCE and its flags into what each run reads; a snapshot is packed here and now. */
@@ -97,7 +110,7 @@ async function resolveSourceArg(store: Store, arg: string, opts: CreateOptions):
     throw new UsageError(`schedule create: cannot read Dockerfile ${dockerfilePath}: ${e.code ?? e.message}`);
   });
   // A syntax error shows now rather than at the first run (a dir source's file may still change).
-  parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath));
+  checkCacheFilter(opts.cacheFilter, parseDockerfile(dockerfileText.toString('utf8'), path.basename(dockerfilePath)), 'schedule create');
   if (mode === 'dir') {
     return { source: { kind: 'dir', dir, dockerfile: opts.file ? dockerfilePath : undefined }, shown: `directory ${dir} (read at each run)` };
   }

@@ -1,0 +1,84 @@
+// The instruction cache's side of the activities: the look-up, the lease every step holds
+// while it runs (so the store's GC keeps what it reads and makes), recording a step's result
+// under its key, and what follows a commit (the build's leases released, the store trimmed to
+// STRATA_CACHE_MAX).
+import { Context } from '@temporalio/activity';
+import { lookupSteps } from '../engine/cache/lookup.js';
+import { writeCacheEntry } from '../engine/cache/entries.js';
+import { collectStore } from '../engine/cache/gc.js';
+import { ensureContext } from '../engine/context/unpack.js';
+import { isDigest, type Digest } from '../engine/digest.js';
+import { UserInputError } from '../engine/errors.js';
+import type { LayerRef, HistoryEntry } from '../engine/image/types.js';
+import { openLease, releaseBuildLeases } from '../engine/store/leases.js';
+import type { Store } from '../engine/store/store.js';
+import type { NetworkMode } from '../engine/runtime/network.js';
+import type { CacheLookupInput, CacheLookupResult } from '../workflows/types.js';
+
+/** The build an activity works for: its workflow ID. */
+export function buildIdOf(): string {
+  return Context.current().info.workflowExecution?.workflowId ?? 'standalone';
+}
+
+/** A cache key from a workflow input: a digest, or nothing. */
+function checkedKey(key: unknown): Digest | undefined {
+  if (key === undefined) return undefined;
+  if (typeof key !== 'string' || !isDigest(key)) throw new UserInputError('CACHE_KEY_INVALID', `cache: key must be sha256:<hex>, got ${JSON.stringify(key)}`);
+  return key;
+}
+
+export async function lookupCache(store: Store, input: CacheLookupInput, opts: { allowFileGit?: boolean; network: NetworkMode }): Promise<CacheLookupResult> {
+  const lease = await openLease(store.root, buildIdOf(), { layers: [input.parentTop, ...(input.stageTops ?? []).map((t) => t.top)], blobs: [input.contextDigest] });
+  try {
+    return await lookupSteps(store, {
+      start: input.start,
+      parentTop: input.parentTop,
+      steps: input.steps,
+      contextDigest: input.contextDigest,
+      contextDir: () => ensureContext(store, input.contextDigest),
+      stageTops: new Map((input.stageTops ?? []).map((t) => [t.stage, t.top])),
+      sourceDateEpoch: input.sourceDateEpoch,
+      network: opts.network,
+      useCache: input.useCache === true,
+      allowFileGit: opts.allowFileGit,
+      hold: (layers) => lease.add({ layers }),
+    });
+  } finally {
+    await lease.close();
+  }
+}
+
+/**
+ * Runs a filesystem step under a lease on what it reads (`layers`, `blobs`) and what it makes,
+ * and records its result under `cacheKey` when the workflow gave one.
+ */
+export async function holdingStep<R extends { layer?: LayerRef; history: HistoryEntry }>(
+  store: Store,
+  what: { layers: (Digest | undefined)[]; blobs: (Digest | undefined)[]; cacheKey?: unknown },
+  run: () => Promise<R>,
+): Promise<R> {
+  const key = checkedKey(what.cacheKey);
+  const lease = await openLease(store.root, buildIdOf(), what);
+  try {
+    const result = await run();
+    if (result.layer) await lease.add({ layers: [result.layer.chainId] });
+    if (key) await writeCacheEntry(store, key, result);
+    return result;
+  } finally {
+    await lease.close();
+  }
+}
+
+/**
+ * After a build's commit: its image holds its layers now, so its leases go; then, with a
+ * budget, the store is trimmed to it. A trim that fails is logged, never the build's failure.
+ */
+export async function afterCommit(store: Store, cacheMax: number | undefined): Promise<void> {
+  await releaseBuildLeases(store.root, buildIdOf());
+  if (cacheMax === undefined) return;
+  try {
+    await collectStore(store, { entries: 'all', storeBytes: cacheMax }, { wait: false });
+  } catch (err) {
+    Context.current().log.warn('store GC failed', { error: (err as Error).message });
+  }
+}
