@@ -15,9 +15,14 @@ if ! strata images | grep -q '^busybox '; then
 fi
 
 strata build -t hello:latest --output type=docker,dest=hello.tar examples/hello
-cat <<'MSG'
+if [ -n "${TEMPORAL_ADDRESS:-}" ]; then
+  where="on the Temporal server at $TEMPORAL_ADDRESS"
+else
+  where="on the embedded Temporal server; see it in the Web UI at http://127.0.0.1:$((${STRATA_TEMPORAL_PORT:-7233} + 1000))"
+fi
+cat <<MSG
 
 hello.tar is ready. Load it into docker and run it:
     docker load -i hello.tar && docker run --rm hello:latest
-The build ran on the embedded Temporal server; see it in the Web UI at http://127.0.0.1:8233
+The build ran $where
 MSG
