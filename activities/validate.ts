@@ -220,6 +220,12 @@ export const CHECKS: Record<string, Check> = {
         if (change.layer !== undefined) await layer(store, obj(change.layer, `steps[${n}][${m}].layer`).chainId, `steps[${n}][${m}].layer.chainId`);
       }
     }
+    if (i.cached !== undefined) {
+      const cached = arr(i.cached, 'cached', steps.length);
+      cached.forEach((c, n) => {
+        if (typeof c !== 'boolean') throw new InputRefused(`cached[${n}]`, 'not true or false');
+      });
+    }
     epoch(i.sourceDateEpoch, 'sourceDateEpoch');
   },
 

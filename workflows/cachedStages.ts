@@ -120,6 +120,7 @@ export class CachedStages {
           pending,
           items.map((b) => [b.change]),
           items.map((b) => b.p.number),
+          items.map((b) => b.cached === true),
         );
         made.forEach((m, k) => (items[k]!.p.image = shortId(m.imageId)));
         image = made[made.length - 1]!;

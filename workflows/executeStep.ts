@@ -61,10 +61,18 @@ export interface StageResult {
  * far (`image`), or on nothing of `state`'s platform; `pending` changes (FROM's PATH) go into
  * the first.
  */
-export function writeImages(env: StageEnv, at: { image?: StepImage; state: ImageState }, pending: StepChange[], steps: StepChange[][], numbers: number[]): Promise<StepImage[]> {
+export function writeImages(
+  env: StageEnv,
+  at: { image?: StepImage; state: ImageState },
+  pending: StepChange[],
+  steps: StepChange[][],
+  numbers: number[],
+  cached?: boolean[],
+): Promise<StepImage[]> {
   return stepImages(`image after step ${numbers.join(', ')}`).writeStepImages({
     parent: at.image ? { manifestDigest: at.image.manifestDigest } : { platform: { architecture: at.state.architecture, os: at.state.os } },
     steps: [[...pending, ...steps[0]!], ...steps.slice(1)],
+    ...(cached?.some(Boolean) ? { cached } : {}),
     sourceDateEpoch: env.req.sourceDateEpoch,
   });
 }

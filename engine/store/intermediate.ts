@@ -1,7 +1,10 @@
 // Intermediate images: the image after each step of a build, as docker's classic builder keeps
 // one per step. Only a config and a manifest blob each (the layers are the steps' own), found
 // by ID like any image, hidden from `images` without -a (ANNOTATION_INTERMEDIATE).
-import type { Digest } from '../digest.js';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { canonicalJson, digestHex, sha256, type Digest } from '../digest.js';
+import { writeFileAtomic } from '../fsutil/atomic.js';
 import { createdAt, imageFiles, stateOf } from '../image/commit.js';
 import type { Platform } from '../image/platform.js';
 import { ANNOTATION_INTERMEDIATE, MEDIA_TYPE_MANIFEST, type ContainerConfig, type Descriptor, type HistoryEntry, type ImageState, type LayerRef } from '../image/types.js';
@@ -20,6 +23,12 @@ export interface StepImagesSpec {
   parent: { manifestDigest: Digest } | { platform: Platform };
   /** Per step, in order, the changes it made: each step's image builds on the one before. */
   steps: StepChange[][];
+  /**
+   * Per step: its changes came from the instruction cache. Its image then takes the `created`
+   * time of the image an earlier build made for the same changes on the same parent, so a
+   * cached rebuild ends with the same image ID, as docker's classic builder's does.
+   */
+  cached?: boolean[];
   sourceDateEpoch?: number;
 }
 
@@ -47,15 +56,23 @@ export async function writeStepImages(store: Store, spec: StepImagesSpec, now: D
   } else {
     state = { architecture: spec.parent.platform.architecture, os: spec.parent.platform.os, config: {}, layers: [], history: [] };
   }
-  const created = createdAt(spec.sourceDateEpoch, now);
+  const fresh = createdAt(spec.sourceDateEpoch, now);
+  // SOURCE_DATE_EPOCH makes every time the same already.
+  const remember = spec.sourceDateEpoch === undefined;
+  let parentId =
+    'manifestDigest' in spec.parent ? (await store.loadImage(spec.parent.manifestDigest)).configDigest : `scratch ${spec.parent.platform.os}/${spec.parent.platform.architecture}`;
   const made: StepImage[] = [];
   const entries: Descriptor[] = [];
-  for (const changes of spec.steps) {
+  for (const [n, changes] of spec.steps.entries()) {
+    const sameStep = sha256(canonicalJson([parentId, changes]));
+    const created = (remember && spec.cached?.[n] && (await madeBefore(store, sameStep))) || fresh;
     for (const c of changes) state = applyChange(state, c, created);
     const { configJson, manifestOf } = imageFiles(state, created, spec.sourceDateEpoch);
     const config = await store.putBlob(configJson, undefined, { sync: false });
     const manifest = await store.putBlob(JSON.stringify(manifestOf(config)), undefined, { sync: false });
     made.push({ imageId: config.digest, manifestDigest: manifest.digest });
+    if (remember && created === fresh) await recordMade(store, sameStep, created);
+    parentId = config.digest;
     entries.push({ mediaType: MEDIA_TYPE_MANIFEST, digest: manifest.digest, size: manifest.size, annotations: { [ANNOTATION_INTERMEDIATE]: 'true' } });
   }
   await store.updateIndex((index) => {
@@ -67,6 +84,27 @@ export async function writeStepImages(store: Store, spec: StepImagesSpec, now: D
     }
   });
   return made;
+}
+
+/** Where the time an image was made for a step (its parent and changes) is kept: cache/images/. */
+function madePath(store: Store, sameStep: Digest): string {
+  return path.join(store.root, 'cache', 'images', `${digestHex(sameStep)}.json`);
+}
+
+async function madeBefore(store: Store, sameStep: Digest): Promise<string | undefined> {
+  try {
+    const r = JSON.parse(await fs.readFile(madePath(store, sameStep), 'utf8')) as { created?: unknown };
+    return typeof r.created === 'string' && !Number.isNaN(Date.parse(r.created)) ? r.created : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A hint, not fsynced: lost, the next cached rebuild makes a new image (as --no-cache would). */
+async function recordMade(store: Store, sameStep: Digest, created: string): Promise<void> {
+  const file = madePath(store, sameStep);
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await writeFileAtomic(file, JSON.stringify({ created }), 0o644, { sync: false }).catch(() => undefined);
 }
 
 function applyChange(state: ImageState, c: StepChange, created: string): ImageState {

@@ -103,6 +103,16 @@ describe('instruction cache', () => {
     expect(await ran((await build([ctx])).id)).toEqual([2, 3]);
   });
 
+  test("without SOURCE_DATE_EPOCH a cached rebuild ends with the same image ID, as the classic builder's; --no-cache makes a new one", async () => {
+    const m = mark();
+    const ctx = await makeContext({ Dockerfile: `FROM busybox\nENV M=${m}\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b\nLABEL l=1\n`, 'a.txt': 'a\n' });
+    const plain = async (args: string[]) => imageIdOf((await strataOk(['build', ...args, ctx])).stdout);
+    const first = await plain([]);
+    await new Promise((r) => setTimeout(r, 1100)); // a new image would have another created time
+    expect(await plain([])).toBe(first);
+    expect(await plain(['--no-cache'])).not.toBe(first);
+  });
+
   test('--no-cache runs every step; --no-cache-filter only the named stage (another stage still hits)', async () => {
     const m = mark();
     const ctx = await makeContext({
