@@ -8,6 +8,8 @@ import path from 'node:path';
 import { strata, strataOk } from '../helpers/cli.js';
 
 const dirs: string[] = [];
+/** Run before the dirs go: a second store's build starts that store's background worker. */
+const stops: (() => Promise<unknown>)[] = [];
 
 async function scratchDir(prefix: string): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `strata-output-${prefix}-`));
@@ -22,6 +24,7 @@ async function context(files: Record<string, string>): Promise<string> {
 }
 
 afterAll(async () => {
+  for (const stop of stops) await stop();
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
 });
 
@@ -95,6 +98,7 @@ test("builds ls lists this store's builds; --all lists every store's", async () 
   // A second store on the same server, with its own task queue (its build runs in its client).
   const other = await scratchDir('store');
   const env = { STRATA_HOME: other, STRATA_TASK_QUEUE: 'strata-test-output-other' };
+  stops.push(() => strata(['worker', 'stop'], { env }));
   const theirs = await strataOk(['build', '--progress=plain', await context({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'a' })], { env });
   const theirId = /^Build ID: (build-[0-9a-f]+)$/m.exec(theirs.stdout)![1]!;
   const ours = await strataOk(['build', '--progress=plain', await context({ Dockerfile: 'FROM busybox\nENV OURS=1\n' })]);
