@@ -6,6 +6,7 @@ import { isDangling, listImages, resolveRef, type ImageRecord, createdMs } from 
 import { labelMatches } from '../../engine/store/remove.js';
 import type { Store } from '../../engine/store/store.js';
 import { layerUsage } from '../../engine/store/usage.js';
+import { patternToRegExp } from '../../engine/steps/wildcard.js';
 import { UsageError } from '../errors.js';
 import { formatRows, goJson, type Row } from '../template.js';
 import { goTimeString, humanSize, since } from '../units.js';
@@ -172,26 +173,11 @@ function selectImage(image: ImageRecord, all: ImageRecord[], f: Filters): { tags
   return tags.length + digests.length > 0 ? { tags, digests } : undefined;
 }
 
-/** Go's path.Match pattern as a RegExp: `*` and `?` stop at `/`, `[…]` classes, `\` escapes. */
+/** Go's path.Match pattern as a RegExp (COPY's wildcards are the same language). */
 export function globRegExp(pattern: string): RegExp {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '\\' && i + 1 < pattern.length) re += escapeRe(pattern[++i]!);
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 2);
-      if (end < 0) throw new UsageError(`images: invalid reference pattern ${goJson(pattern)}`);
-      let cls = pattern.slice(i + 1, end);
-      if (cls.startsWith('^')) cls = `^${cls.slice(1)}`;
-      re += `[${cls.replace(/\\/g, '\\\\')}]`;
-      i = end;
-    } else re += escapeRe(c);
+  try {
+    return patternToRegExp(pattern);
+  } catch {
+    throw new UsageError(`images: invalid reference pattern ${goJson(pattern)}`);
   }
-  return new RegExp(`^${re}$`);
-}
-
-function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }

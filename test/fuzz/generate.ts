@@ -5,6 +5,7 @@
 // stages, instructions with real and bogus flags, words nesting `${}` forms, heredocs.
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { INSTRUCTION_NAMES } from '../../engine/dockerfile/suggest.js';
 
 /** mulberry32: small, fast, seedable. */
 export function prng(seed: number): () => number {
@@ -109,29 +110,8 @@ const SPECIALS = [
   '$$',
 ];
 const OPS = [':-', '-', ':+', '+', '?', ':?', '#', '##', '%', '%%', '/', '//', ':', '=', ':='];
-const KEYWORDS = [
-  'FROM',
-  'RUN',
-  'CMD',
-  'LABEL',
-  'MAINTAINER',
-  'EXPOSE',
-  'ENV',
-  'ADD',
-  'COPY',
-  'ENTRYPOINT',
-  'VOLUME',
-  'USER',
-  'WORKDIR',
-  'ARG',
-  'ONBUILD',
-  'STOPSIGNAL',
-  'HEALTHCHECK',
-  'SHELL',
-  'from',
-  'Run',
-  'BOGUS',
-];
+// Every real keyword, and a few that are not (case variants, an unknown one).
+const KEYWORDS = [...INSTRUCTION_NAMES, 'from', 'Run', 'BOGUS'];
 const FLAGS: Record<string, string[]> = {
   FROM: ['--platform=linux/amd64', '--platform=$BUILDPLATFORM', '--platform=windows/arm', '--bogus'],
   RUN: [

@@ -2,7 +2,6 @@
 // and removes an image with its last one (by ID only with one tag, or with force); prune
 // removes dangling images; a layer goes only when no image uses it and no mount holds it.
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
@@ -12,18 +11,11 @@ import type { LayerRef } from '../../engine/image/types.js';
 import { mountReadOnly } from '../../engine/runtime/overlay.js';
 import { isDangling, listImages, tagImage } from '../../engine/store/images.js';
 import { pruneImages, removeImage } from '../../engine/store/remove.js';
-import { Store } from '../../engine/store/store.js';
+import { type Store } from '../../engine/store/store.js';
 import { directoryUsage, layerUsage } from '../../engine/store/usage.js';
+import { tempStores } from '../helpers/tempStore.js';
 
-const tempDirs: string[] = [];
-async function openStore(): Promise<Store> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-images-'));
-  tempDirs.push(dir);
-  return Store.open(dir);
-}
-afterAll(async () => {
-  for (const d of tempDirs) await fs.rm(d, { recursive: true, force: true });
-});
+const openStore = tempStores('images');
 
 async function tarOf(files: Record<string, string>): Promise<Buffer> {
   const pack = tarStream.pack();
@@ -156,9 +148,8 @@ describe('image prune', () => {
 
 describe('layer usage as docker measures it', () => {
   test('files count once per inode; directories, empty files and whiteouts add nothing; symlinks their target length', async () => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-usage-'));
-    tempDirs.push(dir);
-    await fs.mkdir(path.join(dir, 'sub'));
+    const dir = path.join((await openStore()).root, 'usage');
+    await fs.mkdir(path.join(dir, 'sub'), { recursive: true });
     await fs.writeFile(path.join(dir, 'sub', 'a'), '12345');
     await fs.link(path.join(dir, 'sub', 'a'), path.join(dir, 'b'));
     await fs.writeFile(path.join(dir, 'empty'), '');

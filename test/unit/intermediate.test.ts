@@ -1,9 +1,6 @@
 // Intermediate images (a build's image after each step): found by ID, hidden from the list
 // docker shows without -a, no longer intermediate once committed as a build's result; rmi
 // takes the ones an image was built on along, prune those nothing builds on any more.
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { importLayer } from '../../engine/archive/import.js';
@@ -11,17 +8,10 @@ import type { LayerRef } from '../../engine/image/types.js';
 import { isDangling, listImages } from '../../engine/store/images.js';
 import { writeStepImages, type StepImage } from '../../engine/store/intermediate.js';
 import { pruneImages, removeImage } from '../../engine/store/remove.js';
-import { Store } from '../../engine/store/store.js';
+import { type Store } from '../../engine/store/store.js';
+import { tempStores } from '../helpers/tempStore.js';
 
-const tempDirs: string[] = [];
-async function openStore(): Promise<Store> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-intermediate-'));
-  tempDirs.push(dir);
-  return Store.open(dir);
-}
-afterAll(async () => {
-  for (const d of tempDirs) await fs.rm(d, { recursive: true, force: true });
-});
+const openStore = tempStores('intermediate');
 
 async function layer(store: Store, name: string, parent?: LayerRef): Promise<LayerRef> {
   const pack = tarStream.pack();

@@ -2,7 +2,6 @@
 // with a message naming the problem and leave the store exactly as it was (no tag, no layer,
 // no blob, nothing in tmp/). Good archives in docker's and the OCI layouts load.
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -11,17 +10,10 @@ import { importRootfs } from '../../engine/archive/import.js';
 import { loadArchive } from '../../engine/archive/load.js';
 import { chainId, sha256, type Digest } from '../../engine/digest.js';
 import { listImages } from '../../engine/store/images.js';
-import { Store } from '../../engine/store/store.js';
+import { type Store } from '../../engine/store/store.js';
+import { tempStores } from '../helpers/tempStore.js';
 
-const tempDirs: string[] = [];
-async function openStore(): Promise<Store> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-load-'));
-  tempDirs.push(dir);
-  return Store.open(dir);
-}
-afterAll(async () => {
-  for (const d of tempDirs) await fs.rm(d, { recursive: true, force: true });
-});
+const openStore = tempStores('load');
 
 type Entry = { name: string; body?: Buffer | string; type?: 'file' | 'symlink' | 'link' | 'directory'; linkname?: string };
 

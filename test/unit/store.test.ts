@@ -1,26 +1,18 @@
 // The store on a temp dir: content-addressed, idempotent, atomic blob writes verified on read;
 // layer commits (idempotent, short links); tags under a lock; finding images by tag or ID.
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { chainId, digestHex, sha256, type Digest } from '../../engine/digest.js';
 import { DigestMismatchError, NotFoundError } from '../../engine/errors.js';
 import { commitImage } from '../../engine/image/commit.js';
 import { MEDIA_TYPE_MANIFEST, type Descriptor, type ImageState } from '../../engine/image/types.js';
-import { Store } from '../../engine/store/store.js';
+import { type Store } from '../../engine/store/store.js';
+import { tempStores } from '../helpers/tempStore.js';
 
 // ---- helpers ------------------------------------------------------------------------------
 
-const tempDirs: string[] = [];
-async function openStore(): Promise<Store> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-store-'));
-  tempDirs.push(dir);
-  return Store.open(dir);
-}
-afterAll(async () => {
-  for (const d of tempDirs) await fs.rm(d, { recursive: true, force: true });
-});
+const openStore = tempStores('store');
 
 const ls = (store: Store, rel: string) => fs.readdir(path.join(store.root, rel));
 const tmpEntries = (store: Store) => ls(store, 'tmp');
