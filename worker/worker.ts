@@ -13,6 +13,7 @@ import { deniedNetworks } from '../engine/runtime/network.js';
 import type { Store } from '../engine/store/store.js';
 import { BUNDLE_PATH, WORKFLOWS_PATH } from './bundle.js';
 import { taskQueue } from './queue.js';
+import { ownQueue, withWorkerQueue } from './workerQueue.js';
 import type { WorkerRights } from './rights.js';
 import { connectionOptions, type TemporalTarget } from './temporal.js';
 
@@ -61,8 +62,17 @@ export interface WorkerOptions {
   deniedEntitlements?: string[];
 }
 
+/** The shared queue's worker and the one of its own queue, run and stopped together. */
+export interface StrataWorker {
+  /** Polls both queues until `shutdown()` (or until either worker fails: then both stop). */
+  run(): Promise<void>;
+  shutdown(): void;
+  /** This worker's own task queue (steps of a stage it runs are routed to it). */
+  readonly ownQueue: string;
+}
+
 /** Creates a worker ready to run; `worker.run()` polls until `worker.shutdown()`. */
-export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
+export async function createWorker(opts: WorkerOptions): Promise<{ worker: StrataWorker; connection: NativeConnection }> {
   installRuntime(opts.logLevel ?? 'WARN');
   logUnhandledRejections();
   deniedNetworks(); // a bad STRATA_RUN_DENY_NETWORKS stops the worker now, not each RUN step
@@ -75,22 +85,57 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     () => true,
     () => false,
   );
-  const worker = await Worker.create({
-    connection,
-    namespace: opts.target.namespace,
-    taskQueue: opts.taskQueue ?? taskQueue(),
-    ...(opts.identity ? { identity: opts.identity } : {}), // an explicit undefined is rejected
-    ...(bundleReady ? { workflowBundle: { codePath: BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
-    // Every activity checks its input first: anyone who reaches Temporal chooses it.
-    activities: withInputChecks(
+  const shared = opts.taskQueue ?? taskQueue();
+  const own = ownQueue(shared);
+  // Every activity checks its input first: anyone who reaches Temporal chooses it.
+  const activities = withWorkerQueue(
+    withInputChecks(
       { ...createActivities(activityDeps), ...createScheduleActivities(activityDeps), ...createPushActivities(activityDeps), ...createPullActivities(activityDeps) },
       activityDeps,
     ),
+    own,
+  );
+  const common = {
+    connection,
+    namespace: opts.target.namespace,
+    ...(opts.identity ? { identity: opts.identity } : {}), // an explicit undefined is rejected
+    activities,
     // RUN output reaches clients through heartbeat details: send them at least every second.
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',
+  } as const;
+  const worker = await Worker.create({
+    ...common,
+    taskQueue: shared,
+    ...(bundleReady ? { workflowBundle: { codePath: BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
   });
-  return { worker, connection };
+  // Activities only: workflow tasks go to the shared queue (and Temporal's own sticky cache).
+  const mine = await Worker.create({ ...common, taskQueue: own });
+  return { worker: pair(worker, mine, own), connection };
+}
+
+/** Two workers as one: each stops when the other does, so a failed one takes its twin down. */
+function pair(a: Worker, b: Worker, ownQueue: string): StrataWorker {
+  const stop = (w: Worker) => {
+    if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  return {
+    ownQueue,
+    async run() {
+      const runs = [a, b].map((w, i) =>
+        w.run().finally(() => {
+          stop([a, b][1 - i]!);
+        }),
+      );
+      const settled = await Promise.allSettled(runs);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    },
+    shutdown() {
+      stop(a);
+      stop(b);
+    },
+  };
 }
 
 const RECLAIM_MS = 5 * 60_000;

@@ -14,3 +14,9 @@ export const LONG: ActivityOptions = {
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 },
 };
+
+/**
+ * A stage's steps on builds that route them to one worker (workflows/sticky.ts): they beat
+ * every 10 seconds, so a lost worker shows within 30 and the step moves to another.
+ */
+export const STEP: ActivityOptions = { ...LONG, heartbeatTimeout: '30 seconds' };

@@ -23,6 +23,7 @@ import {
 } from './executeStep.js';
 import { pullMissing } from './pullImages.js';
 import { RetryGate } from './retry.js';
+import { STICKY_PATCH } from './sticky.js';
 import { CONTEXT_ATTRIBUTE, STATUS_ATTRIBUTE, STORE_ATTRIBUTE, TAGS_ATTRIBUTE } from './searchAttributes.js';
 import type { BuildActivities, BuildProgress, BuildRequest, BuildResult, BuildStatus, LayerResult, PushActivities, StepChange, StepImage } from './types.js';
 
@@ -60,6 +61,8 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
     ...(typeof req.storeId === 'string' && /^[0-9a-f]{16,64}$/.test(req.storeId) ? [{ key: STORE_ATTRIBUTE, value: req.storeId }] : []),
   ]);
   const withImages = patched(STEP_IMAGES_PATCH);
+  // Builds started since sticky routing send a stage's steps to one worker while it lives.
+  const sticky = patched(STICKY_PATCH);
   const onWaitChange = (waiting: boolean) => {
     progress.phase = waiting ? 'waiting' : 'building';
     setStatus(waiting ? 'waiting' : 'running');
@@ -86,7 +89,7 @@ export async function buildImage(request: BuildRequest): Promise<BuildResult> {
       const failed = progress.steps.filter((s) => s.status === 'failed').map((s) => `step ${s.number} of ${progress.totalSteps} (${s.text})`);
       return oneLine(`waiting for strata retry or abort: ${failed.join(', ')} failed`);
     };
-    const env: StageEnv = { req, progress, results: new Map(), shouldRetry: () => gate.shouldRetry(onWaitChange, waitSummary()), withImages };
+    const env: StageEnv = { req, progress, results: new Map(), shouldRetry: () => gate.shouldRetry(onWaitChange, waitSummary()), withImages, sticky };
     const final = await runStages(plan, env, cached);
 
     progress.phase = 'committing';
@@ -155,6 +158,7 @@ async function runStages(plan: BuildPlan, env: StageEnv, cached: boolean): Promi
 async function runStage(stage: StagePlan, env: StageEnv): Promise<StageResult> {
   const { results, progress, withImages } = env;
   const track = (n: number) => progress.steps.find((s) => s.number === n)!;
+  const route = env.sticky ? {} : undefined;
   let state: ImageState;
   // The stage's image so far (step images), and changes not in an image yet (FROM's PATH).
   let image: StepImage | undefined;
@@ -205,7 +209,7 @@ async function runStage(stage: StagePlan, env: StageEnv): Promise<StageResult> {
           changes.push({ config: c.patch, history: c.history });
         }
       } else {
-        ({ state: next, result: r } = await executeStep(env, step, at));
+        ({ state: next, result: r } = await executeStep(env, step, at, undefined, route));
         if (r) {
           if (r.layer) ps[0]!.layer = shortId(r.layer.chainId);
           changes.push(changeOf(step, r));

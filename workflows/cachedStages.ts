@@ -14,6 +14,7 @@ import {
   changeOf,
   executeStep,
   long,
+  proxy,
   shortId,
   showDetails,
   stepFailed,
@@ -23,7 +24,9 @@ import {
   type StageEnv,
   type StageResult,
 } from './executeStep.js';
-import type { CacheLookupResult, StepChange, StepImage, StepProgress } from './types.js';
+import { STEP } from './activityOptions.js';
+import { routed } from './sticky.js';
+import type { BuildActivities, CacheLookupInput, CacheLookupResult, StepChange, StepImage, StepProgress } from './types.js';
 
 /** The `patched()` marker of builds that use the instruction cache. */
 export const CACHE_PATCH = 'instruction-cache';
@@ -82,6 +85,8 @@ export class CachedStages {
     const { env } = this;
     const { withImages } = env;
     const steps = stage.steps;
+    // The worker that ran the stage's last step (builds with sticky routing).
+    const route = env.sticky ? {} : undefined;
     const from = this.track(steps[0]!.number);
     from.status = 'running';
     from.startedAt = new Date().toISOString();
@@ -139,7 +144,7 @@ export class CachedStages {
     const run = (step: Step, before: ImageState, key?: Digest) => {
       const p = this.track(step.number);
       return attemptStep(env, p, step, async () => {
-        const out = await executeStep(env, step, before, key);
+        const out = await executeStep(env, step, before, key, route);
         if (out.result?.layer) p.layer = shortId(out.result.layer.chainId);
         const change = step.kind === 'config' ? { config: step.patch, history: step.history } : out.result ? changeOf(step, out.result) : undefined;
         if (withImages && change) {
@@ -167,7 +172,7 @@ export class CachedStages {
       let found: CacheLookupResult | undefined;
       while (!found) {
         try {
-          found = await long(lookupSummary(segment)).lookupCache({
+          const input: CacheLookupInput = {
             start,
             parentTop: state ? topOf(state) : undefined,
             steps: segment,
@@ -176,7 +181,10 @@ export class CachedStages {
             sourceDateEpoch: env.req.sourceDateEpoch,
             network: env.req.network ?? 'default',
             useCache: !missed && this.keysValid(),
-          });
+          };
+          found = route
+            ? await routed(route, STEP, (o) => proxy<BuildActivities>(o, lookupSummary(segment)).lookupCache(input))
+            : await long(lookupSummary(segment)).lookupCache(input);
         } catch (err) {
           // A look-up fails on what its steps read (a context that is not there, a base): the
           // step that reads it fails, and a retry (perhaps with a new context) looks up again.

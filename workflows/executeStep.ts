@@ -13,7 +13,8 @@ import {
 import type { Digest } from '../engine/digest.js';
 import type { ImageState } from '../engine/image/types.js';
 import type { ConfigStep, Step } from '../engine/plan/types.js';
-import { LONG, QUICK } from './activityOptions.js';
+import { LONG, QUICK, STEP } from './activityOptions.js';
+import { routed, type Route } from './sticky.js';
 import type { BuildActivities, BuildProgress, BuildRequest, CopyInput, LayerResult, RunInput, StepChange, StepImage, StepProgress } from './types.js';
 
 /**
@@ -128,6 +129,8 @@ export interface StageEnv {
   shouldRetry: ShouldRetry;
   /** Write an image after every step (STEP_IMAGES_PATCH). */
   withImages: boolean;
+  /** Route each stage's steps to one worker (STICKY_PATCH). */
+  sticky: boolean;
 }
 
 /**
@@ -170,9 +173,10 @@ export async function stepFailed(env: StageEnv, p: StepProgress, step: Step, err
 
 /**
  * Runs one step's activity (none for a config step) on `state`; returns the new state and the
- * step's layer result. With `cacheKey` the activity records its result under it.
+ * step's layer result. With `cacheKey` the activity records its result under it; with `route`,
+ * it runs on the stage's worker while it lives (workflows/sticky.ts).
  */
-export async function executeStep(env: StageEnv, step: Step, state: ImageState, cacheKey?: Digest): Promise<{ state: ImageState; result?: LayerResult }> {
+export async function executeStep(env: StageEnv, step: Step, state: ImageState, cacheKey?: Digest, route?: Route): Promise<{ state: ImageState; result?: LayerResult }> {
   const { req, results } = env;
   const parentTop = state.layers[state.layers.length - 1]?.chainId;
   const sourceDateEpoch = req.sourceDateEpoch;
@@ -186,7 +190,7 @@ export async function executeStep(env: StageEnv, step: Step, state: ImageState, 
       let from: CopyInput['from'];
       if (step.from?.kind === 'stage') from = { top: topOf((await results.get(step.from.stage)!).state) };
       else if (step.from?.kind === 'image') from = { top: topOf(await quick(`${step.text} (source image)`).resolveBase(step.from)) };
-      r = await long(step.text).copyStep({
+      const input: CopyInput = {
         parentTop,
         step,
         contextDigest: req.contextDigest,
@@ -195,7 +199,8 @@ export async function executeStep(env: StageEnv, step: Step, state: ImageState, 
         network: req.network ?? 'default',
         entitlements: req.entitlements,
         ...keyed,
-      });
+      };
+      r = await routed(route, route ? STEP : LONG, (o) => proxy<BuildActivities>(o, step.text).copyStep(input));
       break;
     }
     case 'run': {
@@ -207,15 +212,12 @@ export async function executeStep(env: StageEnv, step: Step, state: ImageState, 
         const done = (await results.get(from.stage)!).state;
         stageTops.push({ stage: from.stage, top: done.layers[done.layers.length - 1]?.chainId });
       }
-      const run = proxy<BuildActivities>(
-        {
-          ...RUN_OPTIONS,
-          // The activity enforces --step-timeout itself (a clear error); this only bounds a hang.
-          startToCloseTimeout: (req.stepTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS) + 5 * 60_000,
-        },
-        step.text,
-      );
-      r = await run.runStep({
+      const options = {
+        ...RUN_OPTIONS,
+        // The activity enforces --step-timeout itself (a clear error); this only bounds a hang.
+        startToCloseTimeout: (req.stepTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS) + 5 * 60_000,
+      };
+      const input: RunInput = {
         parentTop,
         step,
         network: req.network ?? 'default',
@@ -225,12 +227,13 @@ export async function executeStep(env: StageEnv, step: Step, state: ImageState, 
         contextDigest: req.contextDigest,
         stageTops,
         ...keyed,
-      });
+      };
+      r = await routed(route, options, (o) => proxy<BuildActivities>(o, step.text).runStep(input));
       break;
     }
     case 'workdir':
       state = { ...state, config: { ...state.config, ...step.patch } };
-      r = await long(step.text).workdirStep({ parentTop, step, sourceDateEpoch, ...keyed });
+      r = await routed(route, route ? STEP : LONG, (o) => proxy<BuildActivities>(o, step.text).workdirStep({ parentTop, step, sourceDateEpoch, ...keyed }));
       break;
     case 'from':
       return { state };

@@ -190,7 +190,13 @@ export interface CacheLookupInput {
   useCache: boolean;
 }
 
-export interface CacheLookupResult {
+/** What a step activity's result says of the worker that ran it (workflows/sticky.ts). */
+export interface RoutedResult {
+  /** That worker's own task queue. */
+  workerQueue?: string;
+}
+
+export interface CacheLookupResult extends RoutedResult {
   /** The base's state, for a `base` start. */
   base?: ImageState;
   /**
@@ -202,7 +208,7 @@ export interface CacheLookupResult {
 }
 
 /** A step's layer (absent when the step changed nothing) and its history entry. */
-export interface LayerResult {
+export interface LayerResult extends RoutedResult {
   layer?: LayerRef;
   history: HistoryEntry;
 }

@@ -20,7 +20,9 @@ export async function runWorker(opts: { denyEntitlement?: string[]; allowPush?: 
   const { worker, connection } = await createWorker({ target, store, rights, deniedEntitlements });
   const unregister = await registerWorker(store.root, target, taskQueue(), { background: !!opts.background });
   const started = opts.background ? `${new Date().toISOString()} background worker (pid ${process.pid}) ` : '';
-  console.error(`${started}strata worker: polling task queue "${taskQueue()}" on ${target.address} (store ${store.root}; ${describeRights(rights)})`);
+  console.error(
+    `${started}strata worker: polling task queue "${taskQueue()}" (and its own "${worker.ownQueue}") on ${target.address} (store ${store.root}; ${describeRights(rights)})`,
+  );
   // Graceful first: running activities finish or are cancelled. A worker whose server is
   // gone would wait on its polls forever, so it leaves after a grace period, or at once
   // on a second signal.

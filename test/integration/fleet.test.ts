@@ -1,0 +1,181 @@
+// Workers on several machines: three `strata worker` processes on a task queue of their own.
+// The steps of a stage stay on the worker that ran its first step while that worker lives; a
+// worker killed with SIGKILL in the middle of a RUN is replaced by another, and the build ends
+// with the image ID an uninterrupted build gives.
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { execa, type ResultPromise } from 'execa';
+import { STRATA_BIN } from '../helpers/cli.js';
+import { firstTimeout, runningOn, startFleetWorker, stepAttempts, type FleetWorker, type StepAttempt } from '../helpers/fleet.js';
+import { findContainer, mountPoints, runcContainers, until } from '../helpers/host.js';
+
+const EPOCH = '1700000000';
+
+let workers: FleetWorker[] = [];
+let builds: ResultPromise[] = [];
+let dirs: string[] = [];
+let queue = '';
+
+beforeEach(() => {
+  queue = `fleet-${randomBytes(4).toString('hex')}`;
+});
+
+afterEach(async () => {
+  // Builds first: a build left without a worker would start a background one.
+  for (const b of builds) {
+    b.kill('SIGKILL');
+    await b.catch(() => undefined);
+  }
+  builds = [];
+  for (const w of workers) await w.stop();
+  workers = [];
+  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+  dirs = [];
+});
+
+async function startWorkers(n: number): Promise<FleetWorker[]> {
+  const started: FleetWorker[] = [];
+  for (let i = 0; i < n; i++) {
+    const w = await startFleetWorker({ STRATA_TASK_QUEUE: queue, STRATA_HOME: process.env.STRATA_HOME! });
+    workers.push(w);
+    started.push(w);
+  }
+  return started;
+}
+
+async function context(dockerfile: string, files: Record<string, string> = {}): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-fleet-'));
+  dirs.push(dir);
+  await fs.writeFile(path.join(dir, 'Dockerfile'), dockerfile);
+  for (const [name, text] of Object.entries(files)) await fs.writeFile(path.join(dir, name), text);
+  return dir;
+}
+
+/** `strata build` in the background on `q`, its stdout collected as it arrives. */
+function startBuild(ctx: string, q: string, flags: string[] = []): { cli: ResultPromise; stdout: () => string } {
+  const cli = execa('node', [STRATA_BIN, 'build', ...flags, ctx], { reject: false, env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH, STRATA_TASK_QUEUE: q } });
+  builds.push(cli);
+  let stdout = '';
+  cli.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  return { cli, stdout: () => stdout };
+}
+
+async function built(build: { cli: ResultPromise; stdout: () => string }): Promise<{ workflowId: string; imageId: string }> {
+  const r = await build.cli;
+  if (r.exitCode !== 0)
+    throw new Error(`strata build exited ${r.exitCode}\n${build.stdout()}\n${String(r.stderr)}\n${workers.map((w) => `worker ${w.identity}:\n${w.log()}`).join('\n')}`);
+  const workflowId = /Build ID: (\S+)/.exec(build.stdout())![1]!;
+  const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
+  try {
+    const { imageId } = await new Client({ connection }).workflow.getHandle(workflowId).result();
+    return { workflowId, imageId: imageId as string };
+  } finally {
+    await connection.close();
+  }
+}
+
+/** The image ID the build gives on the test environment's one shared worker, every step run (--no-cache). */
+async function singleWorkerImageId(ctx: string): Promise<string> {
+  return (await built(startBuild(ctx, process.env.STRATA_TASK_QUEUE ?? 'strata', ['--no-cache']))).imageId;
+}
+
+/** Step numbers of each stage of a Dockerfile whose instructions are one a line (a FROM starts a stage). */
+function stagesOf(dockerfile: string): number[][] {
+  const stages: number[][] = [];
+  dockerfile
+    .trim()
+    .split('\n')
+    .forEach((line, i) => {
+      if (/^FROM /i.test(line)) stages.push([]);
+      stages[stages.length - 1]!.push(i + 1);
+    });
+  return stages;
+}
+
+/** The attempts of one stage's steps. */
+function ofStage(attempts: StepAttempt[], stage: number[]): StepAttempt[] {
+  return attempts.filter((a) => a.steps.some((n) => stage.includes(n)));
+}
+
+test('the steps of one stage run on the worker that ran its first, through that worker’s own queue', async () => {
+  const marker = randomBytes(4).toString('hex');
+  const dockerfile = [
+    'FROM busybox AS a',
+    `RUN echo a1 ${marker} > /a1`,
+    'COPY f /f',
+    'RUN cat /a1 /f > /a',
+    'WORKDIR /w',
+    'RUN echo a3 > a3',
+    'FROM busybox AS b',
+    `RUN echo b1 ${marker} > /b1`,
+    'RUN echo b2 > /b2',
+    'FROM busybox',
+    'COPY --from=a /a /a',
+    'COPY --from=b /b2 /b2',
+    'RUN cat /a /b2',
+  ].join('\n');
+  const ctx = await context(dockerfile, { f: 'f\n' });
+  const fleet = await startWorkers(3);
+  const { workflowId, imageId } = await built(startBuild(ctx, queue));
+
+  const attempts = await stepAttempts(workflowId);
+  for (const stage of stagesOf(dockerfile)) {
+    const ran = ofStage(attempts, stage);
+    expect(ran.length).toBeGreaterThan(1);
+    const worker = fleet.find((w) => w.identity === ran[0]!.identity)!;
+    expect(worker).toBeDefined();
+    // The first goes to the shared queue (any worker); the rest to the worker that took it.
+    expect(ran[0]!.queue).toBe(queue);
+    const rest = ran.slice(1).map((a) => ({ steps: a.steps, queue: a.queue, identity: a.identity }));
+    expect(rest).toEqual(rest.map((a) => ({ ...a, queue: worker.ownQueue, identity: worker.identity })));
+    expect(ran.every((a) => a.attempt === 1)).toBe(true);
+  }
+  expect(imageId).toBe(await singleWorkerImageId(ctx));
+});
+
+test('a worker killed with SIGKILL in the middle of a RUN: another finishes the build with the same image ID', async () => {
+  const marker = `fleet-kill-${randomBytes(4).toString('hex')}`;
+  const dockerfile = ['FROM busybox', `RUN echo one ${marker} > /one`, `RUN echo started ${marker} && sleep 8 && echo two > /two`, 'RUN echo three > /three'].join('\n');
+  const ctx = await context(dockerfile);
+  const fleet = await startWorkers(3);
+  const build = startBuild(ctx, queue);
+  await until('the RUN to start', async () => (build.stdout().includes(`started ${marker}`) ? true : undefined));
+  const container = await until('the runc container', () => findContainer(marker));
+  const workflowId = /Build ID: (\S+)/.exec(build.stdout())![1]!;
+  const identity = await until('the RUN’s worker', () => runningOn(workflowId, 'runStep'));
+  const doomed = fleet.find((w) => w.identity === identity)!;
+  expect(doomed).toBeDefined();
+  await doomed.kill();
+  const killedAt = new Date();
+
+  const { imageId } = await built(build);
+  const attempts = await stepAttempts(workflowId);
+  const runs = attempts.filter((a) => a.type === 'runStep');
+  // RUN one and the killed RUN on the doomed worker's own queue; the killed one again on the
+  // shared queue, taken by a live worker, and the last RUN on that worker's own queue.
+  expect(runs.map((r) => [r.steps[0], r.identity === doomed.identity])).toEqual([
+    [2, true],
+    [3, true],
+    [3, false],
+    [4, false],
+  ]);
+  expect(runs[1]!.queue).toBe(doomed.ownQueue);
+  expect(runs[2]!.queue).toBe(queue);
+  const successor = fleet.find((w) => w.identity === runs[2]!.identity)!;
+  expect(runs[3]!.queue).toBe(successor.ownQueue);
+  const timedOut = (await firstTimeout(workflowId))!;
+  process.stderr.write(
+    `fleet: the killed RUN timed out ${((timedOut.getTime() - killedAt.getTime()) / 1000).toFixed(1)} s after the kill and started again on another worker ${((runs[2]!.startedAt.getTime() - killedAt.getTime()) / 1000).toFixed(1)} s after it\n`,
+  );
+
+  expect(imageId).toBe(await singleWorkerImageId(ctx));
+
+  // The dead machine comes back: its worker's start removes the container and mount it left.
+  const restarted = await startFleetWorker({ STRATA_TASK_QUEUE: queue, STRATA_HOME: doomed.home });
+  workers.push(restarted);
+  expect((await runcContainers()).map((c) => c.id)).not.toContain(container.id);
+  expect(await mountPoints()).not.toContain(container.rootfs);
+});
