@@ -19,9 +19,10 @@ const OUT = path.join(REPO_ROOT, 'test', 'fixtures', 'histories');
  * one (bump it after a `patched()` change) adds files, so histories of older code stay and
  * keep proving that builds they started still replay. Histories without one predate step images
  * (cache-miss and cache-hit: the instruction cache without step images); `step-images`: step
- * images without the instruction cache; `cache-step-images`: both.
+ * images without the instruction cache; `cache-step-images`: both; `sticky-queues`: a stage's
+ * steps after its first on the worker's own queue (workflows/sticky.ts).
  */
-const GENERATION = 'cache-step-images';
+const GENERATION = 'sticky-queues';
 const record = process.env.STRATA_RECORD_HISTORIES === '1' ? describe : describe.skip;
 
 async function makeContext(files: Record<string, string>): Promise<string> {
