@@ -6,12 +6,12 @@ import { Context } from '@temporalio/activity';
 import { lookupSteps } from '../engine/cache/lookup.js';
 import { writeCacheEntry } from '../engine/cache/entries.js';
 import { collectStore } from '../engine/cache/gc.js';
-import { ensureContext } from '../engine/context/unpack.js';
 import { isDigest, type Digest } from '../engine/digest.js';
 import { UserInputError } from '../engine/errors.js';
 import type { LayerRef, HistoryEntry } from '../engine/image/types.js';
 import { openLease, releaseBuildLeases } from '../engine/store/leases.js';
 import type { Store } from '../engine/store/store.js';
+import type { RemoteStore } from '../engine/remote/remoteStore.js';
 import type { NetworkMode } from '../engine/runtime/network.js';
 import type { CacheLookupInput, CacheLookupResult } from '../workflows/types.js';
 
@@ -27,7 +27,13 @@ function checkedKey(key: unknown): Digest | undefined {
   return key;
 }
 
-export async function lookupCache(store: Store, input: CacheLookupInput, opts: { allowFileGit?: boolean; network: NetworkMode }): Promise<CacheLookupResult> {
+export async function lookupCache(
+  store: Store,
+  input: CacheLookupInput,
+  opts: { allowFileGit?: boolean; network: NetworkMode; remote?: RemoteStore; contextOf: (digest: Digest) => Promise<string> },
+): Promise<CacheLookupResult> {
+  const remote = opts.remote;
+  if (remote && input.start.kind === 'base' && input.start.base.kind === 'image') await remote.getImage(store, input.start.base.manifestDigest);
   const lease = await openLease(store.root, buildIdOf(), { layers: [input.parentTop, ...(input.stageTops ?? []).map((t) => t.top)], blobs: [input.contextDigest] });
   try {
     return await lookupSteps(store, {
@@ -35,13 +41,15 @@ export async function lookupCache(store: Store, input: CacheLookupInput, opts: {
       parentTop: input.parentTop,
       steps: input.steps,
       contextDigest: input.contextDigest,
-      contextDir: () => ensureContext(store, input.contextDigest),
+      contextDir: () => opts.contextOf(input.contextDigest),
       stageTops: new Map((input.stageTops ?? []).map((t) => [t.stage, t.top])),
       sourceDateEpoch: input.sourceDateEpoch,
       network: opts.network,
       useCache: input.useCache === true,
       allowFileGit: opts.allowFileGit,
       hold: (layers) => lease.add({ layers }),
+      // A layer is stored only on its whole chain: the parent first, then the entry's layer.
+      ...(remote ? { fetchEntry: async (key: Digest, top: Digest | undefined) => (await remote.getLayers(store, [top]), remote.getCacheEntry(store, key, top)) } : {}),
     });
   } finally {
     await lease.close();
@@ -54,15 +62,20 @@ export async function lookupCache(store: Store, input: CacheLookupInput, opts: {
  */
 export async function holdingStep<R extends { layer?: LayerRef; history: HistoryEntry }>(
   store: Store,
-  what: { layers: (Digest | undefined)[]; blobs: (Digest | undefined)[]; cacheKey?: unknown },
+  what: { layers: (Digest | undefined)[]; blobs: (Digest | undefined)[]; cacheKey?: unknown; remote?: RemoteStore },
   run: () => Promise<R>,
 ): Promise<R> {
   const key = checkedKey(what.cacheKey);
-  const lease = await openLease(store.root, buildIdOf(), what);
+  const lease = await openLease(store.root, buildIdOf(), { layers: what.layers, blobs: what.blobs });
   try {
+    // The layers the step reads, fetched when this machine lacks them (blobs: when read).
+    await what.remote?.getLayers(store, what.layers);
     const result = await run();
     if (result.layer) await lease.add({ layers: [result.layer.chainId] });
     if (key) await writeCacheEntry(store, key, result);
+    // Durable before the step returns: the next step may run on another machine.
+    if (result.layer) await what.remote?.putLayers(store, [result.layer.chainId]);
+    if (key) await what.remote?.putCacheEntry(store, key);
     return result;
   } finally {
     await lease.close();

@@ -36,11 +36,19 @@ import type {
 } from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
 import { afterCommit, holdingStep, lookupCache } from './cache.js';
+import type { RemoteStore } from '../engine/remote/remoteStore.js';
 import { guarded } from './guarded.js';
 
 /** The build's image: committed from its state, or the one its last step wrote, named and made durable. */
-async function commitWithImage(store: Store, input: CommitInput): ReturnType<typeof commitImage> {
-  if (!input.image) return commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch });
+async function commitWithImage(store: Store, input: CommitInput, remote?: RemoteStore): ReturnType<typeof commitImage> {
+  if (!input.image) {
+    await remote?.getLayers(store, [input.state.layers.at(-1)?.chainId]);
+    const made = await commitImage(store, input.state, { tags: input.tags, sourceDateEpoch: input.sourceDateEpoch });
+    await remote?.putBlobs(store, [made.imageId, made.manifestDigest]);
+    return made;
+  }
+  // commitImage may run on another machine than the workflow task that wrote the image.
+  await remote?.getImage(store, input.image);
   const image = await store.loadImage(input.image);
   await store.syncBlob(image.configDigest);
   await store.syncBlob(image.manifestDigest);
@@ -63,12 +71,26 @@ export interface ActivityDeps {
   allowPush?: boolean;
   /** Schedules may pack directories under this one on the worker's disk (STRATA_SOURCE_DIR). */
   sourceDir?: string;
+  /**
+   * STRATA_REMOTE: what an activity needs and this store lacks is fetched from there, and what
+   * it makes (layers, cache entries, images) is pushed there before it returns.
+   */
+  remote?: RemoteStore;
 }
 
-export function createActivities({ store, allowFileGit, deniedEntitlements, outputDir, cacheMax }: ActivityDeps): BuildActivities {
+export function createActivities(deps: ActivityDeps): BuildActivities {
+  const { store, allowFileGit, deniedEntitlements, outputDir, cacheMax } = deps;
+  /** The remote store, its transfers cancelled with the activity. */
+  const remote = () => deps.remote?.withSignal(Context.current().cancellationSignal);
+  /** The unpacked context, its blob fetched from the remote store first if this store lacks it. */
+  const contextOf = async (digest: Parameters<typeof ensureContext>[1]) => {
+    await remote()?.getBlobs(store, [digest]);
+    return ensureContext(store, digest);
+  };
   return {
     planBuild: (input: PlanInput) =>
       guarded(async () => {
+        await remote()?.getBlobs(store, [input.dockerfileDigest]);
         const text = (await store.readBlob(input.dockerfileDigest)).toString('utf8');
         const df = parseDockerfile(text, input.dockerfileName);
         const plan = await planDockerfile(df, {
@@ -79,14 +101,18 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
           resolveImage: (ref) => resolveBuildImage(store, ref, { pull: input.pull, signal: Context.current().cancellationSignal }),
         });
         const pull = await missingImages(store, pinnedImages(plan));
+        // Images this store has whole go to the remote store now; the others after their pull.
+        for (const image of pinnedImages(plan)) if (!pull.some((p) => p.manifestDigest === image.manifestDigest)) await remote()?.putImage(store, image.manifestDigest);
         return pull.length > 0 ? { ...plan, pull } : plan;
       }),
 
-    lookupCache: (input: CacheLookupInput) => guarded(() => lookupCache(store, input, { allowFileGit, network: checkedNetwork(input.network ?? 'default') }), { heartbeat: true }),
+    lookupCache: (input: CacheLookupInput) =>
+      guarded(() => lookupCache(store, input, { allowFileGit, network: checkedNetwork(input.network ?? 'default'), remote: remote(), contextOf }), { heartbeat: true }),
 
     resolveBase: (base: BaseSpec & { kind: 'image' | 'scratch' }) =>
       guarded(async (): Promise<ImageState> => {
         if (base.kind === 'scratch') return { ...hostPlatform(), config: {}, layers: [], history: [] };
+        await remote()?.getImage(store, base.manifestDigest);
         const img = await store.loadImage(base.manifestDigest);
         return stateOf(img.config, img.layers);
       }),
@@ -97,8 +123,8 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
       const details = (): CopyHeartbeat => ({ step: input.step.number, ...progress });
       return guarded(
         () =>
-          holdingStep(store, { layers: [input.parentTop, input.from?.top], blobs: [input.contextDigest], cacheKey: input.cacheKey }, async () => {
-            const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await ensureContext(store, input.contextDigest) };
+          holdingStep(store, { layers: [input.parentTop, input.from?.top], blobs: [input.contextDigest], cacheKey: input.cacheKey, remote: remote() }, async () => {
+            const source = input.from ? { kind: 'rootfs' as const, top: input.from.top } : { kind: 'context' as const, dir: await contextOf(input.contextDigest) };
             return executeCopy(store, {
               parentTop: input.parentTop,
               step: input.step,
@@ -121,7 +147,7 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
       // Heartbeats carry the newest output (clients stream it from the pending activity's
       // details, from any machine) and bring cancellation to the running container.
       const heartbeat = { everyMs: RUN_HEARTBEAT_MS, details: () => output.take() };
-      const held = { layers: [input.parentTop, ...(input.stageTops ?? []).map((t) => t.top)], blobs: [input.contextDigest], cacheKey: input.cacheKey };
+      const held = { layers: [input.parentTop, ...(input.stageTops ?? []).map((t) => t.top)], blobs: [input.contextDigest], cacheKey: input.cacheKey, remote: remote() };
       return guarded(
         () =>
           holdingStep(store, held, () =>
@@ -139,7 +165,7 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
                 stageTops: Object.fromEntries((input.stageTops ?? []).map((t) => [t.stage, t.top])),
                 contextDir: () => {
                   if (!input.contextDigest) throw new Error('run step: a context mount needs the context digest');
-                  return ensureContext(store, input.contextDigest);
+                  return contextOf(input.contextDigest);
                 },
                 // Secrets come through the store, never through Temporal (engine/store/secrets.ts).
                 secret: (id) => readBuildSecret(store.root, buildId, id),
@@ -155,20 +181,33 @@ export function createActivities({ store, allowFileGit, deniedEntitlements, outp
     },
 
     workdirStep: (input: WorkdirInput) =>
-      guarded(() => holdingStep(store, { layers: [input.parentTop], blobs: [], cacheKey: input.cacheKey }, () => executeWorkdir(store, input)), { heartbeat: true }),
+      guarded(() => holdingStep(store, { layers: [input.parentTop], blobs: [], cacheKey: input.cacheKey, remote: remote() }, () => executeWorkdir(store, input)), {
+        heartbeat: true,
+      }),
 
     commitImage: (input: CommitInput) =>
       guarded(async () => {
-        const result = await commitWithImage(store, input);
+        const result = await commitWithImage(store, input, remote());
         await afterCommit(store, cacheMax);
         return result;
       }),
 
-    writeStepImages: (input: StepImagesSpec) => guarded(() => writeStepImages(store, input)),
+    // A local activity, on whichever worker runs the workflow task: the parent comes from the
+    // remote store if need be, and the last image goes there for the next call or the commit.
+    writeStepImages: (input: StepImagesSpec) =>
+      guarded(async () => {
+        const r = remote();
+        if (r && 'manifestDigest' in input.parent) await r.getImage(store, input.parent.manifestDigest);
+        const made = await writeStepImages(store, input);
+        const last = made.at(-1);
+        if (r && last) await r.putBlobs(store, [last.imageId, last.manifestDigest]);
+        return made;
+      }),
 
     saveImage: (input: SaveInput) =>
       guarded(
         async () => {
+          await remote()?.getImage(store, input.manifestDigest);
           const image = await store.loadImage(input.manifestDigest);
           return saveToOutputDir(store, [{ image, tags: input.tags }], outputDir, input.dest);
         },

@@ -12,7 +12,7 @@ import { buildIdOf } from './cache.js';
 import { guarded } from './guarded.js';
 import type { ActivityDeps } from './index.js';
 
-export function createPullActivities({ store }: ActivityDeps): PullActivities {
+export function createPullActivities({ store, remote }: ActivityDeps): PullActivities {
   return {
     pullImage: (input: PullInput) => {
       const ctx = Context.current();
@@ -28,6 +28,8 @@ export function createPullActivities({ store }: ActivityDeps): PullActivities {
           try {
             const result = await ensureImage(store, input.ref, input.manifestDigest, { onProgress: (p) => (latest = p), signal: ctx.cancellationSignal });
             await lease.add({ layers: [(await store.loadImage(input.manifestDigest)).layers.at(-1)?.chainId] });
+            // Other machines of a remote store take the base from there (engine/remote/).
+            await remote?.withSignal(ctx.cancellationSignal).putImage(store, input.manifestDigest);
             return result;
           } finally {
             await lease.close();

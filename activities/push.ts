@@ -8,13 +8,14 @@ import type { PushActivities, PushInput } from '../workflows/types.js';
 import { guarded } from './guarded.js';
 import type { ActivityDeps } from './index.js';
 
-export function createPushActivities({ store }: ActivityDeps): PushActivities {
+export function createPushActivities({ store, remote }: ActivityDeps): PushActivities {
   return {
     pushImage: (input: PushInput) => {
       const ctx = Context.current();
       let latest: PushProgress | undefined;
       return guarded(
         async () => {
+          await remote?.withSignal(ctx.cancellationSignal).getImage(store, input.manifestDigest);
           const image = await store.loadImage(input.manifestDigest);
           const result = await pushImage(store, image, input.reference, { onProgress: (p) => (latest = p), signal: ctx.cancellationSignal });
           await recordRepoDigest(store, input.manifestDigest, result.reference, result.digest);

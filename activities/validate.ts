@@ -9,6 +9,7 @@ import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { EngineError } from '../engine/errors.js';
 import { asEngineError, hideStorePaths } from '../engine/inputErrors.js';
+import { fetchingStore } from '../engine/remote/remoteStore.js';
 import { buildArgsProblem, MAX_DOCKERFILE_BYTES, MAX_STAGES } from '../engine/dockerfile/limits.js';
 import { registryReference } from '../engine/registry/reference.js';
 import { SCHEDULE_ID } from '../engine/store/schedules.js';
@@ -31,7 +32,9 @@ export function withInputChecks<T extends object>(activities: T, deps: ActivityD
     const check = CHECKS[name];
     wrapped[name] = async (input: unknown) => {
       try {
-        if (check) await check(input, deps);
+        // With a remote store, what the input names and this store lacks is fetched (and verified) first.
+        const remote = deps.remote?.withSignal(Context.current().cancellationSignal);
+        if (check) await check(input, remote ? { ...deps, store: fetchingStore(deps.store, remote) } : deps);
         return await fn(input);
       } catch (err) {
         throw toFailure(err, deps.store.root);

@@ -7,6 +7,8 @@ import { temporal } from '../worker/temporalClient.js';
 import type { BuildProgress, BuildResult } from '../workflows/types.js';
 import { EXIT_WAITING, UsageError } from './errors.js';
 import { deliverBuild } from './deliver.js';
+import { remoteFromEnv } from '../engine/remote/remoteStore.js';
+import { MEDIA_TYPE_MANIFEST } from '../engine/image/types.js';
 import type { Session } from './session.js';
 import { openView, progressMode, type BuildView } from './view.js';
 
@@ -108,6 +110,12 @@ export async function follow(s: Session, handle: BuildHandle, view: BuildView, r
     try {
       const r = (await result) as BuildResult;
       view.end(await queryProgress(client, handle));
+      // With a remote store the image was made on other machines: it comes here, tags and all.
+      const remote = remoteFromEnv();
+      if (remote) {
+        await remote.getImage(s.store, r.manifestDigest);
+        await s.store.setTags(r.tags, { mediaType: MEDIA_TYPE_MANIFEST, digest: r.manifestDigest, size: (await s.store.readBlob(r.manifestDigest)).length });
+      }
       view.succeeded(r);
       // What this client saves and pushes (client/deliver.ts) prints as the view shows lines.
       await deliverBuild(

@@ -63,6 +63,8 @@ Environment:
                        recently used cache entries first; never what images or running builds hold)
   STRATA_INSECURE_REGISTRIES  host[:port],... spoken to over http (loopback registries always are)
   STRATA_REGISTRY_MIRRORS     host[:port] or URL,... tried before Docker Hub for pulls
+  STRATA_REMOTE        REGISTRY/REPO: workers and clients on different stores (machines) share
+                       contexts, layers, images and the build cache through it (docs/store.md)
   DOCKER_CONFIG        directory of the config.json with registry credentials (auths, credsStore,
                        credHelpers), as docker login writes it
   TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY  client certificate and key (PEM) for mTLS to TEMPORAL_ADDRESS

@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { createPullActivities } from '../activities/pull.js';
+import { remoteFromEnv } from '../engine/remote/remoteStore.js';
 import { createPushActivities } from '../activities/push.js';
 import { createScheduleActivities } from '../activities/schedule.js';
 import { parseSize } from '../engine/cache/size.js';
@@ -80,7 +81,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Strat
   // Workers elsewhere on a shared store die too; their leftovers are only known to be dead later.
   setInterval(() => void reclaimLeftovers(opts.store, opts.logLevel !== 'ERROR'), RECLAIM_MS).unref();
   const connection = await NativeConnection.connect(connectionOptions(opts.target));
-  const activityDeps = { store: opts.store, ...opts.rights, deniedEntitlements: opts.deniedEntitlements, cacheMax: cacheMaxFromEnv() };
+  const activityDeps = { store: opts.store, ...opts.rights, deniedEntitlements: opts.deniedEntitlements, cacheMax: cacheMaxFromEnv(), remote: remoteFromEnv() };
   const bundleReady = await fs.access(BUNDLE_PATH).then(
     () => true,
     () => false,

@@ -9,6 +9,7 @@ import { parseDockerfile } from '../../engine/dockerfile/parse.js';
 import { openLease } from '../../engine/store/leases.js';
 import { storeId } from '../../engine/store/identity.js';
 import { removeBuildSecrets, writeBuildSecret } from '../../engine/store/secrets.js';
+import { remoteFromEnv } from '../../engine/remote/remoteStore.js';
 import { Store } from '../../engine/store/store.js';
 import type { buildImage } from '../../workflows/buildImage.js';
 import type { BuildRequest, OutputSpec } from '../../workflows/types.js';
@@ -71,6 +72,13 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   if (delivery) delete request.push;
 
   const secrets = await readSecrets(opts.secret ?? []);
+  const remote = remoteFromEnv();
+  // Secrets reach workers through this store only; a remote store's workers cannot read it,
+  // and secrets never go through the registry.
+  if (remote && secrets.size > 0)
+    throw new UsageError(
+      `build: --secret cannot be used with STRATA_REMOTE (${remote.name}): secrets never go through the registry, and workers on other machines cannot read this store (unset STRATA_REMOTE when the workers share this store)`,
+    );
   phase('read Dockerfile');
   // No stale ID for a script to pick up if this build fails (docker removes it too).
   const iidfile = opts.iidfile ? path.resolve(opts.iidfile) : undefined;
@@ -102,6 +110,8 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
       context = await store.putBlobStream(packContext(contextDir, filter).pipe(counted));
       dockerfile = await store.putBlob(dockerfileText);
       await lease.add({ blobs: [context.digest, dockerfile.digest] });
+      // Workers on other machines fetch them from the remote store (engine/remote/).
+      await remote?.putBlobs(store, [context.digest, dockerfile.digest]);
       await lease.close(); // named now: no need to hold whatever else is stored meanwhile
       request.storeId = await storeId(store);
     } catch (e) {

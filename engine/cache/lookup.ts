@@ -60,6 +60,11 @@ export interface LookupSpec {
   allowFileGit?: boolean;
   /** Called with a layer before the look-up checks it is stored: the GC must keep it from then on. */
   hold: (layers: (Digest | undefined)[]) => Promise<void>;
+  /**
+   * On a local miss: brings the entry of `key` for a state whose top layer is `parentTop` from
+   * elsewhere (the remote store, engine/remote/) into the store; true when it did.
+   */
+  fetchEntry?: (key: Digest, parentTop: Digest | undefined) => Promise<boolean>;
 }
 
 export interface CachedStep {
@@ -119,7 +124,8 @@ export async function lookupSteps(store: Store, spec: LookupSpec): Promise<Looku
       out.push({ key });
       continue;
     }
-    const entry = await usableCacheEntry(store, key, top, spec.hold);
+    let entry = await usableCacheEntry(store, key, top, spec.hold);
+    if (!entry && spec.fetchEntry && (await spec.fetchEntry(key, top))) entry = await usableCacheEntry(store, key, top, spec.hold);
     if (!entry) {
       hitting = false;
       out.push({ key });

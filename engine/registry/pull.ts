@@ -213,8 +213,8 @@ export async function fetchLayers(store: Store, image: RemoteImage, opts: PullOp
   return results;
 }
 
-/** One layer: download (or the stored blob), verify, unpack, commit; tried again when the connection drops. */
-async function fetchLayer(
+/** One layer: download (or the stored blob), verify (size, digest, diff_id), unpack, commit; tried again when the connection drops. The remote store (engine/remote/) fetches through it too. */
+export async function fetchLayer(
   store: Store,
   client: () => Promise<RegistryClient>,
   desc: Descriptor,

@@ -1,0 +1,168 @@
+// The remote store (STRATA_REMOTE): three workers and a CLI on four different STRATA_HOMEs
+// (four machines) cooperate through Debian's docker-registry. A multistage build whose steps
+// run on several workers gives the image a single worker on a shared store gives; the CLI's
+// store gets the image (images, save → docker load → run); a worker that never saw the build
+// rebuilds it all from the remote cache; secrets are refused.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { STRATA_BIN, strata, strataOk } from '../helpers/cli.js';
+import { dockerLoad, dockerRmi, dockerRun } from '../helpers/docker.js';
+import { until } from '../helpers/host.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { activityAttempts } from '../helpers/temporal.js';
+
+const EPOCH = { SOURCE_DATE_EPOCH: '1700000000' };
+const STEP_ACTIVITIES = new Set(['copyStep', 'runStep', 'workdirStep']);
+
+let registry: TestRegistry;
+const cleanups: (() => Promise<unknown>)[] = [];
+const workers: ChildProcess[] = [];
+
+beforeAll(async () => {
+  registry = await startRegistry();
+});
+
+afterAll(async () => {
+  for (const w of workers) await stopWorker(w);
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  await registry?.stop();
+});
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A `strata worker` on `queue` with its own store; resolves once it polls. */
+async function startWorker(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  let log = '';
+  const child = spawn('node', [STRATA_BIN, 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  workers.push(child);
+  child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+  await until('the worker to poll', async () => {
+    if (child.exitCode !== null) throw new Error(`the worker exited ${child.exitCode}:\n${log}`);
+    return log.includes('polling task queue') ? true : undefined;
+  });
+  return child;
+}
+
+async function stopWorker(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGINT');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The worker identity of each started activity of a build, with its type. */
+async function activityWorkers(workflowId: string): Promise<{ type: string; identity: string }[]> {
+  const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
+  try {
+    const history = await new Client({ connection }).workflow.getHandle(workflowId).fetchHistory();
+    const types = new Map<string, string>();
+    const out: { type: string; identity: string }[] = [];
+    for (const e of history.events ?? []) {
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '');
+      const started = e.activityTaskStartedEventAttributes;
+      if (started) out.push({ type: types.get(String(started.scheduledEventId)) ?? '', identity: started.identity ?? '' });
+    }
+    return out;
+  } finally {
+    await connection.close();
+  }
+}
+
+const buildIdOf = (stdout: string) => /Build ID: (\S+)/.exec(stdout)![1]!;
+const imageIdOf = (stdout: string) => /Successfully built ([0-9a-f]{12})/.exec(stdout)![1]!;
+
+describe('remote store (STRATA_REMOTE)', () => {
+  test('workers on three stores build one multistage image through the registry; a fresh worker rebuilds it from the remote cache; secrets are refused', async () => {
+    const m = randomBytes(4).toString('hex');
+    const queue = `remote-${m}`;
+    const remote = `${registry.address}/strata-remote`;
+    const base = `${registry.address}/busybox:${m}`;
+
+    // The CLI's machine: busybox imported into its own store and pushed to the registry.
+    const cliHome = await tempDir('strata-remote-cli-');
+    const cli = { STRATA_HOME: cliHome, STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote, ...EPOCH };
+    await strataOk(['import', '--change', 'CMD ["sh"]', process.env.STRATA_TEST_BUSYBOX_TAR!, 'busybox:latest'], { env: { STRATA_HOME: cliHome } });
+    await strataOk(['push', 'busybox:latest', base], { env: { STRATA_HOME: cliHome } });
+
+    const ctx = await tempDir('strata-remote-ctx-');
+    await fs.writeFile(path.join(ctx, 'two.txt'), `two-${m}\n`);
+    await fs.writeFile(
+      path.join(ctx, 'Dockerfile'),
+      [
+        `FROM ${base} AS one`,
+        `RUN echo one-${m} > /one.txt`,
+        `FROM ${base} AS two`,
+        'COPY two.txt /two.txt',
+        'RUN cat /two.txt > /two-out.txt',
+        `FROM ${base}`,
+        'COPY --from=one /one.txt /r/one.txt',
+        'COPY --from=two /two-out.txt /r/two.txt',
+        'WORKDIR /r',
+        'RUN cat one.txt two.txt > all.txt',
+        'CMD ["cat", "/r/all.txt"]',
+        '',
+      ].join('\n'),
+    );
+
+    const homes = await Promise.all([1, 2, 3].map((i) => tempDir(`strata-remote-w${i}-`)));
+    const three = await Promise.all(homes.map((home) => startWorker({ STRATA_HOME: home, STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote })));
+
+    const t0 = Date.now();
+    const first = await strataOk(['build', '-t', `remote-${m}:1`, ctx], { env: cli });
+    const coldMs = Date.now() - t0;
+    const image = imageIdOf(first.stdout);
+
+    // The steps ran on more than one machine.
+    const ran = (await activityWorkers(buildIdOf(first.stdout))).filter((a) => STEP_ACTIVITIES.has(a.type));
+    expect(ran.length).toBe(7);
+    expect(new Set(ran.map((a) => a.identity)).size).toBeGreaterThan(1);
+
+    // The image a single worker on a shared store makes (the test environment's own worker and store).
+    const t1 = Date.now();
+    const shared = await strataOk(['build', ctx], { env: EPOCH });
+    const sharedMs = Date.now() - t1;
+    expect(imageIdOf(shared.stdout)).toBe(image);
+
+    // The CLI's machine has the image, tagged: images, save → docker load → run.
+    expect((await strataOk(['images'], { env: cli })).stdout).toMatch(new RegExp(`remote-${m}\\s+1\\s+${image}`));
+    const tar = path.join(ctx, 'out.tar');
+    await strataOk(['save', '-o', tar, `remote-${m}:1`], { env: cli });
+    cleanups.push(() => dockerRmi(`remote-${m}:1`));
+    expect(await dockerLoad(tar)).toContain(`remote-${m}:1`);
+    expect(await dockerRun(`remote-${m}:1`)).toBe(`one-${m}\ntwo-${m}`);
+
+    // A worker that never saw the build, and a CLI store that never did: every step from the remote cache.
+    for (const w of three) await stopWorker(w);
+    const fresh = await startWorker({ STRATA_HOME: await tempDir('strata-remote-w4-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
+    const cli2 = { ...cli, STRATA_HOME: await tempDir('strata-remote-cli2-') };
+    const t2 = Date.now();
+    const second = await strataOk(['build', '-t', `remote-${m}:1`, ctx], { env: cli2 });
+    const cachedMs = Date.now() - t2;
+    expect(imageIdOf(second.stdout)).toBe(image);
+    // Every step after the FROMs: 7 filesystem steps and CMD.
+    expect(second.stdout.match(/^ ---> Using cache$/gm)).toHaveLength(8);
+    const types = (await activityAttempts(buildIdOf(second.stdout))).map((a) => a.type);
+    expect(types.filter((t) => STEP_ACTIVITIES.has(t))).toEqual([]);
+    expect((await strataOk(['images'], { env: cli2 })).stdout).toMatch(new RegExp(`remote-${m}\\s+1\\s+${image}`));
+
+    // Secrets never go through the registry.
+    const secret = await strata(['build', '--secret', 'id=token,env=HOME', ctx], { env: cli });
+    expect(secret.exitCode).not.toBe(0);
+    expect(secret.stderr).toContain('--secret cannot be used with STRATA_REMOTE');
+    await stopWorker(fresh);
+
+    console.log(`remote store: cold build on 3 workers ${coldMs} ms, same build on one shared-store worker ${sharedMs} ms, fully cached rebuild on a fresh worker ${cachedMs} ms`);
+  }, 600_000);
+});
