@@ -1,16 +1,19 @@
-// Workers on several machines: three `strata worker` processes on a task queue of their own.
-// The steps of a stage stay on the worker that ran its first step while that worker lives; a
-// worker killed with SIGKILL in the middle of a RUN is replaced by another, and the build ends
-// with the image ID an uninterrupted build gives.
+// Workers on several machines: three `strata worker` processes on a task queue of their own,
+// each with its own STRATA_HOME (a machine's disk) and a CLI with a fourth, sharing contexts,
+// layers and cache entries through Debian's docker-registry (STRATA_REMOTE). The steps of a
+// stage stay on the worker that ran its first step while that worker lives; a worker killed
+// with SIGKILL in the middle of a RUN is replaced by another that has none of its disk, and
+// the build ends with the image ID a single worker gives.
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
-import { STRATA_BIN } from '../helpers/cli.js';
+import { STRATA_BIN, strataOk } from '../helpers/cli.js';
 import { firstTimeout, runningOn, startFleetWorker, stepAttempts, type FleetWorker, type StepAttempt } from '../helpers/fleet.js';
 import { findContainer, mountPoints, runcContainers, until } from '../helpers/host.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const EPOCH = '1700000000';
 
@@ -18,6 +21,28 @@ let workers: FleetWorker[] = [];
 let builds: ResultPromise[] = [];
 let dirs: string[] = [];
 let queue = '';
+let registry: TestRegistry;
+/** The remote store's repository, and the base image every Dockerfile here builds on. */
+let remote = '';
+let base = '';
+/** The CLI's machine. */
+let cliHome = '';
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  const m = randomBytes(4).toString('hex');
+  remote = `${registry.address}/strata-fleet`;
+  base = `${registry.address}/busybox:${m}`;
+  // A remote store's bases are registry references: busybox goes there from the CLI's store.
+  cliHome = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-fleet-cli-'));
+  await strataOk(['import', '--change', 'CMD ["sh"]', process.env.STRATA_TEST_BUSYBOX_TAR!, 'busybox:latest'], { env: { STRATA_HOME: cliHome } });
+  await strataOk(['push', 'busybox:latest', base], { env: { STRATA_HOME: cliHome } });
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  if (cliHome) await fs.rm(cliHome, { recursive: true, force: true });
+});
 
 beforeEach(() => {
   queue = `fleet-${randomBytes(4).toString('hex')}`;
@@ -36,13 +61,20 @@ afterEach(async () => {
   dirs = [];
 });
 
+/** A worker on a machine of its own: a new STRATA_HOME (or `home`, a machine that comes back). */
+async function startWorker(home?: string): Promise<FleetWorker> {
+  if (!home) {
+    home = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-fleet-worker-'));
+    dirs.push(home);
+  }
+  const w = await startFleetWorker({ STRATA_TASK_QUEUE: queue, STRATA_HOME: home, STRATA_REMOTE: remote });
+  workers.push(w);
+  return w;
+}
+
 async function startWorkers(n: number): Promise<FleetWorker[]> {
   const started: FleetWorker[] = [];
-  for (let i = 0; i < n; i++) {
-    const w = await startFleetWorker({ STRATA_TASK_QUEUE: queue, STRATA_HOME: process.env.STRATA_HOME! });
-    workers.push(w);
-    started.push(w);
-  }
+  for (let i = 0; i < n; i++) started.push(await startWorker());
   return started;
 }
 
@@ -54,9 +86,12 @@ async function context(dockerfile: string, files: Record<string, string> = {}): 
   return dir;
 }
 
-/** `strata build` in the background on `q`, its stdout collected as it arrives. */
-function startBuild(ctx: string, q: string, flags: string[] = []): { cli: ResultPromise; stdout: () => string } {
-  const cli = execa('node', [STRATA_BIN, 'build', ...flags, ctx], { reject: false, env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH, STRATA_TASK_QUEUE: q } });
+/** `strata build` in the background (`env` over the CLI machine's), its stdout collected as it arrives. */
+function startBuild(ctx: string, env: NodeJS.ProcessEnv = {}, flags: string[] = []): { cli: ResultPromise; stdout: () => string } {
+  const cli = execa('node', [STRATA_BIN, 'build', ...flags, ctx], {
+    reject: false,
+    env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH, STRATA_HOME: cliHome, STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote, ...env },
+  });
   builds.push(cli);
   let stdout = '';
   cli.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -77,9 +112,10 @@ async function built(build: { cli: ResultPromise; stdout: () => string }): Promi
   }
 }
 
-/** The image ID the build gives on the test environment's one shared worker, every step run (--no-cache). */
+/** The image ID the build gives on one machine (the test environment's store and worker, no remote store), every step run. */
 async function singleWorkerImageId(ctx: string): Promise<string> {
-  return (await built(startBuild(ctx, process.env.STRATA_TASK_QUEUE ?? 'strata', ['--no-cache']))).imageId;
+  const env = { STRATA_HOME: process.env.STRATA_HOME!, STRATA_TASK_QUEUE: process.env.STRATA_TASK_QUEUE ?? 'strata', STRATA_REMOTE: '' };
+  return (await built(startBuild(ctx, env, ['--no-cache']))).imageId;
 }
 
 /** Step numbers of each stage of a Dockerfile whose instructions are one a line (a FROM starts a stage). */
@@ -103,23 +139,23 @@ function ofStage(attempts: StepAttempt[], stage: number[]): StepAttempt[] {
 test('the steps of one stage run on the worker that ran its first, through that worker’s own queue', async () => {
   const marker = randomBytes(4).toString('hex');
   const dockerfile = [
-    'FROM busybox AS a',
+    `FROM ${base} AS a`,
     `RUN echo a1 ${marker} > /a1`,
     'COPY f /f',
     'RUN cat /a1 /f > /a',
     'WORKDIR /w',
     'RUN echo a3 > a3',
-    'FROM busybox AS b',
+    `FROM ${base} AS b`,
     `RUN echo b1 ${marker} > /b1`,
     'RUN echo b2 > /b2',
-    'FROM busybox',
+    `FROM ${base}`,
     'COPY --from=a /a /a',
     'COPY --from=b /b2 /b2',
     'RUN cat /a /b2',
   ].join('\n');
   const ctx = await context(dockerfile, { f: 'f\n' });
   const fleet = await startWorkers(3);
-  const { workflowId, imageId } = await built(startBuild(ctx, queue));
+  const { workflowId, imageId } = await built(startBuild(ctx));
 
   const attempts = await stepAttempts(workflowId);
   for (const stage of stagesOf(dockerfile)) {
@@ -138,10 +174,10 @@ test('the steps of one stage run on the worker that ran its first, through that 
 
 test('a worker killed with SIGKILL in the middle of a RUN: another finishes the build with the same image ID', async () => {
   const marker = `fleet-kill-${randomBytes(4).toString('hex')}`;
-  const dockerfile = ['FROM busybox', `RUN echo one ${marker} > /one`, `RUN echo started ${marker} && sleep 8 && echo two > /two`, 'RUN echo three > /three'].join('\n');
+  const dockerfile = [`FROM ${base}`, `RUN echo one ${marker} > /one`, `RUN echo started ${marker} && sleep 8 && echo two > /two`, 'RUN echo three > /three'].join('\n');
   const ctx = await context(dockerfile);
   const fleet = await startWorkers(3);
-  const build = startBuild(ctx, queue);
+  const build = startBuild(ctx);
   await until('the RUN to start', async () => (build.stdout().includes(`started ${marker}`) ? true : undefined));
   const container = await until('the runc container', () => findContainer(marker));
   const workflowId = /Build ID: (\S+)/.exec(build.stdout())![1]!;
@@ -174,8 +210,7 @@ test('a worker killed with SIGKILL in the middle of a RUN: another finishes the 
   expect(imageId).toBe(await singleWorkerImageId(ctx));
 
   // The dead machine comes back: its worker's start removes the container and mount it left.
-  const restarted = await startFleetWorker({ STRATA_TASK_QUEUE: queue, STRATA_HOME: doomed.home });
-  workers.push(restarted);
+  await startWorker(doomed.home);
   expect((await runcContainers()).map((c) => c.id)).not.toContain(container.id);
   expect(await mountPoints()).not.toContain(container.rootfs);
 });
