@@ -69,7 +69,7 @@ test('Temporal runs on PostgreSQL, with its Web UI and a registry', () => {
   expect(registry?.image).toBe('registry:2');
 });
 
-test('workers are privileged, talk to the compose Temporal, and share the store volume with the CLI', () => {
+test('workers are privileged, talk to the compose Temporal, and share no store volume: the compose registry is their remote store', () => {
   const worker = config.services['strata-worker']!;
   const cli = config.services.strata!;
   expect(worker.privileged).toBe(true);
@@ -81,10 +81,17 @@ test('workers are privileged, talk to the compose Temporal, and share the store 
     expect(s.build?.dockerfile).toBe('docker/strata-worker.Dockerfile');
   }
   const home = worker.environment!.STRATA_HOME!;
-  expect(cli.environment?.STRATA_HOME).toBe(home);
-  const store = namedMounts(worker, config).get(home);
-  expect(store).toBeDefined();
-  expect(namedMounts(cli, config).get(home)).toBe(store);
+  for (const s of [worker, cli]) {
+    // A store of each container's own (an anonymous volume: one per worker of --scale).
+    expect(s.environment?.STRATA_HOME).toBe(home);
+    expect(namedMounts(s, config).get(home)).toBeUndefined();
+    expect(s.volumes?.some((v) => (typeof v === 'string' ? v === home : v.target === home && !v.source))).toBe(true);
+    // The remote store: a repository of the compose registry, on the workers' network, over http.
+    const remote = s.environment?.STRATA_REMOTE ?? '';
+    expect(remote).toMatch(/^registry:5000\/[a-z0-9-]+$/);
+    expect(s.environment?.STRATA_INSECURE_REGISTRIES?.split(',')).toContain('registry:5000');
+    expect(networksOf(config.services.registry!)).toEqual(expect.arrayContaining(networksOf(s)));
+  }
 });
 
 test('the worker image builds strata from this repository and runs `strata worker`', async () => {

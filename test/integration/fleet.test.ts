@@ -174,7 +174,16 @@ test('the steps of one stage run on the worker that ran its first, through that 
 
 test('a worker killed with SIGKILL in the middle of a RUN: another finishes the build with the same image ID', async () => {
   const marker = `fleet-kill-${randomBytes(4).toString('hex')}`;
-  const dockerfile = [`FROM ${base}`, `RUN echo one ${marker} > /one`, `RUN echo started ${marker} && sleep 8 && echo two > /two`, 'RUN echo three > /three'].join('\n');
+  // The last stage reads the first: what the dead worker made, another machine uses.
+  const dockerfile = [
+    `FROM ${base} AS build`,
+    `RUN echo one ${marker} > /one`,
+    `RUN echo started ${marker} && sleep 8 && echo two > /two`,
+    'RUN echo three > /three',
+    `FROM ${base}`,
+    'COPY --from=build /one /two /three /r/',
+    'RUN cat /r/one /r/two /r/three',
+  ].join('\n');
   const ctx = await context(dockerfile);
   const fleet = await startWorkers(3);
   const build = startBuild(ctx);
@@ -197,6 +206,7 @@ test('a worker killed with SIGKILL in the middle of a RUN: another finishes the 
     [3, true],
     [3, false],
     [4, false],
+    [7, false],
   ]);
   expect(runs[1]!.queue).toBe(doomed.ownQueue);
   expect(runs[2]!.queue).toBe(queue);

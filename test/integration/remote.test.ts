@@ -124,10 +124,13 @@ describe('remote store (STRATA_REMOTE)', () => {
     const coldMs = Date.now() - t0;
     const image = imageIdOf(first.stdout);
 
-    // The steps ran on more than one machine.
+    // The steps ran on these machines. A stage's steps stay on the worker that took its first
+    // (sticky routing), and which worker takes a stage is Temporal's choice: one may take all
+    // three. test/integration/fleet.test.ts moves a build from one machine to another for sure.
     const ran = (await activityWorkers(buildIdOf(first.stdout))).filter((a) => STEP_ACTIVITIES.has(a.type));
     expect(ran.length).toBe(7);
-    expect(new Set(ran.map((a) => a.identity)).size).toBeGreaterThan(1);
+    const identities = new Set(three.map((w) => `${w.pid}@${os.hostname()}`));
+    expect(ran.every((a) => identities.has(a.identity))).toBe(true);
 
     // The image a single worker on a shared store makes (the test environment's own worker and store).
     const t1 = Date.now();
