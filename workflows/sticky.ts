@@ -36,6 +36,7 @@ export async function routed<T extends RoutedResult>(route: Route | undefined, o
       result = await call({ ...options, taskQueue: route.queue, scheduleToStartTimeout: STICKY_START_TIMEOUT, retry: { ...options.retry, maximumAttempts: 1 } });
     } catch (err) {
       if (!movesOn(err)) throw err;
+      route.queue = undefined;
     }
   }
   result ??= await call(options);
