@@ -49,7 +49,12 @@ export async function lookupCache(
       allowFileGit: opts.allowFileGit,
       hold: (layers) => lease.add({ layers }),
       // A layer is stored only on its whole chain: the parent first, then the entry's layer.
-      ...(remote ? { fetchEntry: async (key: Digest, top: Digest | undefined) => (await remote.getLayers(store, [top]), remote.getCacheEntry(store, key, top)) } : {}),
+      ...(remote
+        ? {
+            fetchEntry: async (key: Digest, top: Digest | undefined) => (await remote.getLayers(store, [top]), remote.getCacheEntry(store, key, top)),
+            prefetchEntries: (keys: Digest[]) => remote.prefetchCacheEntries(keys),
+          }
+        : {}),
     });
   } finally {
     await lease.close();

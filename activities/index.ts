@@ -198,7 +198,7 @@ export function createActivities(deps: ActivityDeps): BuildActivities {
       guarded(async () => {
         const r = remote();
         if (r && 'manifestDigest' in input.parent) await r.getImage(store, input.parent.manifestDigest);
-        const made = await writeStepImages(store, input);
+        const made = await writeStepImages(store, input, new Date(), r?.madeRecords(store));
         const last = made.at(-1);
         if (r && last) await r.putBlobs(store, [last.imageId, last.manifestDigest]);
         return made;

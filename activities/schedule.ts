@@ -19,7 +19,7 @@ import { buildIdOf } from './cache.js';
 import { guarded } from './guarded.js';
 import type { ActivityDeps } from './index.js';
 
-export function createScheduleActivities({ store, allowFileGit }: ActivityDeps): ScheduleActivities {
+export function createScheduleActivities({ store, allowFileGit, remote }: ActivityDeps): ScheduleActivities {
   return {
     resolveScheduleSource: (source: ScheduleSource) =>
       guarded(
@@ -29,6 +29,8 @@ export function createScheduleActivities({ store, allowFileGit }: ActivityDeps):
           try {
             const resolved = await resolveSource(store, source, allowFileGit ?? false);
             await lease.add({ blobs: [resolved.contextDigest, resolved.dockerfileDigest] });
+            // The run's steps may go to workers on other machines (engine/remote/).
+            await remote?.putBlobs(store, [resolved.contextDigest, resolved.dockerfileDigest]);
             return resolved;
           } finally {
             await lease.close();

@@ -164,6 +164,10 @@ beyond building is off unless given (see docs/security.md):
 STRATA_CACHE_MAX=SIZE (e.g. 10GB): after each build, trim the store to SIZE, least recently
 used build cache first (never what images or running builds hold; strata builder prune).
 
+STRATA_REMOTE=REGISTRY/REPO: this worker shares no disk with the others: what a build needs
+and this store lacks comes from that registry repository, and what it makes goes there
+(layers, cache entries, images; docs/store.md). Give the CLI the same STRATA_REMOTE.
+
 When no worker serves the task queue, \`strata build\` (and retry, abort, attach) starts the
 store's background worker: detached, logging to $STRATA_HOME/worker.log, reused by every later
 build until \`strata worker stop\` (or \`strata server stop\`) ends it. It keeps the environment

@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { makeFilter, packContext, readDockerignore } from '../../engine/context/pack.js';
 import { Store } from '../../engine/store/store.js';
+import { remoteFromEnv } from '../../engine/remote/remoteStore.js';
 import type { RetryRequest } from '../../workflows/types.js';
 import { UsageError } from '../errors.js';
 import { followBuild, progressOf } from '../follow.js';
@@ -17,6 +18,8 @@ export async function runRetry(id: string, opts: { context?: string; detach?: bo
     const dir = path.resolve(opts.context);
     if (!(await fs.stat(dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`retry: context ${opts.context} is not a directory`);
     const context = await store.putBlobStream(packContext(dir, makeFilter(await readDockerignore(dir))));
+    // The step may be retried on a worker on another machine (engine/remote/).
+    await remoteFromEnv()?.putBlobs(store, [context.digest]);
     console.log(`Sending build context to strata  ${formatSize(context.size)}`);
     request = { contextDigest: context.digest };
   }

@@ -29,7 +29,7 @@ import type { BaseSpec, CopyStep, RunStep, Step } from '../plan/types.js';
 import type { NetworkMode } from '../runtime/network.js';
 import type { Store } from '../store/store.js';
 import { contextChecksum, type SourcesSpec } from './checksum.js';
-import { usableCacheEntry } from './entries.js';
+import { readCacheEntry, usableCacheEntry } from './entries.js';
 import { baseKey, keyChain, resultKey, type StepInputs } from './key.js';
 
 /** Where a look-up's chain starts. */
@@ -65,6 +65,8 @@ export interface LookupSpec {
    * elsewhere (the remote store, engine/remote/) into the store; true when it did.
    */
   fetchEntry?: (key: Digest, parentTop: Digest | undefined) => Promise<boolean>;
+  /** Told the keys this store has no entry for before the look-up asks fetchEntry one by one: it may start asking for all. */
+  prefetchEntries?: (keys: Digest[]) => void;
 }
 
 export interface CachedStep {
@@ -118,6 +120,14 @@ export async function lookupSteps(store: Store, spec: LookupSpec): Promise<Looku
 
   let hitting = spec.useCache;
   let top = parentTop;
+  if (hitting && spec.prefetchEntries) {
+    const absent: Digest[] = [];
+    for (const [i, key] of keys.entries()) {
+      const kind = steps[i]!.kind;
+      if (kind !== 'from' && kind !== 'config' && !(await readCacheEntry(store, key))) absent.push(key);
+    }
+    if (absent.length > 0) spec.prefetchEntries(absent);
+  }
   for (const [i, key] of keys.entries()) {
     const step = steps[i]!;
     if (!hitting || step.kind === 'from' || step.kind === 'config') {

@@ -18,6 +18,7 @@ import { canonicalJson, chainId as computeChainId, digestHex, isDigest, sha256, 
 import { NotFoundError, RegistryError, UserInputError } from '../errors.js';
 import { MEDIA_TYPE_LAYER, MEDIA_TYPE_MANIFEST, type Descriptor, type ImageConfigFile, type ImageManifest, type LayerRef, type StoredImage } from '../image/types.js';
 import { readCacheEntry, writeCacheEntry, type CacheEntry } from '../cache/entries.js';
+import type { MadeRecords } from '../store/intermediate.js';
 import type { Store } from '../store/store.js';
 import { findCredentials } from '../registry/auth.js';
 import { RegistryClient } from '../registry/client.js';
@@ -28,8 +29,11 @@ import { registryReference, type RegistryReference } from '../registry/reference
 
 export const LAYER_CONFIG_TYPE = 'application/vnd.dev.strata.layer.v1+json';
 export const CACHE_CONFIG_TYPE = 'application/vnd.dev.strata.cache.v1+json';
+export const MADE_CONFIG_TYPE = 'application/vnd.dev.strata.made.v1+json';
 /** A chain longer than this is refused: a remote could otherwise walk us through parents forever. */
 const MAX_CHAIN = 1000;
+/** Cache entries asked for at once by a look-up. */
+const PREFETCH_CONCURRENCY = 4;
 /** A raw blob (a context) bigger than this is refused on arrival. */
 const MAX_RAW_BLOB_BYTES = 64 * 2 ** 30;
 
@@ -43,6 +47,7 @@ export interface RemoteOptions {
 /** The tags a layer and a cache entry are kept under. */
 export const layerTag = (chain: Digest) => `layer-${digestHex(chain)}`;
 export const cacheTag = (key: Digest) => `cache-${digestHex(key)}`;
+export const madeTag = (sameStep: Digest) => `made-${digestHex(sameStep)}`;
 
 /** The remote store named by STRATA_REMOTE, or undefined when it is not set. */
 export function remoteFromEnv(env: NodeJS.ProcessEnv = process.env): RemoteStore | undefined {
@@ -50,8 +55,12 @@ export function remoteFromEnv(env: NodeJS.ProcessEnv = process.env): RemoteStore
   return v ? new RemoteStore(v, { env }) : undefined;
 }
 
+type Artifact = { manifest: ImageManifest; config: Buffer };
+
 export class RemoteStore {
   private readonly ref: RegistryReference;
+  /** Cache entry manifests a look-up asked for ahead (prefetchCacheEntries), by key. */
+  private readonly ahead = new Map<Digest, Promise<Artifact | undefined>>();
 
   /** `name` is `REGISTRY/REPO`, without tag or digest. */
   constructor(
@@ -166,11 +175,27 @@ export class RemoteStore {
   }
 
   /**
+   * Starts asking for the entries of `keys`, a few at a time, so a look-up that goes through
+   * them in order (getCacheEntry) waits for one round trip, not one per step.
+   */
+  prefetchCacheEntries(keys: Digest[]): void {
+    const queue = keys.filter((k) => !this.ahead.has(k));
+    const next = (): void => {
+      const key = queue.shift();
+      if (!key) return;
+      const p = this.getArtifact(cacheTag(key), CACHE_CONFIG_TYPE);
+      this.ahead.set(key, p);
+      p.catch(() => undefined).finally(next);
+    };
+    for (let i = 0; i < PREFETCH_CONCURRENCY; i++) next();
+  }
+
+  /**
    * On a local miss: fetches the remote entry of `key` when it serves a state whose top layer
    * is `parentTop`, with its layer, and writes it into the store. False when there is none.
    */
   async getCacheEntry(store: Store, key: Digest, parentTop: Digest | undefined): Promise<boolean> {
-    const art = await this.getArtifact(cacheTag(key), CACHE_CONFIG_TYPE);
+    const art = await (this.ahead.get(key) ?? this.getArtifact(cacheTag(key), CACHE_CONFIG_TYPE));
     if (!art) return false;
     const entry = parseJson<CacheEntry>(art.config, `cache entry ${key}`);
     if (!entry || entry.key !== key || !entry.history || typeof entry.history !== 'object') throw this.corrupt(`cache entry ${key}: not an entry for that key`);
@@ -192,6 +217,20 @@ export class RemoteStore {
     return true;
   }
 
+  // ---- created times of step images (engine/store/intermediate.ts) ----
+
+  /** The `created` records of step images, shared through `made-<hex>` (config: `{created}`). */
+  madeRecords(store: Store): MadeRecords {
+    return {
+      madeBefore: async (sameStep) => {
+        const art = await this.getArtifact(madeTag(sameStep), MADE_CONFIG_TYPE);
+        const created = art ? parseJson<{ created?: unknown }>(art.config, madeTag(sameStep))?.created : undefined;
+        return typeof created === 'string' && created.length <= 64 && !Number.isNaN(Date.parse(created)) ? created : undefined;
+      },
+      recordMade: (sameStep, created) => this.pushArtifact(store, madeTag(sameStep), MADE_CONFIG_TYPE, Buffer.from(JSON.stringify({ created }))),
+    };
+  }
+
   // ---- the wire ----
 
   /** Pushes a manifest under `tag` whose config is `config` and whose layers are `layer`'s compressed blob, if any. */
@@ -205,7 +244,7 @@ export class RemoteStore {
   }
 
   /** The manifest under `tag` and its config's bytes (both bounded, the config verified); undefined when the tag is absent. */
-  private async getArtifact(tag: string, configType: string): Promise<{ manifest: ImageManifest; config: Buffer } | undefined> {
+  private async getArtifact(tag: string, configType: string): Promise<Artifact | undefined> {
     const client = await this.client('pull', `remote store: fetch ${tag}`);
     let bytes: Buffer;
     try {

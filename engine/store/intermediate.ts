@@ -32,6 +32,15 @@ export interface StepImagesSpec {
   sourceDateEpoch?: number;
 }
 
+/**
+ * Where `created` times of step images are also kept when machines share no store (the remote
+ * store, engine/remote/): asked when this store has no record, told of each new one.
+ */
+export interface MadeRecords {
+  madeBefore(sameStep: Digest): Promise<string | undefined>;
+  recordMade(sameStep: Digest, created: string): Promise<void>;
+}
+
 export interface StepImage {
   imageId: Digest;
   manifestDigest: Digest;
@@ -48,7 +57,7 @@ export interface StepImage {
  * the commit that makes one a build's result syncs it (Store.syncBlob). An fsync per blob
  * measured 1–10 ms on this machine's disk, depending on load.
  */
-export async function writeStepImages(store: Store, spec: StepImagesSpec, now: Date = new Date()): Promise<StepImage[]> {
+export async function writeStepImages(store: Store, spec: StepImagesSpec, now: Date = new Date(), shared?: MadeRecords): Promise<StepImage[]> {
   let state: ImageState;
   if ('manifestDigest' in spec.parent) {
     const parent = await store.loadImage(spec.parent.manifestDigest);
@@ -65,13 +74,23 @@ export async function writeStepImages(store: Store, spec: StepImagesSpec, now: D
   const entries: Descriptor[] = [];
   for (const [n, changes] of spec.steps.entries()) {
     const sameStep = sha256(canonicalJson([parentId, changes]));
-    const created = (remember && spec.cached?.[n] && (await madeBefore(store, sameStep))) || fresh;
+    let created = (remember && spec.cached?.[n] && (await madeBefore(store, sameStep))) || fresh;
+    if (created === fresh && remember && spec.cached?.[n] && shared) {
+      const theirs = await shared.madeBefore(sameStep);
+      if (theirs && !Number.isNaN(Date.parse(theirs))) {
+        created = theirs;
+        await recordMade(store, sameStep, theirs);
+      }
+    }
     for (const c of changes) state = applyChange(state, c, created);
     const { configJson, manifestOf } = imageFiles(state, created, spec.sourceDateEpoch);
     const config = await store.putBlob(configJson, undefined, { sync: false });
     const manifest = await store.putBlob(JSON.stringify(manifestOf(config)), undefined, { sync: false });
     made.push({ imageId: config.digest, manifestDigest: manifest.digest });
-    if (remember && created === fresh) await recordMade(store, sameStep, created);
+    if (remember && created === fresh) {
+      await recordMade(store, sameStep, created);
+      await shared?.recordMade(sameStep, created);
+    }
     parentId = config.digest;
     entries.push({ mediaType: MEDIA_TYPE_MANIFEST, digest: manifest.digest, size: manifest.size, annotations: { [ANNOTATION_INTERMEDIATE]: 'true' } });
   }

@@ -168,4 +168,26 @@ describe('remote store (STRATA_REMOTE)', () => {
 
     console.log(`remote store: cold build on 3 workers ${coldMs} ms, same build on one shared-store worker ${sharedMs} ms, fully cached rebuild on a fresh worker ${cachedMs} ms`);
   }, 600_000);
+
+  test('without SOURCE_DATE_EPOCH, a cached rebuild on another machine keeps the image ID (the created times go through the registry too)', async () => {
+    const m = randomBytes(4).toString('hex');
+    const queue = `remote-${m}`;
+    const remote = `${registry.address}/strata-remote`;
+    const base = `${registry.address}/busybox:${m}`;
+    const cliHome = await tempDir('strata-remote-cli-');
+    await strataOk(['import', process.env.STRATA_TEST_BUSYBOX_TAR!, 'busybox:latest'], { env: { STRATA_HOME: cliHome } });
+    await strataOk(['push', 'busybox:latest', base], { env: { STRATA_HOME: cliHome } });
+    const ctx = await tempDir('strata-remote-ctx-');
+    await fs.writeFile(path.join(ctx, 'Dockerfile'), `FROM ${base}\nRUN echo ${m} > /m\nENV M=${m}\n`);
+    const cli = { STRATA_HOME: cliHome, STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote, SOURCE_DATE_EPOCH: '' };
+
+    const one = await startWorker({ STRATA_HOME: await tempDir('strata-remote-w5-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
+    const first = await strataOk(['build', ctx], { env: cli });
+    await stopWorker(one);
+    const two = await startWorker({ STRATA_HOME: await tempDir('strata-remote-w6-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
+    const second = await strataOk(['build', ctx], { env: cli });
+    await stopWorker(two);
+    expect(second.stdout.match(/^ ---> Using cache$/gm)).toHaveLength(2);
+    expect(imageIdOf(second.stdout)).toBe(imageIdOf(first.stdout));
+  }, 300_000);
 });

@@ -10,6 +10,7 @@ import { openLease } from '../../../engine/store/leases.js';
 import { storeId } from '../../../engine/store/identity.js';
 import { pinScheduleBlobs, removeScheduleState, SCHEDULE_ID } from '../../../engine/store/schedules.js';
 import type { Store } from '../../../engine/store/store.js';
+import { remoteFromEnv } from '../../../engine/remote/remoteStore.js';
 import type { scheduledBuild } from '../../../workflows/scheduledBuild.js';
 import type { ScheduledBuildRequest, ScheduleSource } from '../../../workflows/scheduleTypes.js';
 import { UsageError } from '../../errors.js';
@@ -117,6 +118,8 @@ async function resolveSourceArg(store: Store, arg: string, opts: CreateOptions):
   const filter = makeFilter(await readDockerignore(dir, opts.file ? dockerfilePath : undefined));
   const context = await store.putBlobStream(packContext(dir, filter));
   const dockerfile = await store.putBlob(dockerfileText);
+  // Its runs may be built by workers on other machines (engine/remote/).
+  await remoteFromEnv()?.putBlobs(store, [context.digest, dockerfile.digest]);
   return {
     source: { kind: 'snapshot', contextDigest: context.digest, dockerfileDigest: dockerfile.digest, dockerfileName: path.basename(dockerfilePath), dir },
     shown: `snapshot of ${dir} (${context.digest.slice(0, 19)})`,
