@@ -168,6 +168,10 @@ STRATA_REMOTE=REGISTRY/REPO: this worker shares no disk with the others: what a 
 and this store lacks comes from that registry repository, and what it makes goes there
 (layers, cache entries, images; docs/store.md). Give the CLI the same STRATA_REMOTE.
 
+Besides STRATA_TASK_QUEUE, a worker polls a queue of its own (QUEUE-<random id>, in its first
+line): a stage's next step goes there while the worker lives, so it finds the stage's layers
+at hand; when it is gone, the step goes back to the shared queue.
+
 When no worker serves the task queue, \`strata build\` (and retry, abort, attach) starts the
 store's background worker: detached, logging to $STRATA_HOME/worker.log, reused by every later
 build until \`strata worker stop\` (or \`strata server stop\`) ends it. It keeps the environment
