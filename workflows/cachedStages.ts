@@ -13,7 +13,6 @@ import {
   attemptStep,
   changeOf,
   executeStep,
-  long,
   proxy,
   shortId,
   showDetails,
@@ -24,7 +23,7 @@ import {
   type StageEnv,
   type StageResult,
 } from './executeStep.js';
-import { STEP } from './activityOptions.js';
+import { LONG, STEP } from './activityOptions.js';
 import { routed } from './sticky.js';
 import type { BuildActivities, CacheLookupInput, CacheLookupResult, StepChange, StepImage, StepProgress } from './types.js';
 
@@ -182,9 +181,7 @@ export class CachedStages {
             network: env.req.network ?? 'default',
             useCache: !missed && this.keysValid(),
           };
-          found = route
-            ? await routed(route, STEP, (o) => proxy<BuildActivities>(o, lookupSummary(segment)).lookupCache(input))
-            : await long(lookupSummary(segment)).lookupCache(input);
+          found = await routed(route, route ? STEP : LONG, (o) => proxy<BuildActivities>(o, lookupSummary(segment)).lookupCache(input));
         } catch (err) {
           // A look-up fails on what its steps read (a context that is not there, a base): the
           // step that reads it fails, and a retry (perhaps with a new context) looks up again.
