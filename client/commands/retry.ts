@@ -6,7 +6,8 @@ import { makeFilter, packContext, readDockerignore } from '../../engine/context/
 import { Store } from '../../engine/store/store.js';
 import type { RetryRequest } from '../../workflows/types.js';
 import { UsageError } from '../errors.js';
-import { followBuild, progressOf } from '../follow.js';
+import { progressOf } from '../follow.js';
+import { followBuild } from '../temporalLink.js';
 import { formatSize } from '../format.js';
 import { withSession } from '../session.js';
 
