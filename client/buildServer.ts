@@ -61,11 +61,11 @@ export async function checkSocketRequest(v: unknown, store: Store): Promise<{ op
   }
   const req = r.request as BuildRequest;
   if (req.outputs.length > 0 || req.push) refuse('outputs, push: the client saves and pushes what it follows');
-  if (req.storeId !== (await storeId(store))) refuse("storeId: not this worker's store");
-  for (const d of [req.contextDigest, req.dockerfileDigest]) if (!(await store.hasBlob(d))) refuse(`${d}: not in the store`);
   if (typeof r.summary !== 'string' || r.summary.length > MAX_SUMMARY) refuse(`summary: not a string of at most ${MAX_SUMMARY} characters`);
   if (typeof r.details !== 'string' || r.details.length > MAX_DETAILS) refuse(`details: not a string of at most ${MAX_DETAILS} characters`);
   if (typeof r.memo !== 'object' || r.memo === null || Array.isArray(r.memo) || JSON.stringify(r.memo).length > MAX_MEMO) refuse('memo: not an object of at most 64 KiB');
+  if (req.storeId !== (await storeId(store))) refuse("storeId: not this worker's store");
+  for (const d of [req.contextDigest, req.dockerfileDigest]) if (!(await store.hasBlob(d))) refuse(`${d}: not in the store`);
   return r as unknown as StartRequest;
 }
 
