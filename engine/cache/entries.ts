@@ -25,8 +25,17 @@ function entryPath(store: Store, key: Digest): string {
   return path.join(cacheStepsDir(store), `${digestHex(key)}.json`);
 }
 
-/** Records what the step keyed `key` made. Idempotent; a later write of the same key wins. */
+/**
+ * Records what the step keyed `key` made, unless the key already names a layer that is still
+ * stored: a step run again under `--no-cache` (or `--no-cache-filter`) then leaves the entry
+ * of the builds before it. Otherwise removing the no-cache build's image would take the only
+ * layer the entry names, and every later build would miss, though the images built before
+ * still hold a whole chain of hits — docker's classic builder falls back to those older
+ * images, and so does this. Idempotent.
+ */
 export async function writeCacheEntry(store: Store, key: Digest, result: { layer?: LayerRef; history: HistoryEntry }): Promise<void> {
+  const existing = await readCacheEntry(store, key);
+  if (existing && (!existing.layer || (await store.hasLayer(existing.layer.chainId)))) return;
   const entry: CacheEntry = { key, ...(result.layer ? { layer: result.layer } : {}), history: result.history };
   await fs.mkdir(cacheStepsDir(store), { recursive: true });
   await writeFileAtomic(entryPath(store, key), JSON.stringify(entry));

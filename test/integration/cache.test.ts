@@ -132,6 +132,19 @@ describe('instruction cache', () => {
     expect(typo.stderr).toContain('--no-cache-filter nosuch: no such stage');
   });
 
+  test('removing the image of a --no-cache build keeps the cache of the build before it', async () => {
+    const m = mark();
+    // A step whose layer differs each time it runs: --no-cache makes other layers.
+    const ctx = await makeContext({ Dockerfile: `FROM busybox\nRUN echo ${m} > /m && head -c 16 /dev/urandom > /r\nRUN cat /m\n` });
+    const first = await build(['-t', `keep-${m}:a`, ctx]);
+    const again = await build(['--no-cache', '-t', `keep-${m}:b`, ctx]);
+    expect(again.image).not.toBe(first.image);
+    await strataOk(['rmi', `keep-${m}:b`]);
+    const rebuilt = await build(['-t', `keep-${m}:a`, ctx]);
+    expect(await ran(rebuilt.id)).toEqual([]);
+    expect(rebuilt.image).toBe(first.image);
+  });
+
   test('COPY --from a stage whose content changed misses; the steps before it hit', async () => {
     const m = mark();
     const ctx = await makeContext({
