@@ -163,6 +163,7 @@ async function answer(sock: net.Socket, client: Client, store: Store, target: Te
         // The client leaving (Ctrl-C twice, a waiting build) ends the long poll.
         const leave = new AbortController();
         sock.once('close', () => leave.abort());
+        if (sock.destroyed) leave.abort(); // gone before the listener was there
         try {
           return send({ ok: await client.withAbortSignal(leave.signal, () => handle.result()) });
         } catch (e) {

@@ -172,3 +172,22 @@ test('the socket refuses hostile requests with an error and goes on serving buil
   expect(r.stdout).toContain('still-serving');
   expect(await workerPids()).toEqual([pid]);
 });
+
+test('the background worker stopped mid-build: the CLI follows on through Temporal and the build ends as it would have', async () => {
+  await dockerfile('FROM busybox\nRUN echo started-long && sleep 6 && echo ended-long\nRUN echo after-long\n');
+  const cli = execa('node', [STRATA_BIN, 'build', '--no-cache', ctx], { reject: false, env: { ...process.env, ...env(viaSocket) } });
+  let stdout = '';
+  cli.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  await until('the step to print', async () => (stdout.includes('started-long') ? true : undefined));
+  const [pid] = await workerPids();
+  await strataOk(['worker', 'stop'], { env: env() });
+  const r = await cli;
+  expect(r.stderr).toMatch(/^timing: start via worker/m);
+  expect(r.exitCode).toBe(0);
+  expect(stdout).toContain('after-long');
+  expect(stdout).toMatch(/Successfully built [0-9a-f]{12}/);
+  // The CLI started the background worker again to go on.
+  const [fresh] = await workerPids();
+  expect(fresh).toBeDefined();
+  expect(fresh).not.toBe(pid);
+});
