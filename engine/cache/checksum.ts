@@ -6,7 +6,7 @@
 // (engine/steps/wildcard.ts, a source symlink followed inside the context) so the checksum
 // covers exactly what the copy reads.
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, createReadStream, lstatSync, openSync, promises as fs, readSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Digest } from '../digest.js';
 import { resolveInRoot } from '../fsutil/scoped.js';
@@ -70,7 +70,7 @@ async function hashEntry(
       const childRel = rel ? `${rel}/${name}` : name;
       if (excluded(childRel)) continue;
       const child = path.join(host, name);
-      const cst = await fs.lstat(child);
+      const cst = lstatSync(child); // synchronous: see SMALL_FILE
       record('name', name);
       await hashEntry(record, child, cst, childRel, excluded, inodes);
     }
@@ -85,10 +85,28 @@ async function hashEntry(
       return;
     }
     if (st.nlink > 1) inodes.set(st.ino, rel);
-    record('file', mode, st.size, await fileSha256(host));
+    record('file', mode, st.size, st.size <= SMALL_FILE ? smallFileSha256(host) : await fileSha256(host));
   } else {
     record('special', mode, st.mode & 0o170000);
   }
+}
+
+/**
+ * Files up to this size are hashed with synchronous calls: a read stream's threadpool round
+ * trips were most of the time of a context of thousands of small files on a loaded machine.
+ */
+const SMALL_FILE = 256 * 1024;
+
+function smallFileSha256(file: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(file, fsc.O_RDONLY);
+  try {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 async function fileSha256(file: string): Promise<string> {

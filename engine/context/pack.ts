@@ -1,6 +1,6 @@
 // The build context: a directory filtered by .dockerignore, packed as a deterministic tar
 // (sorted, uid/gid 0) so the same tree always gives the same context digest.
-import { promises as fs, createReadStream, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fs, createReadStream, readSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -60,7 +60,9 @@ async function walk(root: string, rel: string, filter: ContextFilter, pack: tarS
   for (const name of names) {
     const childRel = rel ? `${rel}/${name}` : name;
     const host = path.join(root, childRel);
-    const st = await fs.lstat(host);
+    // Synchronous: one lstat per entry, where an async call's threadpool round trip would be
+    // most of the cost (as for the small files below).
+    const st = lstatSync(host);
     const excluded = filter.excluded(childRel);
     if (st.isDirectory()) {
       if (excluded && !filter.hasExceptions) continue;
@@ -104,7 +106,7 @@ async function collect(root: string, rel: string, filter: ContextFilter, out: Co
   let kept = false;
   for (const name of names) {
     const childRel = `${rel}/${name}`;
-    const st = await fs.lstat(path.join(root, childRel));
+    const st = lstatSync(path.join(root, childRel));
     const excluded = filter.excluded(childRel);
     if (st.isDirectory()) {
       const mark = out.length;
@@ -149,8 +151,37 @@ async function fileEntry(pack: tarStream.Pack, name: string, host: string, st: S
     if (first !== undefined) return entry(pack, { name, type: 'link', linkname: first, ...meta(st) });
     seen.set(key, name);
   }
+  if (st.size <= SMALL_FILE) {
+    const body = readSmallFile(host, st);
+    return new Promise<void>((resolve, reject) => void pack.entry({ name, type: 'file', size: body.length, ...meta(st) }, body, (err) => (err ? reject(err) : resolve())));
+  }
   await new Promise<void>((resolve, reject) => {
     const e = pack.entry({ name, type: 'file', size: st.size, ...meta(st) }, (err) => (err ? reject(err) : resolve()));
     pipeline(createReadStream(host), e).catch(reject);
   });
+}
+
+/**
+ * Files up to this size are read whole with synchronous calls: a read stream per file costs
+ * several threadpool round trips, which made most of the time of packing a context of many
+ * small files on a loaded machine (docs/benchmarks.md, big-context).
+ */
+const SMALL_FILE = 256 * 1024;
+
+/** A small regular file's bytes; a file swapped or resized since it was listed is an error, as a stream would fail. */
+function readSmallFile(host: string, listed: Stats): Buffer {
+  const fd = openSync(host, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size !== listed.size) throw new Error(`pack context: ${host} changed while it was read`);
+    const buf = Buffer.allocUnsafe(st.size);
+    for (let got = 0; got < buf.length;) {
+      const n = readSync(fd, buf, got, buf.length - got, null);
+      if (n === 0) throw new Error(`pack context: ${host} shrank while it was read`);
+      got += n;
+    }
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
 }

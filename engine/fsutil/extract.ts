@@ -1,7 +1,6 @@
 // The one safe tar extractor: every entry lands inside destDir whatever its name, its link
 // target or the symlinks earlier entries made (paths resolve as if destDir were `/`).
-import { constants as fsc, promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { chmodSync, closeSync, constants as fsc, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, promises as fs, symlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { EngineError, PathEscapeError } from '../errors.js';
@@ -161,22 +160,22 @@ class Extraction {
 
   private async directory(h: TarHeader, target: string): Promise<void> {
     const kept = await this.prepare(target, true);
-    if (!kept) await fs.mkdir(target, { mode: 0o700 });
-    await this.chown(target, h);
-    await fs.chmod(target, mode(h));
+    if (!kept) mkdirSync(target, { mode: 0o700 });
+    this.chown(target, h);
+    chmodSync(target, mode(h));
     this.dirTimes.set(target, mtime(h));
   }
 
   private async file(h: TarHeader, target: string, body: AsyncIterable<Buffer>): Promise<void> {
     await this.prepare(target, false);
     // O_EXCL|O_NOFOLLOW: prepare() removed whatever was there; never write through a link.
-    const fh = await fs.open(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    const fd = openSync(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {
-      for await (const chunk of body) await writeAll(fh, chunk);
+      for await (const chunk of body) writeAll(fd, chunk);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
-    await this.finishInode(h, target);
+    this.finishInode(h, target);
   }
 
   private async symlink(h: TarHeader, target: string): Promise<void> {
@@ -184,10 +183,10 @@ class Extraction {
     await this.prepare(target, false);
     // The target is stored as written: it is only ever followed by resolveInRoot (here) or
     // inside the container, both scoped to the root.
-    await fs.symlink(h.linkname, target);
-    await this.chown(target, h);
+    symlinkSync(h.linkname, target);
+    this.chown(target, h);
     const t = mtime(h);
-    await fs.lutimes(target, t, t);
+    lutimesSync(target, t, t);
   }
 
   private async hardlink(h: TarHeader, target: string): Promise<void> {
@@ -219,7 +218,7 @@ class Extraction {
     }
     // Like docker, the link entry's metadata is applied to the shared inode, except mode on
     // a symlink: chmod would follow it, possibly out of the root.
-    await this.chown(target, h);
+    this.chown(target, h);
     if (!st.isSymbolicLink()) await fs.chmod(target, mode(h));
     const t = mtime(h);
     await fs.lutimes(target, t, t);
@@ -269,7 +268,7 @@ class Extraction {
       }
     }
     try {
-      await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' || code === 'ENOTDIR') throw invalid(h, `parent ${path.relative(this.root, dir)} is not a directory`);
@@ -285,7 +284,7 @@ class Extraction {
   private async prepare(target: string, isDir: boolean): Promise<boolean> {
     let st;
     try {
-      st = await fs.lstat(target);
+      st = lstatSync(target);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
@@ -315,17 +314,21 @@ class Extraction {
     }
   }
 
-  /** Owner, then mode (chown clears setuid/setgid), then times, for a file or hardlink. */
-  private async finishInode(h: TarHeader, target: string): Promise<void> {
-    await this.chown(target, h);
-    await fs.chmod(target, mode(h));
+  /**
+   * Owner, then mode (chown clears setuid/setgid), then times, for a file. The calls on one
+   * entry's inode are synchronous, as its open and writes: per file they are the extraction's
+   * whole cost, and each async call would wait for a threadpool thread (docs/benchmarks.md).
+   */
+  private finishInode(h: TarHeader, target: string): void {
+    this.chown(target, h);
+    chmodSync(target, mode(h));
     const t = mtime(h);
-    await fs.lutimes(target, t, t);
+    lutimesSync(target, t, t);
   }
 
-  private async chown(target: string, h: TarHeader): Promise<void> {
+  private chown(target: string, h: TarHeader): void {
     if (!this.sameOwner) return;
-    await fs.lchown(target, h.uid, h.gid);
+    lchownSync(target, h.uid, h.gid);
   }
 
   private queueXattrs(pax: Map<string, Buffer>, target: string): void {
@@ -367,12 +370,8 @@ function depth(p: string): number {
   return n;
 }
 
-async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
-  let off = 0;
-  while (off < chunk.length) {
-    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
-    off += bytesWritten;
-  }
+function writeAll(fd: number, chunk: Buffer): void {
+  for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off);
 }
 
 function noop(): void {}
