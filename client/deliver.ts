@@ -9,6 +9,8 @@ import path from 'node:path';
 import type { PushProgress } from '../engine/registry/push.js';
 import { buildSecretsDir } from '../engine/store/secrets.js';
 import { Store } from '../engine/store/store.js';
+import { remoteFromEnv } from '../engine/remote/remoteStore.js';
+import { MEDIA_TYPE_MANIFEST } from '../engine/image/types.js';
 import type { BuildResult } from '../workflows/types.js';
 import { formatSize, printPushResult } from './format.js';
 
@@ -53,4 +55,13 @@ export async function deliverBuild(root: string, buildId: string, result: BuildR
   }
   for (const tag of d.push) printPushResult(await pushImage(store, image, tag, { onProgress: onPushProgress }), out);
   await fs.rm(deliveryFile(root, buildId), { force: true });
+}
+
+/** With a remote store (STRATA_REMOTE) the image was made on other machines: it comes into this client's store, tags and all. */
+export async function fetchRemoteImage(root: string, r: BuildResult): Promise<void> {
+  const remote = remoteFromEnv();
+  if (!remote) return;
+  const store = await Store.open(root);
+  await remote.getImage(store, r.manifestDigest);
+  await store.setTags(r.tags, { mediaType: MEDIA_TYPE_MANIFEST, digest: r.manifestDigest, size: (await store.readBlob(r.manifestDigest)).length });
 }

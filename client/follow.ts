@@ -1,16 +1,15 @@
 // Following a build: its progress shown (client/view.ts) until it ends or waits for a retry,
-// and the progress query that attach, retry, abort and builds describe ask.
+// and the progress query that attach, retry, abort and builds describe ask. A build is followed
+// through a BuildLink: Temporal itself (client/temporalLink.ts) or the store's background worker
+// (client/workerLink.ts); this module loads no Temporal code, so the latter never pays for it.
 import type { Client } from '@temporalio/client';
-import { removeBuildSecrets } from '../engine/store/secrets.js';
-import type { TemporalTarget } from '../worker/temporal.js';
-import { temporal } from '../worker/temporalClient.js';
+import type { TemporalTarget } from '../worker/target.js';
 import type { BuildProgress, BuildResult } from '../workflows/types.js';
 import { EXIT_WAITING, UsageError } from './errors.js';
-import { deliverBuild } from './deliver.js';
-import { remoteFromEnv } from '../engine/remote/remoteStore.js';
-import { MEDIA_TYPE_MANIFEST } from '../engine/image/types.js';
+import { deliverBuild, fetchRemoteImage } from './deliver.js';
+import type { ActivityBeat } from './output.js';
 import type { Session } from './session.js';
-import { openView, progressMode, type BuildView } from './view.js';
+import type { BuildView } from './view.js';
 
 export type BuildHandle = ReturnType<Client['workflow']['getHandle']>;
 
@@ -54,13 +53,24 @@ export async function progressOf(s: Session, id: string): Promise<BuildProgress>
   return answeredProgress(s, handle);
 }
 
-/** Follows a started build until it ends or waits; once it ended, no step reads its secrets. */
-export async function followBuild(s: Session, id: string, retriesBefore?: number, view: BuildView = openView(progressMode(undefined, false))): Promise<number> {
-  await s.ensureWorker();
-  const { code } = await follow(s, s.client.workflow.getHandle(id), view, retriesBefore);
-  if (code !== EXIT_WAITING) await removeBuildSecrets(s.store.root, id);
-  return code;
+/** How a client reaches a started build. */
+export interface BuildLink {
+  workflowId: string;
+  storeRoot: string;
+  /** The build's page in the Web UI, when there is one. */
+  url?: string;
+  /** The build's progress, or undefined when no worker answers in time. */
+  progress(): Promise<BuildProgress | undefined>;
+  beats(): Promise<ActivityBeat[]>;
+  /** Resolves with the result; rejects with the failure's own message, or LinkLost. */
+  result(signal: AbortSignal): Promise<BuildResult>;
+  cancel(): Promise<void>;
+  /** No progress for a while: the worker that seemed alive may be gone; start one. */
+  unanswered(): Promise<void>;
 }
+
+/** The link to the build broke (the background worker went): follow it another way. */
+export class LinkLost extends Error {}
 
 /** A build no worker answers for this long gets the background worker (when no worker of this machine serves it). */
 const UNANSWERED_MS = 5_000;
@@ -70,30 +80,28 @@ const UNANSWERED_MS = 5_000;
  * 130 cancelled) or waits for a retry (EXIT_WAITING). A client that just sent a retry passes
  * the count of retries it saw before, so the waiting state that retry ends does not count.
  */
-export async function follow(s: Session, handle: BuildHandle, view: BuildView, retriesBefore = -1): Promise<{ code: number; result?: BuildResult }> {
-  const { client, target } = s;
+export async function follow(link: BuildLink, view: BuildView, retriesBefore = -1): Promise<{ code: number; result?: BuildResult }> {
   let lastAnswer = Date.now();
-  view.follow({ client, workflowId: handle.workflowId, storeRoot: s.store.root });
+  view.follow(link);
   let cancelled = false;
   const onSigint = () => {
     if (cancelled) process.exit(130);
     cancelled = true;
     err('Cancelling the build (Ctrl-C again to leave it running)…');
-    handle.cancel().catch(() => undefined);
+    link.cancel().catch(() => undefined);
   };
   process.on('SIGINT', onSigint);
   let settled = false;
   // A client that leaves a waiting build must not stay on the result's long poll.
   const leave = new AbortController();
-  const result = client.withAbortSignal(leave.signal, () => handle.result()).finally(() => (settled = true));
+  const result = link.result(leave.signal).finally(() => (settled = true));
   result.catch(() => undefined);
   try {
     while (!settled) {
       await Promise.race([result, new Promise((r) => setTimeout(r, 250))]).catch(() => undefined);
-      const p = await queryProgress(client, handle);
+      const p = await link.progress();
       if (!p && Date.now() - lastAnswer > UNANSWERED_MS) {
-        // The worker that seemed alive (a recent poller) is gone: start the background one.
-        await s.ensureWorker({ askTemporal: false });
+        await link.unanswered();
         lastAnswer = Date.now();
       }
       if (p && p.phase === 'waiting' && (p.retries ?? 0) <= retriesBefore) continue; // the retry is not seen yet
@@ -101,42 +109,38 @@ export async function follow(s: Session, handle: BuildHandle, view: BuildView, r
         lastAnswer = Date.now();
         if (p.phase === 'waiting') {
           view.end(p);
-          printWaiting(p, handle.workflowId, target);
+          printWaiting(p, link);
           return { code: EXIT_WAITING };
         }
         await view.update(p);
       }
     }
+    let r: BuildResult;
     try {
-      const r = (await result) as BuildResult;
-      view.end(await queryProgress(client, handle));
-      // With a remote store the image was made on other machines: it comes here, tags and all.
-      const remote = remoteFromEnv();
-      if (remote) {
-        await remote.getImage(s.store, r.manifestDigest);
-        await s.store.setTags(r.tags, { mediaType: MEDIA_TYPE_MANIFEST, digest: r.manifestDigest, size: (await s.store.readBlob(r.manifestDigest)).length });
-      }
-      view.succeeded(r);
-      // What this client saves and pushes (client/deliver.ts) prints as the view shows lines.
-      await deliverBuild(
-        s.store.root,
-        handle.workflowId,
-        r,
-        (line) => view.note(line),
-        (p) => view.pushing(p),
-      );
-      return { code: 0, result: r };
+      r = await result;
     } catch (e) {
-      view.end(await queryProgress(client, handle));
+      if (e instanceof LinkLost && !cancelled) throw e; // the caller follows on through Temporal
+      view.end(await link.progress());
       if (cancelled) {
         err('Build cancelled');
         return { code: 130 };
       }
-      const message = e instanceof temporal.WorkflowFailedError ? (e.cause?.message ?? e.message) : (e as Error).message;
-      err(`error: ${message}`);
-      if (target.uiUrl) err(`See the build in the Temporal Web UI: ${buildUrl(target, handle.workflowId)}`);
+      err(`error: ${(e as Error).message}`);
+      if (link.url) err(`See the build in the Temporal Web UI: ${link.url}`);
       return { code: 1 };
     }
+    view.end(await link.progress());
+    await fetchRemoteImage(link.storeRoot, r);
+    view.succeeded(r);
+    // What this client saves and pushes (client/deliver.ts) prints as the view shows lines.
+    await deliverBuild(
+      link.storeRoot,
+      link.workflowId,
+      r,
+      (line) => view.note(line),
+      (p) => view.pushing(p),
+    );
+    return { code: 0, result: r };
   } finally {
     process.off('SIGINT', onSigint);
     leave.abort();
@@ -144,17 +148,18 @@ export async function follow(s: Session, handle: BuildHandle, view: BuildView, r
 }
 
 /** The build's page in the Temporal Web UI. */
-export function buildUrl(target: TemporalTarget, workflowId: string): string {
+export function buildUrl(target: Pick<TemporalTarget, 'uiUrl' | 'namespace'>, workflowId: string): string {
   return `${target.uiUrl}/namespaces/${target.namespace}/workflows/${workflowId}`;
 }
 
 /** The failure, and how to go on: the build stays open until the retry window ends. */
-function printWaiting(p: BuildProgress, id: string, target: TemporalTarget): void {
+function printWaiting(p: BuildProgress, link: BuildLink): void {
+  const id = link.workflowId;
   for (const s of p.steps.filter((s) => s.status === 'failed'))
     err(`error: Step ${s.number}/${p.totalSteps} : ${s.text}${s.line ? ` (line ${s.line})` : ''}: ${s.error ?? 'failed'}`);
   err(`The build is waiting for a decision until ${p.waitingUntil ?? 'the retry window ends'} (then it fails):`);
   err(`  strata retry ${id} [--context DIR]   run the failed step again (DIR: a fixed build context)`);
   err(`  strata abort ${id}                   end the build with this error`);
   err(`  strata attach ${id}                  follow it again`);
-  if (target.uiUrl) err(`See the build in the Temporal Web UI (Signal "retry" or Reset also work there): ${buildUrl(target, id)}`);
+  if (link.url) err(`See the build in the Temporal Web UI (Signal "retry" or Reset also work there): ${link.url}`);
 }

@@ -437,7 +437,7 @@ OCI image index otherwise (strata's own images push as OCI manifests, so OCI by 
   system
     .command('df')
     .description(
-      'Show disk usage: images, containers and volumes (none in strata), build cache (cache entries and the layers only they hold, contexts, logs, cache mounts); RECLAIMABLE: what builder prune -a frees',
+      'Show disk usage: images, containers and volumes (none in strata), build cache (cache entries and the layers only they hold, contexts, logs, cache mounts, step image time records); RECLAIMABLE: what builder prune -a frees',
     )
     .option('-v, --verbose', 'show detailed information on space usage')
     .option('--format <format>', "'table', 'table TEMPLATE', 'json', or a TEMPLATE of {{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}")
@@ -447,7 +447,7 @@ OCI image index otherwise (strata's own images push as OCI manifests, so OCI by 
   builder
     .command('prune')
     .description('Remove build cache: cache entries, and the layers, contexts, blobs and logs nothing then refers to')
-    .option('-a, --all', 'remove every cache entry, not only those whose layer no image uses')
+    .option('-a, --all', 'remove every cache entry, not only those whose layer no image uses, RUN cache mounts and intermediate images')
     .option('--filter <filter>', 'only what was last used before DURATION ago: until=DURATION, e.g. until=24h (repeatable)', collect, [])
     .option('--keep-storage <size>', 'remove least recently used cache only until the build cache takes SIZE, e.g. 5GB')
     .option('-f, --force', 'do not ask for confirmation')
@@ -456,7 +456,8 @@ OCI image index otherwise (strata's own images push as OCI manifests, so OCI by 
       `
 Never removed: layers and blobs an image (tagged or not) uses, and what a running build holds
 (its leases). Without -a, cache entries whose layer an image uses stay too, and so do entries of
-steps that changed nothing (they hold no space). See \`strata system df\` for what is reclaimable.`,
+steps that changed nothing (they hold no space), and RUN cache mounts unless unused since the
+--filter. See \`strata system df\` for what is reclaimable.`,
     )
     .action(exits(lazy(() => import('./commands/builder/prune.js'), 'runBuilderPrune')));
 

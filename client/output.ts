@@ -42,7 +42,7 @@ export async function activityBeats(client: Client, workflowId: string): Promise
 export class OutputStreamer {
   private printed = new Map<number, number>();
   constructor(
-    private readonly client: Client,
+    private readonly beats: () => Promise<ActivityBeat[]>,
     private readonly workflowId: string,
     private readonly write: (text: string) => void,
   ) {}
@@ -69,7 +69,7 @@ export class OutputStreamer {
   async poll(step: number): Promise<void> {
     if (Date.now() - this.lastPoll < RUN_HEARTBEAT_MS) return;
     this.lastPoll = Date.now();
-    for (const a of await activityBeats(this.client, this.workflowId)) {
+    for (const a of await this.beats()) {
       if (a.kind === 'run' && a.beat.step === step) this.take(a.beat);
     }
   }

@@ -25,7 +25,11 @@ function ms(n: number): string {
 
 /** One row per workflow and activity task of the build: queued (scheduled → started) and run (started → completed). */
 export async function printHistoryTimings(client: Client, workflowId: string): Promise<void> {
-  if (!enabled) return;
+  if (enabled) process.stderr.write(await historyTimings(client, workflowId));
+}
+
+/** printHistoryTimings's text (the background worker reads it for a client that has no Temporal client). */
+export async function historyTimings(client: Client, workflowId: string): Promise<string> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const at = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
   const events = history.events ?? [];
@@ -50,5 +54,5 @@ export async function printHistoryTimings(client: Client, workflowId: string): P
     }
   }
   const end = at(events[events.length - 1]?.eventTime);
-  process.stderr.write(`timing: workflow ${workflowId}: ${ms(end - t0)} from start to close, ${events.length} events\n${rows.join('\n')}\n`);
+  return `timing: workflow ${workflowId}: ${ms(end - t0)} from start to close, ${events.length} events\n${rows.join('\n')}\n`;
 }

@@ -7,7 +7,6 @@ import { stepLogPath } from '../engine/store/logs.js';
 import type { PushProgress } from '../engine/registry/push.js';
 import type { BuildProgress, BuildResult, CopyHeartbeat, StepProgress } from '../workflows/types.js';
 import { formatSize, printBuildResult } from './format.js';
-import { activityBeats } from './output.js';
 import { formatSeconds, stepTime } from './progress.js';
 import type { BuildSource, BuildView } from './view.js';
 
@@ -128,7 +127,7 @@ export class TtyView implements BuildView {
 
   private async readBeats(source: BuildSource): Promise<void> {
     this.push = undefined;
-    for (const a of await activityBeats(source.client, source.workflowId)) {
+    for (const a of await source.beats()) {
       if (a.kind === 'copy') this.copies.set(a.beat.step, a.beat);
       else if (a.kind === 'push') this.push = a.beat;
       else {

@@ -1,21 +1,21 @@
 // How a followed build is shown (`--progress`): docker's classic lines (plain), a live view
 // redrawn in place (tty), or nothing but the image ID (quiet). Errors go to stderr in every mode.
-import type { Client } from '@temporalio/client';
 import type { PushProgress } from '../engine/registry/push.js';
 import type { BuildProgress, BuildResult } from '../workflows/types.js';
 import { formatSize, printBuildResult } from './format.js';
-import { OutputStreamer } from './output.js';
+import { OutputStreamer, type ActivityBeat } from './output.js';
 import { ProgressPrinter } from './progress.js';
 import { TtyView } from './tty.js';
 import { UsageError } from './errors.js';
 
 export type ProgressMode = 'plain' | 'tty' | 'quiet';
 
-/** The build being followed: where its progress, heartbeats and logs are read. */
+/** The build being followed: where its heartbeats and logs are read. */
 export interface BuildSource {
-  client: Client;
   workflowId: string;
   storeRoot: string;
+  /** The newest heartbeat of each of its running activities (through Temporal, or the background worker). */
+  beats(): Promise<ActivityBeat[]>;
 }
 
 export interface BuildView {
@@ -72,7 +72,11 @@ class PlainView implements BuildView {
   }
   follow(source: BuildSource): void {
     this.source = source;
-    this.stream = new OutputStreamer(source.client, source.workflowId, (text) => this.out.write(text));
+    this.stream = new OutputStreamer(
+      () => source.beats(),
+      source.workflowId,
+      (text) => this.out.write(text),
+    );
   }
   async update(p: BuildProgress): Promise<void> {
     this.printer.render(p);

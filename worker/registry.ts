@@ -34,6 +34,8 @@ export interface WorkerRecord {
   env: Record<string, string>;
   /** Which build of strata it runs (strataBuild()); absent in records of strata before it was kept. */
   build?: string;
+  /** The background worker's build socket (client/workerSocket.ts), when it listens on one. */
+  socket?: string;
 }
 
 /** dist/: the CLI's entry script and the workflow bundle are found from here. */
@@ -92,7 +94,7 @@ const LOG_ROTATE_BYTES = 16 << 20;
  * Records this process as a worker polling `queue` on `target` until the returned function is
  * called (at the start of its shutdown) or the process exits.
  */
-export async function registerWorker(root: string, target: TemporalTarget, queue: string, opts: { background: boolean }): Promise<() => void> {
+export async function registerWorker(root: string, target: TemporalTarget, queue: string, opts: { background: boolean; socket?: string }): Promise<() => void> {
   const me = await selfRecord();
   const record: WorkerRecord = {
     tag: PROCESS_TAG,
@@ -108,6 +110,7 @@ export async function registerWorker(root: string, target: TemporalTarget, queue
     ...(opts.background ? { log: workerLogPath(root) } : {}),
     env: workerEnv(),
     build: strataBuild(),
+    ...(opts.socket ? { socket: opts.socket } : {}),
   };
   const file = path.join(workersDir(root), `${PROCESS_TAG}.json`);
   await fs.mkdir(workersDir(root), { recursive: true });
@@ -165,6 +168,15 @@ function serves(rec: WorkerRecord, target: TemporalTarget, queue: string): boole
 export async function localWorkerFor(root: string, target: TemporalTarget, queue: string): Promise<WorkerRecord | undefined> {
   const mine = (await liveWorkers(root)).filter((r) => serves(r, target, queue));
   return mine.find((r) => !r.background) ?? mine[0];
+}
+
+/**
+ * The store's background worker serving `queue` on `target` that takes builds on its socket:
+ * this build of strata, with this command's environment (else the build goes through Temporal,
+ * which replaces or warns about it).
+ */
+export async function socketWorkerFor(root: string, target: TemporalTarget, queue: string): Promise<WorkerRecord | undefined> {
+  return (await liveWorkers(root)).find((r) => r.background && r.socket && serves(r, target, queue) && r.build === strataBuild() && envDifferences(r).length === 0);
 }
 
 /** The CLI's entry script: the background worker is `strata worker --background`. */

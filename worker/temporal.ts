@@ -3,77 +3,18 @@
 // `temporal server start-dev` in the background with a SQLite file under $STRATA_HOME and
 // reuses it afterwards.
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync, readFileSync, promises as fs } from 'node:fs';
+import { existsSync, openSync, closeSync, promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Connection } from '@temporalio/client';
 import { BUILD_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.js';
 import { temporal, temporalProto as proto } from './temporalClient.js';
+import { configuredTarget, connectionOptions, embeddedPort, type TemporalTarget } from './target.js';
 import { TEMPORAL_CLI_VERSION } from './temporalVersion.js';
 
-export interface TemporalTarget {
-  address: string;
-  namespace: string;
-  /** True when the address is the embedded server's. */
-  embedded: boolean;
-  /** Web UI base URL, when known. */
-  uiUrl?: string;
-  /** TLS (mTLS with a client certificate) towards TEMPORAL_ADDRESS's server. */
-  tls?: TemporalTls;
-}
-
 export { TEMPORAL_CLI_VERSION };
-
-/** TLS towards the server, from the environment names Temporal's own CLI reads. */
-export interface TemporalTls {
-  clientCertPair?: { crt: Buffer; key: Buffer };
-  serverRootCACertificate?: Buffer;
-  serverNameOverride?: string;
-}
-
-/**
- * TLS from TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY (a client certificate for mTLS, PEM files),
- * TEMPORAL_TLS_CA (the CA that signed the server's certificate) and TEMPORAL_TLS_SERVER_NAME;
- * undefined (plain gRPC) when none is set. A server reachable by RUN steps must demand a
- * client certificate (docs/security.md).
- */
-export function tlsFromEnv(env: NodeJS.ProcessEnv = process.env): TemporalTls | undefined {
-  const { TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_TLS_CA: ca, TEMPORAL_TLS_SERVER_NAME: name } = env;
-  if (!cert && !key && !ca && !name) return undefined;
-  if (!cert !== !key) throw new Error('connect temporal: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (a client certificate and its key)');
-  const read = (file: string, what: string) => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new Error(`connect temporal: cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-    }
-  };
-  return {
-    ...(cert && key ? { clientCertPair: { crt: read(cert, 'TEMPORAL_TLS_CERT'), key: read(key, 'TEMPORAL_TLS_KEY') } } : {}),
-    ...(ca ? { serverRootCACertificate: read(ca, 'TEMPORAL_TLS_CA') } : {}),
-    ...(name ? { serverNameOverride: name } : {}),
-  };
-}
-
-/** What Connection.connect and NativeConnection.connect need to reach `target`. */
-export function connectionOptions(target: TemporalTarget): { address: string; tls?: TemporalTls } {
-  return { address: target.address, ...(target.tls ? { tls: target.tls } : {}) };
-}
-
-export function embeddedPort(): number {
-  return Number(process.env.STRATA_TEMPORAL_PORT || 7233);
-}
-
-/** The server the environment names, or the embedded server's address. */
-export function configuredTarget(): TemporalTarget {
-  const namespace = process.env.TEMPORAL_NAMESPACE || 'default';
-  if (process.env.TEMPORAL_ADDRESS) {
-    return { address: process.env.TEMPORAL_ADDRESS, namespace, embedded: false, uiUrl: process.env.STRATA_UI_URL, tls: tlsFromEnv() };
-  }
-  const port = embeddedPort();
-  return { address: `127.0.0.1:${port}`, namespace, embedded: true, uiUrl: process.env.STRATA_UI_URL || `http://127.0.0.1:${port + 1000}` };
-}
+export { configuredTarget, connectionOptions, embeddedPort, tlsFromEnv, type TemporalTarget, type TemporalTls } from './target.js';
 
 /** Where `npm run setup` installs the Temporal CLI (go install with GOBIN). */
 export function cachedCliPath(): string {

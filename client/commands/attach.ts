@@ -1,6 +1,6 @@
 // `strata attach BUILD`: follows a build as `strata build` does after starting it.
 import { UsageError } from '../errors.js';
-import { followBuild } from '../follow.js';
+import { followBuild } from '../temporalLink.js';
 import { withSession } from '../session.js';
 import { openView, progressMode } from '../view.js';
 

@@ -15,13 +15,15 @@ import type { buildImage } from '../../workflows/buildImage.js';
 import type { BuildRequest, OutputSpec } from '../../workflows/types.js';
 import { EXIT_WAITING, UsageError } from '../errors.js';
 import { recordDelivery } from '../deliver.js';
-import { follow } from '../follow.js';
+import type { StartRequest } from '../buildServer.js';
+import { LinkLost, follow } from '../follow.js';
 import { formatSize } from '../format.js';
 import { DEFAULT_RETRY_WINDOW, buildSettings, checkCacheFilter, parseDuration, type BuildFlags } from '../options.js';
-import { openSession } from '../session.js';
-import { phase, printHistoryTimings } from '../timing.js';
+import type { Session } from '../session.js';
+import { phase, printHistoryTimings, timingEnabled } from '../timing.js';
 import { STRATA_VERSION } from '../version.js';
 import { openView, progressMode } from '../view.js';
+import { WorkerUnavailable, startThroughWorker, workerSocket } from '../workerLink.js';
 
 export interface BuildOptions extends BuildFlags {
   output?: string;
@@ -90,11 +92,17 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   // command runs (with --detach, for an hour: until a worker takes the build up).
   const lease = await openLease(store.root, workflowId);
   let detached = false;
+  let session: Session | undefined;
   try {
     const view = openView(mode);
-    // Connecting to Temporal overlaps with packing the context.
-    const opening = openSession(store);
-    opening.catch(() => undefined); // its failure is reported where it is awaited
+    // The fast path: the store's background worker on this machine starts and follows the build
+    // (client/workerLink.ts), and this command loads no Temporal code. A request with outputs
+    // names paths for a worker to write: those go through Temporal.
+    const sock = request.outputs.length === 0 && !request.push ? await workerSocket(store.root) : undefined;
+    // Else connecting to Temporal overlaps with packing the context.
+    let opening: Promise<Session> | undefined;
+    const openTemporal = () => (opening ??= import('../session.js').then((m) => m.openSession(store)));
+    if (!sock) openTemporal().catch(() => undefined); // its failure is reported where it is awaited
     let context: Awaited<ReturnType<Store['putBlobStream']>>;
     let dockerfile: Awaited<ReturnType<Store['putBlob']>>;
     try {
@@ -115,35 +123,44 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
       await lease.close(); // named now: no need to hold whatever else is stored meanwhile
       request.storeId = await storeId(store);
     } catch (e) {
-      await opening.then((s) => s.close()).catch(() => undefined);
+      await opening?.then((s) => s.close()).catch(() => undefined);
       throw e;
     }
     view.context(context.size, true);
     phase('pack context');
 
-    const session = await opening;
-    phase('connect temporal');
-    const { client } = session;
     let secretsOf: string | undefined;
     let code = 1;
     try {
-      // With no worker serving the queue, the store's background worker starts (and stays).
-      await session.ensureWorker();
-      phase('worker check');
       secretsOf = workflowId;
       // Secrets reach the worker through the store, never through Temporal's history.
       for (const [id, value] of secrets) await writeBuildSecret(store.root, workflowId, id, value);
       const described = { contextDir, contextSize: context.size, dockerfilePath: fromStdin ? '-' : dockerfilePath };
       if (delivery) await recordDelivery(store.root, workflowId, delivery);
-      const handle = await client.workflow.start<typeof buildImage>('buildImage', {
-        taskQueue: session.queue,
+      const start = {
         workflowId,
-        args: [{ ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest }],
+        request: { ...request, contextDigest: context.digest, dockerfileDigest: dockerfile.digest },
         // What the Web UI shows of the build (the request itself is digests).
-        staticSummary: buildSummary(request),
-        staticDetails: buildDetails(request, { ...described, contextDigest: context.digest }),
+        summary: buildSummary(request),
+        details: buildDetails(request, { ...described, contextDigest: context.digest }),
         memo: buildMemo(request, described),
-      });
+      };
+      const throughWorker = sock
+        ? await startThroughWorker(sock, store.root, start).catch((e: Error) => {
+            if (e instanceof WorkerUnavailable) return undefined;
+            throw e;
+          })
+        : undefined;
+      if (throughWorker) phase('start via worker');
+      const throughTemporal = async () => {
+        session = await openTemporal();
+        phase('connect temporal');
+        // With no worker serving the queue, the store's background worker starts (and stays).
+        await session.ensureWorker();
+        phase('worker check');
+        return (await import('../temporalLink.js')).temporalLink(session, await startThroughTemporal(session, start));
+      };
+      const link = throughWorker ?? (await throughTemporal());
       // The ID is what `strata logs` and the Web UI know the build by.
       if (opts.detach) {
         out(mode === 'quiet' ? workflowId : `Build ID: ${workflowId}`);
@@ -154,18 +171,48 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
       }
       view.note(`Build ID: ${workflowId}`);
       phase('start workflow');
-      const followed = await follow(session, handle, view);
+      let followed;
+      try {
+        followed = await follow(link, view);
+      } catch (e) {
+        if (!(e instanceof LinkLost)) throw e;
+        // The background worker went (stopped, replaced): the build goes on; follow it through Temporal.
+        const s = (session = await openTemporal());
+        await s.ensureWorker();
+        followed = await follow((await import('../temporalLink.js')).temporalLink(s, s.client.workflow.getHandle(workflowId)), view);
+      }
       phase('follow to result');
       if (followed.result && iidfile) await fs.writeFile(iidfile, followed.result.imageId);
-      await printHistoryTimings(client, workflowId);
+      if (timingEnabled()) {
+        if (session) await printHistoryTimings(session.client, workflowId);
+        else if (throughWorker) process.stderr.write(await throughWorker.timings().catch((e: Error) => `timing: ${e.message}\n`));
+      }
       return (code = followed.code);
     } finally {
       // A waiting build may still run a step that reads them.
       if (secretsOf && code !== EXIT_WAITING) await removeBuildSecrets(store.root, secretsOf);
-      await session.close();
     }
   } finally {
+    await (session as Session | undefined)?.close();
     if (!detached) await lease.release();
+  }
+}
+
+/** Starts the build with the session's Temporal client; a start the worker took before it went is found, not repeated. */
+async function startThroughTemporal(session: Session, start: Omit<StartRequest, 'op'>) {
+  const { temporal } = await import('../../worker/temporalClient.js');
+  try {
+    return await session.client.workflow.start<typeof buildImage>('buildImage', {
+      taskQueue: session.queue,
+      workflowId: start.workflowId,
+      args: [start.request],
+      staticSummary: start.summary,
+      staticDetails: start.details,
+      memo: start.memo,
+    });
+  } catch (e) {
+    if (!(e instanceof temporal.WorkflowExecutionAlreadyStartedError)) throw e;
+    return session.client.workflow.getHandle(start.workflowId);
   }
 }
 

@@ -7,7 +7,8 @@ import { Store } from '../../engine/store/store.js';
 import { remoteFromEnv } from '../../engine/remote/remoteStore.js';
 import type { RetryRequest } from '../../workflows/types.js';
 import { UsageError } from '../errors.js';
-import { followBuild, progressOf } from '../follow.js';
+import { progressOf } from '../follow.js';
+import { followBuild } from '../temporalLink.js';
 import { formatSize } from '../format.js';
 import { withSession } from '../session.js';
 

@@ -1,7 +1,7 @@
 // `strata system df [-v]`: disk usage in docker's rows. strata has no containers or volumes
 // (0 rows); its build cache is what the store keeps for builds (engine/cache/inventory.ts:
 // instruction cache entries and their layers, layers nothing holds, unpacked contexts, loose
-// blobs, logs) and the RUN cache mounts (cache/mounts/), shown with BuildKit's types regular,
+// blobs, logs, step images' time records) and the RUN cache mounts (cache/mounts/), shown with BuildKit's types regular,
 // source.local and exec.cachemount. RECLAIMABLE is what `strata builder prune -a` frees.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -58,9 +58,8 @@ export async function runSystemDf(store: Store, opts: { verbose?: boolean; forma
   const inv = await takeInventory(store);
   const usage = buildCacheUsage(inv);
   const cache = await cacheRecords(store, inv);
-  const mounts = cache.filter((c) => c.type === 'exec.cachemount');
-  const mountBytes = mounts.reduce((a, c) => a + c.size, 0);
-  const cacheSize = usage.bytes + mountBytes;
+  // RUN cache mounts are in the usage (their files' sizes), reclaimable as the rest.
+  const cacheSize = usage.bytes;
   const withShare = (total: number, reclaimable: number) => (total > 0 ? `${humanSize(reclaimable)} (${Math.trunc((reclaimable * 100) / total)}%)` : humanSize(reclaimable));
 
   if (!opts.verbose) {
@@ -70,7 +69,7 @@ export async function runSystemDf(store: Store, opts: { verbose?: boolean; forma
       { Type: 'Local Volumes', TotalCount: '0', Active: '0', Size: '0B', Reclaimable: '0B' },
       {
         Type: 'Build Cache',
-        TotalCount: String(usage.total + mounts.length),
+        TotalCount: String(usage.total),
         Active: String(usage.active),
         Size: humanSize(cacheSize),
         Reclaimable: humanSize(usage.reclaimable),

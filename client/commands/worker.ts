@@ -8,6 +8,7 @@ import { registerWorker } from '../../worker/registry.js';
 import { ensureTemporal } from '../../worker/temporal.js';
 import { describeRights, workerRights, type WorkerRights } from '../../worker/rights.js';
 import { createWorker } from '../../worker/worker.js';
+import { serveBuilds } from '../buildServer.js';
 import { parseEntitlements } from '../options.js';
 
 export async function runWorker(opts: { denyEntitlement?: string[]; allowPush?: boolean; background?: boolean } = {}): Promise<void> {
@@ -18,7 +19,11 @@ export async function runWorker(opts: { denyEntitlement?: string[]; allowPush?: 
   // operator who chose what to open: it gets no rights, as main's in-process worker had none.
   const rights: WorkerRights = opts.background ? {} : await workerRights(opts);
   const { worker, connection } = await createWorker({ target, store, rights, deniedEntitlements });
-  const unregister = await registerWorker(store.root, target, taskQueue(), { background: !!opts.background });
+  // The background worker takes builds from this machine's clients on a socket too (client/buildServer.ts).
+  const server = opts.background
+    ? await serveBuilds(store, target, taskQueue(), (m) => console.error(m)).catch((e: Error) => (console.error(`strata worker: no build socket: ${e.message}`), undefined))
+    : undefined;
+  const unregister = await registerWorker(store.root, target, taskQueue(), { background: !!opts.background, socket: server?.path });
   const started = opts.background ? `${new Date().toISOString()} background worker (pid ${process.pid}) ` : '';
   console.error(
     `${started}strata worker: polling task queue "${taskQueue()}" (and its own "${worker.ownQueue}") on ${target.address} (store ${store.root}; ${describeRights(rights)})`,
@@ -32,6 +37,7 @@ export async function runWorker(opts: { denyEntitlement?: string[]; allowPush?: 
     stopping = true;
     // No client may count on it from now on.
     unregister();
+    void server?.close();
     if (opts.background) console.error(`${new Date().toISOString()} background worker (pid ${process.pid}) stopping`);
     worker.shutdown();
     setTimeout(() => process.exit(1), Number(process.env.STRATA_WORKER_SHUTDOWN_GRACE_MS || 20_000)).unref();
@@ -40,5 +46,6 @@ export async function runWorker(opts: { denyEntitlement?: string[]; allowPush?: 
   process.on('SIGTERM', stop);
   await worker.run();
   unregister();
+  await server?.close();
   await connection.close();
 }

@@ -1,7 +1,9 @@
 // The store's garbage collector, behind `strata builder prune` and the automatic trim after a
 // build (STRATA_CACHE_MAX). It removes instruction cache entries as the policy says, then what
 // nothing refers to any more (engine/store/refs.ts is the rule): layers, unpacked contexts,
-// blobs and build logs. Never a layer an image, a lease (a running build) or a mount holds.
+// blobs and build logs; RUN cache mounts and intermediate images with -a (or, for mounts, when
+// unused since the filter), and the step images' time records no kept entry needs. Never a layer
+// an image, a lease (a running build) or a mount holds.
 //
 // Removal follows one order, so a build running alongside loses nothing it holds: entries go
 // first; then the leases and mounts are read again; then each layer goes under its lock (a
@@ -36,7 +38,7 @@ export interface CollectPolicy {
   cacheBytes?: number;
 }
 
-export type RemovedKind = 'entry' | 'layer' | 'context' | 'blob' | 'logs';
+export type RemovedKind = 'entry' | 'layer' | 'context' | 'blob' | 'logs' | 'mount' | 'record' | 'image';
 
 export interface CollectReport {
   removed: { kind: RemovedKind; id: string; bytes: number }[];
@@ -74,6 +76,8 @@ export function storeBytes(inv: Inventory): number {
   for (const b of inv.blobs.values()) total += b.bytes;
   for (const c of inv.contexts.values()) total += c.bytes;
   for (const l of inv.logs.values()) total += l.bytes;
+  for (const m of inv.mounts.values()) total += m.bytes;
+  for (const r of inv.records.values()) total += r.bytes;
   return total;
 }
 
@@ -93,13 +97,23 @@ interface Plan {
   contexts: Digest[];
   blobs: Digest[];
   logs: string[];
+  mounts: string[];
+  records: string[];
+  /** Intermediate images taken out of index.json. */
+  intermediates: Digest[];
   bytesAfter: number;
 }
+
+/**
+ * A step image's time record outlives the cache entries it serves by this much at most: it is
+ * read (and touched) when the entry is used, in the same build, minutes apart at most.
+ */
+const RECORD_MARGIN_MS = 3600_000;
 
 /** Decides what goes, measuring as it goes; removes nothing. */
 export function plan(inv: Inventory, policy: CollectPolicy): Plan {
   const old = (usedAt: number) => policy.usedBefore === undefined || usedAt < policy.usedBefore;
-  const out: Plan = { entries: [], layers: [], contexts: [], blobs: [], logs: [], bytesAfter: storeBytes(inv) };
+  const out: Plan = { entries: [], layers: [], contexts: [], blobs: [], logs: [], mounts: [], records: [], intermediates: [], bytesAfter: storeBytes(inv) };
   const limit = policy.storeBytes ?? (policy.cacheBytes !== undefined ? policy.cacheBytes + imageBytes(inv) : undefined);
   const over = () => limit !== undefined && out.bytesAfter > limit;
   const unlimited = limit === undefined;
@@ -130,6 +144,21 @@ export function plan(inv: Inventory, policy: CollectPolicy): Plan {
     for (const c of chain) if (inv.layers.has(c) && removable(c)) dropLayer(c);
   }
 
+  // With -a (all of it, no filter, no budget), intermediate images go too: they are build cache
+  // (docker's classic builder keeps them as images; BuildKit has none). A running build's stay.
+  let blobInv = inv;
+  if (policy.entries === 'all' && policy.usedBefore === undefined && unlimited) {
+    const leasedChain = (m: Digest) => [...inv.images.intermediate].some(([c, ms]) => ms.includes(m) && inv.leases.layers.has(c));
+    for (const m of inv.images.intermediateOnly) {
+      if (inv.leases.blobs.has(m) || storedWhileOpen(inv, inv.blobs.get(m)?.usedAt ?? 0) || leasedChain(m)) continue;
+      out.intermediates.push(m);
+    }
+    const dropped = new Set(out.intermediates);
+    const named = new Set<Digest>();
+    for (const [m, blobs] of inv.images.blobsOf) if (!dropped.has(m)) for (const b of blobs) named.add(b);
+    blobInv = { ...inv, images: { ...inv.images, blobs: named } };
+  }
+
   // Unpacked contexts and blobs nobody leases, pins or (for blobs) names; a context's blob
   // goes with it unless something still names it.
   const keptLayerBlobs = new Set<Digest>();
@@ -142,7 +171,7 @@ export function plan(inv: Inventory, policy: CollectPolicy): Plan {
   }
   for (const [d, item] of inv.blobs) {
     if (!unlimited && !over()) break;
-    if (blobReferenced(inv, d, keptLayerBlobs) || storedWhileOpen(inv, item.usedAt) || !old(item.usedAt)) continue;
+    if (blobReferenced(blobInv, d, keptLayerBlobs) || storedWhileOpen(inv, item.usedAt) || !old(item.usedAt)) continue;
     out.blobs.push(d);
     out.bytesAfter -= item.bytes;
   }
@@ -151,6 +180,25 @@ export function plan(inv: Inventory, policy: CollectPolicy): Plan {
     if (!unlimited && !over()) break;
     if (inv.leases.builds.has(build) || !old(item.usedAt)) continue;
     out.logs.push(build);
+    out.bytesAfter -= item.bytes;
+  }
+  // RUN cache mounts, least recently used first: with -a, when unused since the filter, or to
+  // meet a budget (BuildKit counts them as build cache too). One a running build used is kept.
+  if (policy.entries === 'all' || policy.usedBefore !== undefined || !unlimited) {
+    for (const [hex, item] of [...inv.mounts].sort((a, b) => a[1].usedAt - b[1].usedAt)) {
+      if (!unlimited && !over()) break;
+      if (storedWhileOpen(inv, item.usedAt) || !old(item.usedAt)) continue;
+      out.mounts.push(hex);
+      out.bytesAfter -= item.bytes;
+    }
+  }
+  // Step images' time records no kept entry needs: older than every kept entry's last use.
+  const dropped = new Set(out.entries);
+  const kept = inv.entries.filter((e) => !dropped.has(e.key));
+  const needed = kept.length === 0 ? Infinity : Math.min(...kept.map((e) => e.usedAt)) - RECORD_MARGIN_MS;
+  for (const [name, item] of inv.records) {
+    if (item.usedAt >= needed || storedWhileOpen(inv, item.usedAt)) continue;
+    out.records.push(name);
     out.bytesAfter -= item.bytes;
   }
   return out;
@@ -184,7 +232,8 @@ async function apply(store: Store, inv: Inventory, p: Plan): Promise<CollectRepo
       goneLayers.push(c);
     } else skipped += layer.size;
   }
-  await dropIntermediates(store, inv, goneLayers);
+  await dropIntermediates(store, inv, goneLayers, p.intermediates);
+  for (const m of p.intermediates) removed('image', digestHex(m), 0);
   for (const d of p.contexts) {
     if (leases.blobs.has(d)) continue;
     // Its checksums stay while its blob does: the context unpacks to the same files again.
@@ -210,6 +259,30 @@ async function apply(store: Store, inv: Inventory, p: Plan): Promise<CollectRepo
     await removeTree(store, path.join(store.root, 'logs', build));
     removed('logs', build, inv.logs.get(build)!.bytes);
   }
+  for (const hex of p.mounts) {
+    const dir = path.join(store.root, 'cache', 'mounts', hex);
+    const item = inv.mounts.get(hex)!;
+    // Used since the inventory (a step touches it as it mounts it), or locked by a running step.
+    const st = await fs.stat(dir).catch(() => undefined);
+    if (
+      !st ||
+      st.mtimeMs !== item.usedAt ||
+      (await fs.stat(`${dir}.lock`).then(
+        () => true,
+        () => false,
+      ))
+    )
+      continue;
+    await removeTree(store, dir);
+    removed('mount', hex, item.bytes);
+  }
+  for (const name of p.records) {
+    const file = path.join(store.root, 'cache', 'images', name);
+    const st = await fs.stat(file).catch(() => undefined);
+    if (!st || st.mtimeMs !== inv.records.get(name)!.usedAt) continue;
+    await fs.rm(file, { force: true });
+    removed('record', name.replace(/\.json$/, ''), st.size);
+  }
   // Checksums of contexts whose blob went another way (an image removal, a crash).
   for (const hex of await fs.readdir(path.join(store.root, 'cache', 'sums')).catch(() => [] as string[])) {
     if (/^[0-9a-f]{64}$/.test(hex) && !(await store.hasBlob(`sha256:${hex}` as Digest))) await fs.rm(path.join(store.root, 'cache', 'sums', hex), { recursive: true, force: true });
@@ -223,8 +296,8 @@ async function apply(store: Store, inv: Inventory, p: Plan): Promise<CollectRepo
  * from index.json with the first of their layers it removes (their blobs are then garbage for
  * the next collection). A running build's are safe: its leases hold its layers.
  */
-async function dropIntermediates(store: Store, inv: Inventory, gone: Digest[]): Promise<void> {
-  const manifests = new Set(gone.flatMap((c) => inv.images.intermediate.get(c) ?? []));
+async function dropIntermediates(store: Store, inv: Inventory, gone: Digest[], more: Digest[] = []): Promise<void> {
+  const manifests = new Set([...gone.flatMap((c) => inv.images.intermediate.get(c) ?? []), ...more]);
   if (manifests.size === 0) return;
   await store.updateIndex((index) => {
     index.manifests = index.manifests.filter((d) => !(manifests.has(d.digest) && d.annotations?.[ANNOTATION_INTERMEDIATE]));

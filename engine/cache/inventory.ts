@@ -22,6 +22,10 @@ export interface Inventory {
   contexts: Map<Digest, Item>;
   /** Build logs (logs/<build ID>), by build ID. */
   logs: Map<string, Item>;
+  /** RUN --mount=type=cache directories (cache/mounts/<hex>), touched at each use. */
+  mounts: Map<string, Item>;
+  /** When an image was made for a step (cache/images/<hex>.json, engine/store/intermediate.ts), touched at each use. */
+  records: Map<string, Item>;
   images: ImageRefs;
   leases: LeaseRefs;
   mounted: Set<string>;
@@ -32,11 +36,13 @@ export interface Inventory {
 
 export async function takeInventory(store: Store): Promise<Inventory> {
   const layers = await storedLayers(store);
-  const [entries, blobs, contexts, logs, images, leases, mounted, pins] = await Promise.all([
+  const [entries, blobs, contexts, logs, mounts, records, images, leases, mounted, pins] = await Promise.all([
     listCacheEntries(store),
     blobItems(store),
     dirItems(path.join(store.root, 'contexts'), /^[0-9a-f]{64}$/),
     dirItems(path.join(store.root, 'logs'), /^[\w.-]+$/),
+    dirItems(path.join(store.root, 'cache', 'mounts'), /^[0-9a-f]{64}$/),
+    dirItems(path.join(store.root, 'cache', 'images'), /^[0-9a-f]{64}\.json$/, true),
     imageRefs(store),
     leaseRefs(store, layers),
     mountedLayers(),
@@ -51,7 +57,21 @@ export async function takeInventory(store: Store): Promise<Inventory> {
   }
   const logItems = new Map<string, Item>();
   for (const [build, item] of logs) logItems.set(build, { ...item, bytes: await treeBytes(path.join(store.root, 'logs', build)) });
-  return { layers, entries, blobs, contexts: contextsByDigest, logs: logItems, images, leases, mounted, pins, held: heldLayers(store, layers, images, leases, mounted) };
+  for (const [hex, item] of mounts) item.bytes = await treeBytes(path.join(store.root, 'cache', 'mounts', hex));
+  return {
+    layers,
+    entries,
+    blobs,
+    contexts: contextsByDigest,
+    logs: logItems,
+    mounts,
+    records,
+    images,
+    leases,
+    mounted,
+    pins,
+    held: heldLayers(store, layers, images, leases, mounted),
+  };
 }
 
 /** How many entries hold each layer (an entry holds its layer's whole chain). */
@@ -85,12 +105,13 @@ async function blobItems(store: Store): Promise<Map<Digest, Item>> {
   return out;
 }
 
-async function dirItems(dir: string, name: RegExp): Promise<Map<string, Item>> {
+/** The entries of `dir` named like `name`, with their mtime; with their size when `sized` (files). */
+async function dirItems(dir: string, name: RegExp, sized = false): Promise<Map<string, Item>> {
   const out = new Map<string, Item>();
   for (const n of await fs.readdir(dir).catch(() => [] as string[])) {
     if (!name.test(n)) continue;
     const st = await fs.stat(path.join(dir, n)).catch(() => undefined);
-    if (st) out.set(n, { bytes: 0, usedAt: st.mtimeMs });
+    if (st) out.set(n, { bytes: sized ? st.size : 0, usedAt: st.mtimeMs });
   }
   return out;
 }

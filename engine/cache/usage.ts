@@ -1,5 +1,6 @@
 // The build cache as `strata system df` shows it: everything the store keeps for builds beside
-// what images hold (cache entries' layers, layers nothing holds, contexts, loose blobs, logs),
+// what images hold (cache entries' layers, layers nothing holds, contexts, loose blobs, logs,
+// RUN cache mounts, step images' time records),
 // with what is in use by a running build and what `strata builder prune -a` could reclaim.
 import type { Digest } from '../digest.js';
 import { chainDown } from '../store/refs.js';
@@ -32,5 +33,12 @@ export function buildCacheUsage(inv: Inventory): UsageRow {
   }
   for (const [d, b] of inv.blobs) if (!inv.images.blobs.has(d) && (inv.leases.blobs.has(d) || inv.pins.has(d))) held += b.bytes;
   for (const [build, l] of inv.logs) if (inv.leases.builds.has(build)) held += l.bytes;
-  return { total: inv.entries.length + inv.contexts.size, active, bytes, reclaimable: Math.max(0, bytes - held) };
+  // RUN cache mounts a running build used since it began.
+  for (const m of inv.mounts.values()) {
+    if (storedWhileOpen(inv, m.usedAt)) {
+      held += m.bytes;
+      active++;
+    }
+  }
+  return { total: inv.entries.length + inv.contexts.size + inv.mounts.size, active, bytes, reclaimable: Math.max(0, bytes - held) };
 }

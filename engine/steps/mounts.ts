@@ -176,6 +176,9 @@ async function cacheDir(store: Store, m: RunMount & { type: 'cache' }, own: stri
       if (!['EEXIST', 'ENOTEMPTY'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
     }
   }
+  // Its last use, for `builder prune --filter until=` and for the GC to leave it to a running build.
+  const now = new Date();
+  await fs.utimes(dir, now, now).catch(() => undefined);
   if (m.sharing === 'shared') return dir;
   try {
     const release = await lockfile.lock(dir, {

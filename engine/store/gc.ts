@@ -32,7 +32,7 @@ export async function collectRemoved(store: Store, removed: ImageRecord[], remai
   const stored = await storedLayers(store);
   const leases = await leaseRefs(store, stored);
   // What holds layers besides the images: leases, mounts, the open-lease window.
-  const noImages: ImageRefs = { manifests: [], layers: new Map(), intermediate: new Map(), blobs: new Set() };
+  const noImages: ImageRefs = { manifests: [], layers: new Map(), intermediate: new Map(), blobs: new Set(), blobsOf: new Map(), intermediateOnly: new Set() };
   const pinned = heldLayers(store, stored, noImages, leases, await mountedLayers());
   const held = new Map<Digest, number>();
   const hold = (r: ImageRecord, n: number) => {

@@ -112,8 +112,13 @@ function madePath(store: Store, sameStep: Digest): string {
 
 async function madeBefore(store: Store, sameStep: Digest): Promise<string | undefined> {
   try {
-    const r = JSON.parse(await fs.readFile(madePath(store, sameStep), 'utf8')) as { created?: unknown };
-    return typeof r.created === 'string' && !Number.isNaN(Date.parse(r.created)) ? r.created : undefined;
+    const file = madePath(store, sameStep);
+    const r = JSON.parse(await fs.readFile(file, 'utf8')) as { created?: unknown };
+    if (typeof r.created !== 'string' || Number.isNaN(Date.parse(r.created))) return undefined;
+    // Its last use: the GC keeps the records kept cache entries use (engine/cache/gc.ts).
+    const now = new Date();
+    await fs.utimes(file, now, now).catch(() => undefined);
+    return r.created;
   } catch {
     return undefined;
   }

@@ -39,6 +39,10 @@ export interface ImageRefs {
   intermediate: Map<Digest, Digest[]>;
   /** Manifests, configs and layer blobs images name. */
   blobs: Set<Digest>;
+  /** Those of each manifest (itself, its config, its layers). */
+  blobsOf: Map<Digest, Digest[]>;
+  /** Manifests the index lists only as intermediate images. */
+  intermediateOnly: Set<Digest>;
 }
 
 export interface LeaseRefs {
@@ -88,15 +92,18 @@ export async function imageRefs(store: Store): Promise<ImageRefs> {
   const index = await store.readIndex();
   const manifests = [...new Set(index.manifests.map((d) => d.digest))];
   const plain = new Set(index.manifests.filter((d) => !d.annotations?.[ANNOTATION_INTERMEDIATE]).map((d) => d.digest));
-  const refs: ImageRefs = { manifests, layers: new Map(), intermediate: new Map(), blobs: new Set() };
+  const refs: ImageRefs = { manifests, layers: new Map(), intermediate: new Map(), blobs: new Set(), blobsOf: new Map(), intermediateOnly: new Set() };
   for (const m of manifests) {
     const uses = plain.has(m) ? refs.layers : refs.intermediate;
+    if (!plain.has(m)) refs.intermediateOnly.add(m);
     refs.blobs.add(m);
+    refs.blobsOf.set(m, [m]);
     const manifest = await store.readJsonBlob<ImageManifest>(m).catch(() => undefined);
     if (!manifest) continue;
     const config = asDigest(manifest.config.digest);
-    refs.blobs.add(config);
-    for (const l of manifest.layers) refs.blobs.add(asDigest(l.digest));
+    const named = [m, config, ...manifest.layers.map((l) => asDigest(l.digest))];
+    refs.blobsOf.set(m, named);
+    for (const b of named) refs.blobs.add(b);
     const file = await store.readJsonBlob<ImageConfigFile>(config).catch(() => undefined);
     let parent: Digest | undefined;
     for (const diffId of file?.rootfs.diff_ids ?? []) {

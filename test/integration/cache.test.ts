@@ -298,6 +298,42 @@ describe('store GC', () => {
     expect((await strataOk(['builder', 'prune', '-a', '-f'], { env: s.env })).stdout).not.toContain(cacheOnly[0]!.slice(0, 25));
   });
 
+  test('builder prune -a removes RUN cache mounts, intermediate images and step image time records; a plain prune leaves them', async () => {
+    const s = await privateStore();
+    const ctx = await makeContext({
+      Dockerfile: 'FROM busybox\nRUN --mount=type=cache,id=gc-mount,target=/c head -c 300000 /dev/urandom > /c/blob && echo x > /x\nRUN echo two > /two\n',
+    });
+    // No SOURCE_DATE_EPOCH: the step images' times are then recorded (cache/images/).
+    await strataOk(['build', '-t', 'mounted:1', ctx], { env: s.env });
+    const mounts = path.join(s.home, 'cache', 'mounts');
+    const records = path.join(s.home, 'cache', 'images');
+    const [mount, ...more] = await fs.readdir(mounts);
+    expect(more).toEqual([]);
+    expect(await fileBytes(path.join(mounts, mount!))).toBe(300000);
+    expect((await fs.readdir(records)).length).toBeGreaterThan(0);
+    const ids = async (all: boolean) => (await strataOk(['images', ...(all ? ['-a'] : []), '-q', '--no-trunc'], { env: s.env })).stdout.split('\n').filter(Boolean);
+    const tagged = await ids(false);
+    expect((await ids(true)).length).toBeGreaterThan(tagged.length);
+    // The mount's 300 kB are build cache, all of it reclaimable.
+    const df = await strataOk(['system', 'df'], { env: s.env });
+    expect(df.stdout).toMatch(/^Build Cache\s+\d+\s+0\s+\d{3}(\.\d+)?kB\s+\d{3}(\.\d+)?kB/m);
+
+    await strataOk(['builder', 'prune', '-f'], { env: s.env });
+    expect(await fs.readdir(mounts)).toEqual([mount]);
+    expect((await ids(true)).length).toBeGreaterThan(tagged.length);
+
+    const pruned = await strataOk(['builder', 'prune', '-a', '-f'], { env: s.env });
+    expect(pruned.stdout).toContain(`mount/${mount!.slice(0, 20)}`);
+    expect(pruned.stdout).toMatch(/step image time records?\)/);
+    expect(await fs.readdir(mounts)).toEqual([]);
+    expect(await fs.readdir(records)).toEqual([]);
+    expect(await ids(true)).toEqual(tagged);
+    // The image is whole; a rebuild makes the mount again.
+    await strataOk(['save', '-o', path.join(ctx, 'out.tar'), 'mounted:1'], { env: s.env });
+    await strataOk(['build', '-t', 'mounted:1', ctx], { env: s.env });
+    expect(await fs.readdir(mounts)).toEqual([mount]);
+  });
+
   test('builder prune -a during a build keeps what the build holds: it succeeds and its layers are whole', async () => {
     const s = await privateStore();
     const m = mark();

@@ -61,20 +61,24 @@ async function stopWorker(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** The worker identity of each started activity of a build, with its type. */
-async function activityWorkers(workflowId: string): Promise<{ type: string; identity: string }[]> {
+/** The worker identity of each started activity of a build, with its type and how long it ran (ms). */
+async function activityWorkers(workflowId: string): Promise<{ type: string; identity: string; ms: number }[]> {
   const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
   try {
     const history = await new Client({ connection }).workflow.getHandle(workflowId).fetchHistory();
     const types = new Map<string, string>();
-    const out: { type: string; identity: string }[] = [];
+    const starts = new Map<string, { type: string; identity: string; ms: number; at: number }>();
+    const time = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) => Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
     for (const e of history.events ?? []) {
       const scheduled = e.activityTaskScheduledEventAttributes;
       if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '');
       const started = e.activityTaskStartedEventAttributes;
-      if (started) out.push({ type: types.get(String(started.scheduledEventId)) ?? '', identity: started.identity ?? '' });
+      if (started) starts.set(String(e.eventId), { type: types.get(String(started.scheduledEventId)) ?? '', identity: started.identity ?? '', ms: 0, at: time(e) });
+      const done = e.activityTaskCompletedEventAttributes;
+      const a = done ? starts.get(String(done.startedEventId)) : undefined;
+      if (a) a.ms = Math.round(time(e) - a.at);
     }
-    return out;
+    return [...starts.values()].map(({ at: _at, ...a }) => a);
   } finally {
     await connection.close();
   }
@@ -136,6 +140,10 @@ describe('remote store (STRATA_REMOTE)', () => {
     const t1 = Date.now();
     const shared = await strataOk(['build', ctx], { env: EPOCH });
     const sharedMs = Date.now() - t1;
+    const msOf = (list: { type: string; ms: number }[]) => list.map((a) => `${a.type} ${a.ms}`).join(', ');
+    console.log(
+      `activities on 3 workers: ${msOf(ran)}\nactivities on one shared store: ${msOf((await activityWorkers(buildIdOf(shared.stdout))).filter((a) => STEP_ACTIVITIES.has(a.type)))}`,
+    );
     expect(imageIdOf(shared.stdout)).toBe(image);
 
     // The CLI's machine has the image, tagged: images, save → docker load → run.

@@ -1,8 +1,9 @@
 // `strata builder prune`: removes build cache, as `docker builder prune` does. Without -a, the
 // dangling cache only: entries whose layer no image uses; with -a, every entry. Either way, what
 // nothing refers to then goes too (engine/store/refs.ts is the rule): layers, unpacked contexts
-// and context blobs, build logs of builds that ended. Never what an image or a running build
-// (a lease) holds. `--filter until=DUR` keeps what was used within DUR; `--keep-storage SIZE`
+// and context blobs, build logs of builds that ended, the step images' time records no kept entry
+// needs; with -a, RUN cache mounts and intermediate images too (mounts also when unused since the
+// filter). Never what an image or a running build (a lease) holds. `--filter until=DUR` keeps what was used within DUR; `--keep-storage SIZE`
 // removes least recently used entries only until the build cache takes SIZE.
 import { createInterface } from 'node:readline/promises';
 import { collectStore, type CollectPolicy } from '../../../engine/cache/gc.js';
@@ -38,7 +39,11 @@ export async function runBuilderPrune(opts: PruneOptions): Promise<number> {
   const report = (await collectStore(store, policy))!;
   if (report.removed.length > 0) {
     console.log('Deleted build cache objects:');
-    for (const r of report.removed) console.log(r.kind === 'logs' ? `logs/${r.id}` : r.id.slice(0, 25));
+    for (const r of report.removed)
+      if (r.kind !== 'record') console.log(r.kind === 'logs' ? `logs/${r.id}` : r.kind === 'mount' ? `mount/${r.id.slice(0, 20)}` : r.id.slice(0, 25));
+    // One per step an image was made for: a count says enough.
+    const records = report.removed.filter((r) => r.kind === 'record').length;
+    if (records > 0) console.log(`(and ${records} step image time record${records === 1 ? '' : 's'})`);
     console.log('');
   }
   console.log(`Total reclaimed space: ${formatSize(report.reclaimed)}`);
