@@ -17,7 +17,6 @@ export STRATA_HOME="$work/home" STRATA_TASK_QUEUE=strata-bench-registry
 export STRATA_TEMPORAL_PORT=$((20000 + RANDOM % 20000))
 unset TEMPORAL_ADDRESS
 strata() { node "$root/bin/strata.js" "$@"; }
-registry_pid=""
 cleanup() {
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null || true
   if [ -n "${worker_pid:-}" ]; then
@@ -30,17 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_registry() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
-  rm -rf "$work/registry"
-  mkdir -p "$work/registry"
-  port=$((20000 + RANDOM % 20000))
-  printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$work/registry/data" "$port" >"$work/registry/config.yml"
-  /usr/bin/docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-  registry_pid=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-  reg="127.0.0.1:$port"
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 echo "==> Making the image (20 x 48 MB random, 40 MB text, 6 layers)" >&2
 ctx="$work/ctx"

@@ -22,7 +22,6 @@ unset TEMPORAL_ADDRESS STRATA_REMOTE
 strata() { node "$root/bin/strata.js" "$@"; }
 have_buildah=false
 command -v buildah >/dev/null && have_buildah=true
-registry_pid=""
 workers=()
 tag="strata-bench-remote-$$"
 
@@ -45,22 +44,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { echo "$*" >&2; }
-seconds() {
-  local s e
-  s=$(date +%s.%N)
-  if ! "$@" >"$work/last.log" 2>&1; then
-    say "failed: $*"
-    tail -20 "$work/last.log" >&2
-    echo nan
-    return 0
-  fi
-  e=$(date +%s.%N)
-  awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", e - s }'
-}
-median() { sort -g "$1" | awk '$1 != "nan" {a[++n] = $1} END { if (n == 0) print "nan"; else if (n % 2) print a[(n + 1) / 2]; else printf "%.2f", (a[n / 2] + a[n / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "-"; else printf "%.2f", a / b }'; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # A fresh `strata worker` on a store of its own, polling until killed; prints its pid.
 start_worker() {
@@ -87,13 +72,8 @@ strata_build() {
 bah() { buildah --root "$1/root" --runroot "$1/run" --storage-driver overlay "${@:2}"; }
 
 say "==> set-up in $work (load average $(load))"
-mkdir -p "$work/registry" "$work/times"
-port=$((20000 + RANDOM % 20000))
-printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$work/registry/data" "$port" >"$work/registry/config.yml"
-/usr/bin/docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-reg="127.0.0.1:$port"
+mkdir -p "$work/times"
+start_registry
 # The base: busybox in the registry, as every tool must find it on an empty machine.
 bash scripts/busybox-rootfs.sh "$work/busybox.tar"
 STRATA_HOME="$work/server" strata server start >/dev/null

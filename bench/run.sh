@@ -55,24 +55,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { echo "$*" >&2; }
-# Runs a command, prints its wall time in seconds, or "nan" (and its output) when it fails.
-seconds() {
-  local s e
-  s=$(date +%s.%N)
-  if ! "$@" >"$work/last.log" 2>&1; then
-    say "failed: $*"
-    tail -20 "$work/last.log" >&2
-    echo nan
-    return 0
-  fi
-  e=$(date +%s.%N)
-  awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", e - s }'
-}
-median() { sort -g "$1" 2>/dev/null | awk '$1 != "nan" {a[++n] = $1} END { if (n == 0) print "nan"; else if (n % 2) print a[(n + 1) / 2]; else printf "%.2f", (a[n / 2] + a[n / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "n/a" || b == "n/a" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 record() { echo "$3" >>"$work/times/$1.$2"; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 mkdir -p "$work/times" "$work/ctx"
 say "==> set-up in $work (load average $(load))"

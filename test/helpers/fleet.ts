@@ -6,6 +6,7 @@ import os from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { STRATA_BIN } from './cli.js';
 import { until } from './host.js';
+import { stopChild } from './worker.js';
 
 export interface FleetWorker {
   /** The SDK's default identity, `pid@host`: what history records of the worker. */
@@ -39,14 +40,7 @@ export async function startFleetWorker(env: NodeJS.ProcessEnv & { STRATA_TASK_QU
       child.kill('SIGKILL');
       await exited;
     },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: () => stopChild(child),
   };
   try {
     worker.ownQueue = await until('the worker to poll', async () => {

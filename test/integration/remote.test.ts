@@ -3,15 +3,14 @@
 // run on several workers gives the image a single worker on a shared store gives; the CLI's
 // store gets the image (images, save → docker load → run); a worker that never saw the build
 // rebuilds it all from the remote cache; secrets are refused.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { STRATA_BIN, strata, strataOk } from '../helpers/cli.js';
+import { strata, strataOk } from '../helpers/cli.js';
+import { startFleetWorker, type FleetWorker } from '../helpers/fleet.js';
 import { dockerLoad, dockerRmi, dockerRun } from '../helpers/docker.js';
-import { until } from '../helpers/host.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { activityAttempts } from '../helpers/temporal.js';
 
@@ -20,14 +19,14 @@ const STEP_ACTIVITIES = new Set(['copyStep', 'runStep', 'workdirStep']);
 
 let registry: TestRegistry;
 const cleanups: (() => Promise<unknown>)[] = [];
-const workers: ChildProcess[] = [];
+const workers: FleetWorker[] = [];
 
 beforeAll(async () => {
   registry = await startRegistry();
 });
 
 afterAll(async () => {
-  for (const w of workers) await stopWorker(w);
+  for (const w of workers) await w.stop();
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   await registry?.stop();
 });
@@ -38,27 +37,11 @@ async function tempDir(prefix: string): Promise<string> {
   return dir;
 }
 
-/** A `strata worker` on `queue` with its own store; resolves once it polls. */
-async function startWorker(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  let log = '';
-  const child = spawn('node', [STRATA_BIN, 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  workers.push(child);
-  child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
-  await until('the worker to poll', async () => {
-    if (child.exitCode !== null) throw new Error(`the worker exited ${child.exitCode}:\n${log}`);
-    return log.includes('polling task queue') ? true : undefined;
-  });
-  return child;
-}
-
-async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGINT');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  await exited;
-  clearTimeout(timer);
+/** A `strata worker` with its own store (`env`); resolves once it polls. */
+async function startWorker(env: { STRATA_HOME: string; STRATA_TASK_QUEUE: string; STRATA_REMOTE: string }): Promise<FleetWorker> {
+  const w = await startFleetWorker(env);
+  workers.push(w);
+  return w;
 }
 
 /** The worker identity of each started activity of a build, with its type and how long it ran (ms). */
@@ -133,7 +116,7 @@ describe('remote store (STRATA_REMOTE)', () => {
     // three. test/integration/fleet.test.ts moves a build from one machine to another for sure.
     const ran = (await activityWorkers(buildIdOf(first.stdout))).filter((a) => STEP_ACTIVITIES.has(a.type));
     expect(ran.length).toBe(7);
-    const identities = new Set(three.map((w) => `${w.pid}@${os.hostname()}`));
+    const identities = new Set(three.map((w) => w.identity));
     expect(ran.every((a) => identities.has(a.identity))).toBe(true);
 
     // The image a single worker on a shared store makes (the test environment's own worker and store).
@@ -155,7 +138,7 @@ describe('remote store (STRATA_REMOTE)', () => {
     expect(await dockerRun(`remote-${m}:1`)).toBe(`one-${m}\ntwo-${m}`);
 
     // A worker that never saw the build, and a CLI store that never did: every step from the remote cache.
-    for (const w of three) await stopWorker(w);
+    for (const w of three) await w.stop();
     const fresh = await startWorker({ STRATA_HOME: await tempDir('strata-remote-w4-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
     const cli2 = { ...cli, STRATA_HOME: await tempDir('strata-remote-cli2-') };
     const t2 = Date.now();
@@ -172,7 +155,7 @@ describe('remote store (STRATA_REMOTE)', () => {
     const secret = await strata(['build', '--secret', 'id=token,env=HOME', ctx], { env: cli });
     expect(secret.exitCode).not.toBe(0);
     expect(secret.stderr).toContain('--secret cannot be used with STRATA_REMOTE');
-    await stopWorker(fresh);
+    await fresh.stop();
 
     console.log(`remote store: cold build on 3 workers ${coldMs} ms, same build on one shared-store worker ${sharedMs} ms, fully cached rebuild on a fresh worker ${cachedMs} ms`);
   }, 600_000);
@@ -191,10 +174,10 @@ describe('remote store (STRATA_REMOTE)', () => {
 
     const one = await startWorker({ STRATA_HOME: await tempDir('strata-remote-w5-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
     const first = await strataOk(['build', ctx], { env: cli });
-    await stopWorker(one);
+    await one.stop();
     const two = await startWorker({ STRATA_HOME: await tempDir('strata-remote-w6-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
     const second = await strataOk(['build', ctx], { env: cli });
-    await stopWorker(two);
+    await two.stop();
     expect(second.stdout.match(/^ ---> Using cache$/gm)).toHaveLength(2);
     expect(imageIdOf(second.stdout)).toBe(imageIdOf(first.stdout));
   }, 300_000);
