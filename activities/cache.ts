@@ -4,10 +4,10 @@
 // STRATA_CACHE_MAX).
 import { Context } from '@temporalio/activity';
 import { lookupSteps } from '../engine/cache/lookup.js';
-import { writeCacheEntry } from '../engine/cache/entries.js';
+import { usableCacheEntry, writeCacheEntry, type CacheEntry } from '../engine/cache/entries.js';
 import { collectStore } from '../engine/cache/gc.js';
 import { isDigest, type Digest } from '../engine/digest.js';
-import { UserInputError } from '../engine/errors.js';
+import { NotFoundError, UserInputError } from '../engine/errors.js';
 import type { LayerRef, HistoryEntry } from '../engine/image/types.js';
 import { openLease, releaseBuildLeases } from '../engine/store/leases.js';
 import type { Store } from '../engine/store/store.js';
@@ -30,9 +30,10 @@ function checkedKey(key: unknown): Digest | undefined {
 export async function lookupCache(
   store: Store,
   input: CacheLookupInput,
-  opts: { allowFileGit?: boolean; network: NetworkMode; remote?: RemoteStore; contextOf: (digest: Digest) => Promise<string> },
+  opts: { allowFileGit?: boolean; network: NetworkMode; remote?: RemoteStore; cacheFrom: (name: string) => RemoteStore; contextOf: (digest: Digest) => Promise<string> },
 ): Promise<CacheLookupResult> {
   const remote = opts.remote;
+  const from = (input.cacheFrom ?? []).map((name) => opts.cacheFrom(name));
   if (remote && input.start.kind === 'base' && input.start.base.kind === 'image') await remote.getImage(store, input.start.base.manifestDigest);
   const lease = await openLease(store.root, buildIdOf(), { layers: [input.parentTop, ...(input.stageTops ?? []).map((t) => t.top)], blobs: [input.contextDigest] });
   try {
@@ -48,17 +49,60 @@ export async function lookupCache(
       useCache: input.useCache === true,
       allowFileGit: opts.allowFileGit,
       hold: (layers) => lease.add({ layers }),
-      // A layer is stored only on its whole chain: the parent first, then the entry's layer.
-      ...(remote
+      ...(remote || from.length > 0
         ? {
-            fetchEntry: async (key: Digest, top: Digest | undefined) => (await remote.getLayers(store, [top]), remote.getCacheEntry(store, key, top)),
-            prefetchEntries: (keys: Digest[]) => remote.prefetchCacheEntries(keys),
+            fetchEntry: (key: Digest, top: Digest | undefined) => fetchEntry(store, { remote, from, hold: (layers) => lease.add({ layers }) }, key, top),
+            prefetchEntries: (keys: Digest[]) => {
+              remote?.prefetchCacheEntries(keys);
+              for (const r of from) r.prefetchCacheEntries(keys);
+            },
           }
         : {}),
     });
   } finally {
     await lease.close();
   }
+}
+
+/**
+ * On a local miss, the entry of `key` for a state whose top is `top`: from the operator's remote
+ * store (STRATA_REMOTE, trusted: written into the shared index), else from the build's
+ * `--cache-from` repositories in order (the user's: the entry serves this look-up only and is
+ * written nowhere; its layer, content-verified, is stored). A layer is stored only on its whole
+ * chain: the parent first, then the entry's layer.
+ */
+async function fetchEntry(
+  store: Store,
+  where: { remote?: RemoteStore; from: RemoteStore[]; hold: (layers: Digest[]) => Promise<void> },
+  key: Digest,
+  top: Digest | undefined,
+): Promise<CacheEntry | undefined> {
+  if (where.remote) {
+    await where.remote.getLayers(store, [top]);
+    if (await where.remote.getCacheEntry(store, key, top)) {
+      const entry = await usableCacheEntry(store, key, top, where.hold);
+      if (entry) return entry;
+    }
+  }
+  for (const r of where.from) {
+    if (top && !(await store.hasLayer(top))) {
+      try {
+        await r.getLayers(store, [top]);
+      } catch (err) {
+        if (err instanceof NotFoundError) continue; // this repository lacks the parent: a miss here
+        throw err;
+      }
+    }
+    const entry = await r.fetchCacheEntry(store, key, top);
+    if (!entry) continue;
+    // Held, then checked, as a stored entry is (engine/cache/entries.ts usableCacheEntry).
+    if (entry.layer) {
+      await where.hold([entry.layer.chainId]);
+      if (!(await store.hasLayer(entry.layer.chainId))) continue;
+    }
+    return entry;
+  }
+  return undefined;
 }
 
 /**

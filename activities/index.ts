@@ -36,7 +36,7 @@ import type {
 } from '../workflows/types.js';
 import { RUN_HEARTBEAT_MS } from '../workflows/types.js';
 import { afterCommit, holdingStep, lookupCache } from './cache.js';
-import type { RemoteStore } from '../engine/remote/remoteStore.js';
+import { RemoteStore } from '../engine/remote/remoteStore.js';
 import { guarded } from './guarded.js';
 
 /** The build's image: committed from its state, or the one its last step wrote, named and made durable. */
@@ -107,7 +107,18 @@ export function createActivities(deps: ActivityDeps): BuildActivities {
       }),
 
     lookupCache: (input: CacheLookupInput) =>
-      guarded(() => lookupCache(store, input, { allowFileGit, network: checkedNetwork(input.network ?? 'default'), remote: remote(), contextOf }), { heartbeat: true }),
+      guarded(
+        () =>
+          lookupCache(store, input, {
+            allowFileGit,
+            network: checkedNetwork(input.network ?? 'default'),
+            remote: remote(),
+            // A build's --cache-from: read with this worker's credentials, as FROM pulls are.
+            cacheFrom: (name) => new RemoteStore(name, { signal: Context.current().cancellationSignal }),
+            contextOf,
+          }),
+        { heartbeat: true },
+      ),
 
     resolveBase: (base: BaseSpec & { kind: 'image' | 'scratch' }) =>
       guarded(async (): Promise<ImageState> => {

@@ -11,11 +11,34 @@ import { EngineError } from '../engine/errors.js';
 import { asEngineError, hideStorePaths } from '../engine/inputErrors.js';
 import { fetchingStore } from '../engine/remote/remoteStore.js';
 import { buildArgsProblem, MAX_DOCKERFILE_BYTES, MAX_STAGES } from '../engine/dockerfile/limits.js';
-import { registryReference } from '../engine/registry/reference.js';
+import { isRepositoryName, registryReference } from '../engine/registry/reference.js';
 import { SCHEDULE_ID } from '../engine/store/schedules.js';
 import type { ActivityDeps } from './index.js';
 import type { Store } from '../engine/store/store.js';
-import { arr, blob, copyStep, digest, epoch, imageLayers, InputRefused, int, layer, obj, oneOf, optBool, optInt, optStr, runStep, stepCommon, str, tag } from './inputShapes.js';
+import {
+  arr,
+  blob,
+  copyStep,
+  digest,
+  epoch,
+  imageLayers,
+  InputRefused,
+  int,
+  layer,
+  obj,
+  oneOf,
+  optBool,
+  optInt,
+  optStr,
+  runStep,
+  stepCommon,
+  str,
+  strings,
+  tag,
+} from './inputShapes.js';
+
+/** `--cache-from` repositories of one build (workflows/checkRequest.ts bounds the request alike). */
+const MAX_CACHE_FROM = 8;
 
 export { InputRefused } from './inputShapes.js';
 
@@ -148,6 +171,16 @@ export const CHECKS: Record<string, Check> = {
     if (i.stageTops !== undefined) await stageTops(store, i.stageTops);
     const steps = arr(i.steps, 'steps', 100_000);
     for (let n = 0; n < steps.length; n++) await planStep(store, steps[n], `steps[${n}]`);
+    if (i.cacheFrom !== undefined) {
+      for (const [n, name] of strings(i.cacheFrom, 'cacheFrom', MAX_CACHE_FROM, { max: 512 }).entries()) {
+        if (!isRepositoryName(name)) throw new InputRefused(`cacheFrom[${n}]`, `${JSON.stringify(name)} is not REGISTRY/REPOSITORY without tag or digest`);
+        try {
+          registryReference(`${name}:latest`);
+        } catch (err) {
+          throw new InputRefused(`cacheFrom[${n}]`, (err as Error).message);
+        }
+      }
+    }
   },
 
   async resolveBase(input, { store }) {

@@ -9,7 +9,7 @@ import type { ImagesOptions } from './commands/images.js';
 import type { PruneCliOptions } from './commands/rmi.js';
 import type { SaveCliOptions } from './commands/save.js';
 import { EXIT_USAGE, EXIT_WAITING, reportError } from './errors.js';
-import { DEFAULT_RETRY_WINDOW, buildFlagOptions, collect } from './options.js';
+import { DEFAULT_RETRY_WINDOW, buildFlagOptions, cacheSpecArg, collect } from './options.js';
 import { phase } from './timing.js';
 import { versionLine, versionReport } from './version.js';
 
@@ -98,6 +98,11 @@ A mistake in how strata is called (an unknown flag, a missing argument) exits wi
     )
     .option('-q, --quiet', 'print only the image ID (sha256:…) on success; errors still go to stderr')
     .option('--iidfile <file>', 'write the image ID (sha256:…) to this file')
+    .option(
+      '--cache-to <spec>',
+      'after the build, export its cache entries and their layers to a registry repository for --cache-from on other machines: type=registry,ref=REGISTRY/REPO[,mode=max] (mode=max is taken as min: strata exports every filesystem step of every stage it built anyway); pushed by this client with your credentials',
+      cacheSpecArg('--cache-to'),
+    )
     .addHelpText(
       'after',
       `

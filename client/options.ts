@@ -1,9 +1,9 @@
 // The flags `strata build` and `strata schedule create` share, declared once, and what they
 // become in a build request; the parsers of flag values both use (durations, build args, tags).
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { ParsedDockerfile } from '../engine/dockerfile/instructions.js';
 import { normalizeReference } from '../engine/image/reference.js';
-import { registryReference } from '../engine/registry/reference.js';
+import { isRepositoryName, registryReference } from '../engine/registry/reference.js';
 import { ENTITLEMENTS } from '../engine/runtime/entitlements.js';
 import type { NetworkMode } from '../engine/runtime/network.js';
 import type { BuildRequest } from '../workflows/types.js';
@@ -34,6 +34,8 @@ export interface BuildFlags {
   label?: string[];
   /** Ask the registry for each image the Dockerfile names, even when the store has it. */
   pull?: boolean;
+  /** `--cache-from type=registry,ref=REGISTRY/REPO` (repeatable). */
+  cacheFrom?: string[];
 }
 
 /** The shared flags, new objects at each call (commander owns an Option once added). */
@@ -61,6 +63,12 @@ export function buildFlagOptions(): Option[] {
     ),
     new Option('--no-cache', 'use no instruction cache entry: every step runs (and records its result for later builds)'),
     new Option('--no-cache-filter <stage>', 'this stage (name, or index from 0) uses no cache entry; other stages do (repeatable)').argParser(collect).default([]),
+    new Option(
+      '--cache-from <spec>',
+      'also use the cache entries a --cache-to exported: type=registry,ref=REGISTRY/REPO (or just REGISTRY/REPO); asked on a miss of the local cache, read by the worker with its credentials, and used by this build only (repeatable, at most 8)',
+    )
+      .argParser((v: string, previous: string[]) => [...previous, cacheSpecArg('--cache-from')(v)])
+      .default([]),
     new Option('--label <key=value>', 'set a label on the image, after the last instruction, as a LABEL would (repeatable)').argParser(collect).default([]),
   ];
 }
@@ -68,7 +76,7 @@ export function buildFlagOptions(): Option[] {
 /** The part of a build request the shared flags give; `command` names the command in errors. */
 export type BuildSettings = Pick<
   BuildRequest,
-  'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull' | 'labels' | 'noCache' | 'noCacheFilter'
+  'buildArgs' | 'target' | 'tags' | 'sourceDateEpoch' | 'network' | 'entitlements' | 'stepTimeoutMs' | 'push' | 'pull' | 'labels' | 'noCache' | 'noCacheFilter' | 'cacheFrom'
 >;
 
 export function buildSettings(flags: BuildFlags, command: string): BuildSettings {
@@ -87,7 +95,62 @@ export function buildSettings(flags: BuildFlags, command: string): BuildSettings
     ...(flags.pull ? { pull: true } : {}),
     ...(flags.cache === false ? { noCache: true } : {}),
     ...(flags.cacheFilter?.length ? { noCacheFilter: [...new Set(flags.cacheFilter)] } : {}),
+    ...cacheFromSetting(flags.cacheFrom ?? [], command),
   };
+}
+
+/** Repositories one build may read cache entries from (the worker checks the bound again: activities/validate.ts). */
+export const MAX_CACHE_FROM = 8;
+
+function cacheFromSetting(specs: string[], command: string): Pick<BuildRequest, 'cacheFrom'> {
+  const repos = [...new Set(specs.map((s) => parseCacheSpec(s, '--cache-from').ref))];
+  if (repos.length > MAX_CACHE_FROM) throw new UsageError(`${command}: --cache-from: at most ${MAX_CACHE_FROM} repositories, got ${repos.length}`);
+  return repos.length > 0 ? { cacheFrom: repos } : {};
+}
+
+/** Checks a --cache-from/--cache-to value as commander parses it: a bad one is a usage error (exit 125) naming the flag. */
+export function cacheSpecArg(flag: string): (value: string) => string {
+  return (value) => {
+    try {
+      parseCacheSpec(value, flag);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+    return value;
+  };
+}
+
+/**
+ * BuildKit's cache import/export spec, of which strata knows `type=registry,ref=REGISTRY/REPO`
+ * (a bare `REGISTRY/REPO` too). `mode=max` and `mode=min` are both taken: strata exports the
+ * entry of every filesystem step of every stage the build ran anyway.
+ */
+export function parseCacheSpec(spec: string, flag: string): { ref: string } {
+  const fail = (detail: string): never => {
+    throw new UsageError(`${flag} ${spec}: ${detail}`);
+  };
+  const fields = new Map<string, string>();
+  if (!spec.includes('=')) fields.set('ref', spec).set('type', 'registry');
+  else
+    for (const part of spec.split(',')) {
+      const i = part.indexOf('=');
+      if (i <= 0) fail(`expected KEY=VALUE, got ${JSON.stringify(part)}`);
+      fields.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+    }
+  const type = fields.get('type');
+  if (type !== 'registry') fail(`unsupported type ${JSON.stringify(type ?? '')}: strata knows only type=registry,ref=REGISTRY/REPO`);
+  for (const [k, v] of fields) {
+    if (k === 'mode' && v !== 'min' && v !== 'max') fail(`mode must be min or max, got ${JSON.stringify(v)}`);
+    if (k !== 'type' && k !== 'ref' && k !== 'mode') fail(`unknown field ${JSON.stringify(k)} (known: type, ref, mode)`);
+  }
+  const ref = fields.get('ref') ?? fail('needs ref=REGISTRY/REPO');
+  if (!isRepositoryName(ref)) fail(`ref must be REGISTRY/REPOSITORY without tag or digest, got ${JSON.stringify(ref)}`);
+  try {
+    registryReference(`${ref}:latest`);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  return { ref };
 }
 
 /**

@@ -180,6 +180,8 @@ export class CachedStages {
             sourceDateEpoch: env.req.sourceDateEpoch,
             network: env.req.network ?? 'default',
             useCache: !missed && this.keysValid(),
+            // Only when asked: the look-ups of older histories had no such field.
+            ...(env.req.cacheFrom?.length ? { cacheFrom: env.req.cacheFrom } : {}),
           };
           found = await routed(route, route ? STEP : LONG, (o) => proxy<BuildActivities>(o, lookupSummary(segment)).lookupCache(input));
         } catch (err) {

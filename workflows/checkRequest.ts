@@ -11,6 +11,8 @@ const MAX_WINDOW_MS = 366 * 24 * 3600_000;
 const MAX_STEP_TIMEOUT_MS = 30 * 24 * 3600_000;
 /** Tags of one build: each is a search attribute keyword too. */
 const MAX_TAGS = 100;
+/** `--cache-from` repositories of one build: each is asked on every local miss. */
+const MAX_CACHE_FROM = 8;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 function refuse(field: string, detail: string): never {
@@ -43,6 +45,8 @@ export function checkBuildRequest(v: unknown): void {
     if (out.type !== 'docker' || typeof out.dest !== 'string') refuse('outputs[]', 'not {type: "docker", dest: PATH}');
   }
   if (r.push !== undefined && typeof r.push !== 'boolean') refuse('push', 'not true or false');
+  if (r.cacheFrom !== undefined && (!Array.isArray(r.cacheFrom) || r.cacheFrom.length > MAX_CACHE_FROM || !r.cacheFrom.every((c) => typeof c === 'string' && c.length <= 512)))
+    refuse('cacheFrom', `not a list of at most ${MAX_CACHE_FROM} repositories`);
   optMs(r.stepTimeoutMs, 'stepTimeoutMs', MAX_STEP_TIMEOUT_MS);
   if (r.stepTimeoutMs === 0) refuse('stepTimeoutMs', 'must be positive');
   optMs(r.retryWindowMs, 'retryWindowMs', MAX_WINDOW_MS);

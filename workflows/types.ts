@@ -65,6 +65,11 @@ export interface BuildRequest {
   storeId?: string;
   /** Resolve every image the Dockerfile names in its registry, even when the store has it (`--pull`). */
   pull?: boolean;
+  /**
+   * Registry repositories (`REGISTRY/REPO`) whose cache entries this build may use on a local
+   * miss (`--cache-from type=registry,ref=…`); they serve this build only.
+   */
+  cacheFrom?: string[];
 }
 
 export interface BuildResult {
@@ -188,6 +193,8 @@ export interface CacheLookupInput {
   network?: NetworkMode;
   /** False: keys only, no entry is used (--no-cache, or a step before missed). */
   useCache: boolean;
+  /** BuildRequest.cacheFrom: repositories asked after this store (and STRATA_REMOTE) miss. */
+  cacheFrom?: string[];
 }
 
 /** What a step activity's result says of the worker that ran it (workflows/sticky.ts). */

@@ -18,7 +18,7 @@ import { recordDelivery } from '../deliver.js';
 import type { StartRequest } from '../buildServer.js';
 import { LinkLost, follow } from '../follow.js';
 import { formatSize } from '../format.js';
-import { DEFAULT_RETRY_WINDOW, buildSettings, checkCacheFilter, parseDuration, type BuildFlags } from '../options.js';
+import { DEFAULT_RETRY_WINDOW, buildSettings, checkCacheFilter, parseCacheSpec, parseDuration, type BuildFlags } from '../options.js';
 import type { Session } from '../session.js';
 import { phase, printHistoryTimings, timingEnabled } from '../timing.js';
 import { STRATA_VERSION } from '../version.js';
@@ -38,6 +38,8 @@ export interface BuildOptions extends BuildFlags {
   quiet?: boolean;
   /** Write the image ID to this file (docker's --iidfile). */
   iidfile?: string;
+  /** `--cache-to type=registry,ref=REGISTRY/REPO`: exported by this client after the build. */
+  cacheTo?: string;
 }
 
 export async function runBuild(contextArg: string, opts: BuildOptions): Promise<number> {
@@ -46,6 +48,8 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   phase('cli loaded');
   const mode = progressMode(opts.progress, opts.quiet);
   if (opts.iidfile && opts.detach) throw new UsageError('build: --iidfile needs the build to end: leave out --detach');
+  const cacheTo = opts.cacheTo === undefined ? undefined : parseCacheSpec(opts.cacheTo, '--cache-to').ref;
+  if (cacheTo && opts.detach) throw new UsageError('build: --cache-to is exported by this client when the build ends: leave out --detach');
   const contextDir = path.resolve(contextArg);
   const st = await fs.stat(contextDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`build: context ${contextArg} is not a directory`);
@@ -182,6 +186,14 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
         followed = await follow((await import('../temporalLink.js')).temporalLink(s, s.client.workflow.getHandle(workflowId)), view);
       }
       phase('follow to result');
+      if (followed.code === 0 && cacheTo) {
+        // With this client's credentials, as --push (client/cacheExport.ts); the keys are in the build's history.
+        const s = (session ??= await openTemporal());
+        const { buildCacheKeys, exportCache } = await import('../cacheExport.js');
+        const n = await exportCache(store, await buildCacheKeys(s.client, workflowId), cacheTo);
+        if (mode !== 'quiet') process.stderr.write(`Exported ${n} cache entries to ${cacheTo}\n`);
+        phase('export cache');
+      }
       if (followed.result && iidfile) await fs.writeFile(iidfile, followed.result.imageId);
       if (timingEnabled()) {
         if (session) await printHistoryTimings(session.client, workflowId);

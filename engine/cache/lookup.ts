@@ -29,7 +29,7 @@ import type { BaseSpec, CopyStep, RunStep, Step } from '../plan/types.js';
 import type { NetworkMode } from '../runtime/network.js';
 import type { Store } from '../store/store.js';
 import { contextChecksum, type SourcesSpec } from './checksum.js';
-import { readCacheEntry, usableCacheEntry } from './entries.js';
+import { readCacheEntry, usableCacheEntry, type CacheEntry } from './entries.js';
 import { baseKey, keyChain, resultKey, type StepInputs } from './key.js';
 
 /** Where a look-up's chain starts. */
@@ -61,10 +61,11 @@ export interface LookupSpec {
   /** Called with a layer before the look-up checks it is stored: the GC must keep it from then on. */
   hold: (layers: (Digest | undefined)[]) => Promise<void>;
   /**
-   * On a local miss: brings the entry of `key` for a state whose top layer is `parentTop` from
-   * elsewhere (the remote store, engine/remote/) into the store; true when it did.
+   * On a local miss: the entry of `key` for a state whose top layer is `parentTop` from
+   * elsewhere (the remote store, a build's `--cache-from`: engine/remote/), its layer stored
+   * and held; undefined when there is none.
    */
-  fetchEntry?: (key: Digest, parentTop: Digest | undefined) => Promise<boolean>;
+  fetchEntry?: (key: Digest, parentTop: Digest | undefined) => Promise<CacheEntry | undefined>;
   /** Told the keys this store has no entry for before the look-up asks fetchEntry one by one: it may start asking for all. */
   prefetchEntries?: (keys: Digest[]) => void;
 }
@@ -135,7 +136,7 @@ export async function lookupSteps(store: Store, spec: LookupSpec): Promise<Looku
       continue;
     }
     let entry = await usableCacheEntry(store, key, top, spec.hold);
-    if (!entry && spec.fetchEntry && (await spec.fetchEntry(key, top))) entry = await usableCacheEntry(store, key, top, spec.hold);
+    if (!entry && spec.fetchEntry) entry = await spec.fetchEntry(key, top);
     if (!entry) {
       hitting = false;
       out.push({ key });

@@ -77,3 +77,9 @@ export function isInsecure(registry: string, env: NodeJS.ProcessEnv): boolean {
     .filter(Boolean);
   return listed.includes(registry) || listed.includes(hostname);
 }
+
+/** `REGISTRY/REPO` without tag or digest: the shape of a remote store's name (registryReference checks the rest). */
+export function isRepositoryName(name: string): boolean {
+  const last = name.slice(name.lastIndexOf('/') + 1);
+  return name.includes('/') && !name.includes('@') && !last.includes(':') && name.length <= 512;
+}

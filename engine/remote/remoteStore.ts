@@ -25,7 +25,7 @@ import { RegistryClient } from '../registry/client.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 import { fetchLayer } from '../registry/pull.js';
 import { pushImage } from '../registry/push.js';
-import { registryReference, type RegistryReference } from '../registry/reference.js';
+import { isRepositoryName, registryReference, type RegistryReference } from '../registry/reference.js';
 
 export const LAYER_CONFIG_TYPE = 'application/vnd.dev.strata.layer.v1+json';
 export const CACHE_CONFIG_TYPE = 'application/vnd.dev.strata.cache.v1+json';
@@ -67,8 +67,7 @@ export class RemoteStore {
     readonly name: string,
     private readonly opts: RemoteOptions = {},
   ) {
-    const last = name.slice(name.lastIndexOf('/') + 1);
-    if (!name.includes('/') || name.includes('@') || last.includes(':'))
+    if (!isRepositoryName(name))
       throw new UserInputError('REMOTE_INVALID', `remote store: STRATA_REMOTE must be REGISTRY/REPOSITORY without tag or digest, got ${JSON.stringify(name)}`);
     this.ref = registryReference(`${name}:latest`, opts.env);
   }
@@ -138,6 +137,13 @@ export class RemoteStore {
     }
   }
 
+  /** Pushes each layer of the chains ending at `tops`, parents included (what getLayers walks on another machine). */
+  async putChains(store: Store, tops: (Digest | undefined)[]): Promise<void> {
+    const chains: Digest[] = [];
+    for (const top of new Set(tops)) chains.push(...(await store.chainOf(top)));
+    await this.putLayers(store, chains);
+  }
+
   /** Ensures each chain ending at one of `tops` is in the store, fetching the missing layers bottom first. */
   async getLayers(store: Store, tops: (Digest | undefined)[]): Promise<void> {
     for (const top of new Set(tops)) {
@@ -169,7 +175,12 @@ export class RemoteStore {
   /** Pushes the store's entry of `key` (with its layer's blob) under `cache-<key>`. */
   async putCacheEntry(store: Store, key: Digest): Promise<void> {
     const entry = await readCacheEntry(store, key);
-    if (!entry) return;
+    if (entry) await this.putEntry(store, entry);
+  }
+
+  /** Pushes `entry` (its layer must be stored) under `cache-<key>`: `--cache-to` exports entries that may be in no local index. */
+  async putEntry(store: Store, entry: CacheEntry): Promise<void> {
+    const key = entry.key;
     const layer = entry.layer ? await localLayerRef(store, entry.layer.chainId) : undefined;
     await this.pushArtifact(store, cacheTag(key), CACHE_CONFIG_TYPE, Buffer.from(JSON.stringify(entry)), layer);
   }
@@ -195,26 +206,33 @@ export class RemoteStore {
    * is `parentTop`, with its layer, and writes it into the store. False when there is none.
    */
   async getCacheEntry(store: Store, key: Digest, parentTop: Digest | undefined): Promise<boolean> {
+    const entry = await this.fetchCacheEntry(store, key, parentTop);
+    if (entry) await writeCacheEntry(store, key, entry);
+    return entry !== undefined;
+  }
+
+  /**
+   * The remote entry of `key` when it serves a state whose top layer is `parentTop`, its layer
+   * fetched into the store (content-verified), the entry itself written nowhere: a build's own
+   * `--cache-from` repository serves that build only (docs/security.md).
+   */
+  async fetchCacheEntry(store: Store, key: Digest, parentTop: Digest | undefined): Promise<CacheEntry | undefined> {
     const art = await (this.ahead.get(key) ?? this.getArtifact(cacheTag(key), CACHE_CONFIG_TYPE));
-    if (!art) return false;
+    if (!art) return undefined;
     const entry = parseJson<CacheEntry>(art.config, `cache entry ${key}`);
     if (!entry || entry.key !== key || !entry.history || typeof entry.history !== 'object') throw this.corrupt(`cache entry ${key}: not an entry for that key`);
-    if (!entry.layer) {
-      await writeCacheEntry(store, key, { history: entry.history });
-      return true;
-    }
+    if (!entry.layer) return { key, history: entry.history };
     const { diffId, chainId } = entry.layer;
     if (typeof diffId !== 'string' || !isDigest(diffId) || typeof chainId !== 'string' || !isDigest(chainId)) throw this.corrupt(`cache entry ${key}: its layer is not digests`);
     // Made on another parent: it cannot serve this build (and its chainID is checked, not trusted).
-    if (computeChainId(parentTop, diffId) !== chainId) return false;
+    if (computeChainId(parentTop, diffId) !== chainId) return undefined;
     // The layer comes from the entry's own manifest: it must hold exactly that one blob.
     if (art.manifest.layers.length !== 1) throw this.corrupt(`cache entry ${key}: its manifest lists ${art.manifest.layers.length} blobs, not 1`);
     if (!(await store.hasLayer(chainId))) {
       const client = await this.client('pull', 'remote store: fetch');
       await fetchLayer(store, async () => client, art.manifest.layers[0]!, diffId, parentTop, `remote store: fetch cache entry ${key}`, { signal: this.opts.signal });
     }
-    await writeCacheEntry(store, key, { layer: await localLayerRef(store, chainId), history: entry.history });
-    return true;
+    return { key, layer: await localLayerRef(store, chainId), history: entry.history };
   }
 
   // ---- created times of step images (engine/store/intermediate.ts) ----
