@@ -39,5 +39,9 @@ test('lookupCache refuses a look-up that names what this store lacks or is not a
   await expect(check({ ...ok, steps: [{ kind: 'run', number: 1, line: 1, text: 'RUN x', history: { created_by: 'x' }, args: [], env: [], workdir: '/' }] })).rejects.toThrow(
     'steps[0].args',
   );
+  await expect(check({ ...ok, cacheFrom: ['127.0.0.1:5000/cache'] })).resolves.toBeUndefined();
+  await expect(check({ ...ok, cacheFrom: ['127.0.0.1:5000/cache:tag'] })).rejects.toThrow('cacheFrom[0]');
+  await expect(check({ ...ok, cacheFrom: ['no-registry'] })).rejects.toThrow('cacheFrom[0]');
+  await expect(check({ ...ok, cacheFrom: Array.from({ length: 9 }, (_, i) => `r.example/c${i}`) })).rejects.toThrow('cacheFrom');
   await fs.rm(store.root, { recursive: true, force: true });
 });
