@@ -18,6 +18,7 @@ import { promises as fs } from 'node:fs';
 import { sha256, type Digest } from '../digest.js';
 import { DigestMismatchError, RegistryError } from '../errors.js';
 import { MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD, MEDIA_TYPE_MANIFEST, type Descriptor, type ImageManifest, type LayerRef, type StoredImage } from '../image/types.js';
+import { noteLayerBlob } from '../store/layerBlobs.js';
 import type { Store } from '../store/store.js';
 import { findCredentials } from './auth.js';
 import { RegistryClient } from './client.js';
@@ -163,6 +164,7 @@ async function planLayer(store: Store, layer: LayerRef, compression: PushCompres
   }
   const record = await readCompressed(store.root, layer.diffId, compression);
   if (record && (await store.hasBlob(record.digest))) {
+    await noteLayerBlob(store.root, layer.diffId, record); // a record kept from before such notes
     return { kind: 'blob', desc: { mediaType: record.mediaType, digest: record.digest, size: record.size }, file: store.blobPath(record.digest) };
   }
   // An uncompressed import's tar is its blob; a layer strata built is regenerated from its snapshot.
@@ -236,6 +238,9 @@ async function compressAndSend(ctx: Ctx, layer: LayerRef, source: CompressJob['s
     const mediaType = compression === 'gzip' ? MEDIA_TYPE_LAYER_GZIP : MEDIA_TYPE_LAYER_ZSTD;
     await store.putBlobFile(spool.path, digest);
     await writeCompressed(store.root, layer.diffId, compression, { digest, size, mediaType });
+    // This blob is now a form of the layer: an image pulled back from the registry names it,
+    // and its commit's input check must know it is this layer's (engine/store/layerBlobs.ts).
+    await noteLayerBlob(store.root, layer.diffId, { digest, size, mediaType });
     await noteBlobLocation(store.root, ref.registry, digest, ref.repository);
     return { digest, size, kind: 'layer', uploaded, mediaType };
   } catch (err) {

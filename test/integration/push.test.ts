@@ -158,6 +158,15 @@ describe('strata push', () => {
     expect((await inspectRemote(copy)).Layers).toEqual((await inspectRemote(ref)).Layers);
     await dockerPull(copy);
     expect(await dockerRun(copy, ['echo', 'copied'])).toBe('copied');
+
+    // A build FROM the pushed copy, on the store that pushed it: the base's manifest names the
+    // compressed blob the push made of a layer the store holds uncompressed, and the commit
+    // takes that blob as the layer's.
+    const ctx = await contextWith({ Dockerfile: `FROM ${copy}\nRUN echo built on the copy > /x\nCMD ["cat", "/x"]\n` });
+    const built = await strataOk(['build', '-t', `${registry.address}/on-copy:1`, '--push', ctx]);
+    expect(built.stdout).toMatch(/Successfully built [0-9a-f]{12}/);
+    await dockerPull(`${registry.address}/on-copy:1`);
+    expect(await dockerRun(`${registry.address}/on-copy:1`)).toBe('built on the copy');
   });
 
   test('bad input and an unreachable registry give clear errors', async () => {
