@@ -7,6 +7,9 @@ import { Client, Connection } from '@temporalio/client';
 import { STRATA_BIN } from './cli.js';
 import { until } from './host.js';
 import { stopChild } from './worker.js';
+import { startRegistry, type TestRegistry } from './registry.js';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 
 export interface FleetWorker {
   /** The SDK's default identity, `pid@host`: what history records of the worker. */
@@ -119,4 +122,46 @@ export async function firstTimeout(workflowId: string): Promise<Date | undefined
     if (!e) return undefined;
     return new Date((Number(e.eventTime?.seconds ?? 0) + (e.eventTime?.nanos ?? 0) / 1e9) * 1000);
   });
+}
+
+/** The activities that run a build's filesystem steps. */
+export const STEP_ACTIVITIES = new Set(['copyStep', 'runStep', 'workdirStep']);
+
+/**
+ * What a test file of machines needs (call it at the top level): a Debian docker-registry,
+ * temporary directories and `strata worker` processes, all stopped or removed when the file ends.
+ */
+export interface FleetFixture {
+  registry: () => TestRegistry;
+  tempDir: (prefix: string) => Promise<string>;
+  startWorker: (env: Parameters<typeof startFleetWorker>[0]) => Promise<FleetWorker>;
+  onEnd: (cleanup: () => Promise<unknown>) => void;
+}
+
+export function fleetFixture(): FleetFixture {
+  let registry: TestRegistry | undefined;
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const workers: FleetWorker[] = [];
+  beforeAll(async () => {
+    registry = await startRegistry();
+  });
+  afterAll(async () => {
+    for (const w of workers) await w.stop();
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await registry?.stop();
+  });
+  return {
+    registry: () => registry!,
+    async tempDir(prefix) {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+      cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
+      return dir;
+    },
+    async startWorker(env) {
+      const w = await startFleetWorker(env);
+      workers.push(w);
+      return w;
+    },
+    onEnd: (cleanup) => void cleanups.push(cleanup),
+  };
 }

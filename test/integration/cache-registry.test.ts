@@ -5,40 +5,19 @@
 // there without --cache-from runs its steps again.
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { strata, strataOk } from '../helpers/cli.js';
 import { dockerLoad, dockerRmi, dockerRun } from '../helpers/docker.js';
-import { startFleetWorker, type FleetWorker } from '../helpers/fleet.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { fleetFixture, STEP_ACTIVITIES } from '../helpers/fleet.js';
 import { activityAttempts } from '../helpers/temporal.js';
 
-const STEP_ACTIVITIES = new Set(['copyStep', 'runStep', 'workdirStep']);
-
-let registry: TestRegistry;
-const cleanups: (() => Promise<unknown>)[] = [];
-const workers: FleetWorker[] = [];
-
-beforeAll(async () => {
-  registry = await startRegistry();
-});
-
-afterAll(async () => {
-  for (const w of workers) await w.stop();
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await registry?.stop();
-});
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const fx = fleetFixture();
+const { tempDir } = fx;
 
 /** A machine: its own store, worker and task queue, no remote store. */
 async function machine(name: string): Promise<NodeJS.ProcessEnv> {
   const env = { STRATA_HOME: await tempDir(`strata-cachereg-${name}-`), STRATA_TASK_QUEUE: `cachereg-${name}-${randomBytes(4).toString('hex')}`, STRATA_REMOTE: '' };
-  workers.push(await startFleetWorker(env));
+  await fx.startWorker(env);
   return { ...env, SOURCE_DATE_EPOCH: '1700000000' };
 }
 
@@ -49,8 +28,8 @@ const stepsRun = async (stdout: string) => (await activityAttempts(buildIdOf(std
 describe('--cache-to / --cache-from type=registry', () => {
   test('a machine that starts empty builds from the exported cache without running a step; the entries serve that build only', async () => {
     const m = randomBytes(4).toString('hex');
-    const cache = `${registry.address}/cache-${m}`;
-    const base = `${registry.address}/busybox:${m}`;
+    const cache = `${fx.registry().address}/cache-${m}`;
+    const base = `${fx.registry().address}/busybox:${m}`;
     // The base comes from the registry on both machines (pushed from a third store).
     const pusher = { STRATA_HOME: await tempDir('strata-cachereg-base-') };
     await strataOk(['import', '--change', 'CMD ["sh"]', process.env.STRATA_TEST_BUSYBOX_TAR!, 'busybox:latest'], { env: pusher });
@@ -79,7 +58,7 @@ describe('--cache-to / --cache-from type=registry', () => {
 
     const tar = path.join(ctx, 'out.tar');
     await strataOk(['save', '-o', tar, `cachereg-${m}:1`], { env: two });
-    cleanups.push(() => dockerRmi(`cachereg-${m}:1`));
+    fx.onEnd(() => dockerRmi(`cachereg-${m}:1`));
     expect(await dockerLoad(tar)).toContain(`cachereg-${m}:1`);
     expect(await dockerRun(`cachereg-${m}:1`)).toBe(`hello-${m}\nhi-${m}`);
 
@@ -96,7 +75,7 @@ describe('--cache-to / --cache-from type=registry', () => {
     const bad = await strata(['build', '--cache-to', 'type=local,dest=/tmp/x', ctx]);
     expect(bad.exitCode).toBe(125);
     expect(bad.stderr).toMatch(/--cache-to.*unsupported type "local"/);
-    const from = await strata(['build', '--cache-from', `type=registry,ref=${registry.address}/c:tag`, ctx]);
+    const from = await strata(['build', '--cache-from', `type=registry,ref=${fx.registry().address}/c:tag`, ctx]);
     expect(from.exitCode).toBe(125);
     expect(from.stderr).toContain('--cache-from');
   });

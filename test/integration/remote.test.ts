@@ -5,44 +5,17 @@
 // rebuilds it all from the remote cache; secrets are refused.
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { strata, strataOk } from '../helpers/cli.js';
-import { startFleetWorker, type FleetWorker } from '../helpers/fleet.js';
+import { fleetFixture, STEP_ACTIVITIES } from '../helpers/fleet.js';
 import { dockerLoad, dockerRmi, dockerRun } from '../helpers/docker.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { activityAttempts } from '../helpers/temporal.js';
 
 const EPOCH = { SOURCE_DATE_EPOCH: '1700000000' };
-const STEP_ACTIVITIES = new Set(['copyStep', 'runStep', 'workdirStep']);
 
-let registry: TestRegistry;
-const cleanups: (() => Promise<unknown>)[] = [];
-const workers: FleetWorker[] = [];
-
-beforeAll(async () => {
-  registry = await startRegistry();
-});
-
-afterAll(async () => {
-  for (const w of workers) await w.stop();
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await registry?.stop();
-});
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** A `strata worker` with its own store (`env`); resolves once it polls. */
-async function startWorker(env: { STRATA_HOME: string; STRATA_TASK_QUEUE: string; STRATA_REMOTE: string }): Promise<FleetWorker> {
-  const w = await startFleetWorker(env);
-  workers.push(w);
-  return w;
-}
+const fx = fleetFixture();
+const { tempDir } = fx;
 
 /** The worker identity of each started activity of a build, with its type and how long it ran (ms). */
 async function activityWorkers(workflowId: string): Promise<{ type: string; identity: string; ms: number }[]> {
@@ -74,8 +47,8 @@ describe('remote store (STRATA_REMOTE)', () => {
   test('workers on three stores build one multistage image through the registry; a fresh worker rebuilds it from the remote cache; secrets are refused', async () => {
     const m = randomBytes(4).toString('hex');
     const queue = `remote-${m}`;
-    const remote = `${registry.address}/strata-remote`;
-    const base = `${registry.address}/busybox:${m}`;
+    const remote = `${fx.registry().address}/strata-remote`;
+    const base = `${fx.registry().address}/busybox:${m}`;
 
     // The CLI's machine: busybox imported into its own store and pushed to the registry.
     const cliHome = await tempDir('strata-remote-cli-');
@@ -104,7 +77,7 @@ describe('remote store (STRATA_REMOTE)', () => {
     );
 
     const homes = await Promise.all([1, 2, 3].map((i) => tempDir(`strata-remote-w${i}-`)));
-    const three = await Promise.all(homes.map((home) => startWorker({ STRATA_HOME: home, STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote })));
+    const three = await Promise.all(homes.map((home) => fx.startWorker({ STRATA_HOME: home, STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote })));
 
     const t0 = Date.now();
     const first = await strataOk(['build', '-t', `remote-${m}:1`, ctx], { env: cli });
@@ -133,13 +106,13 @@ describe('remote store (STRATA_REMOTE)', () => {
     expect((await strataOk(['images'], { env: cli })).stdout).toMatch(new RegExp(`remote-${m}\\s+1\\s+${image}`));
     const tar = path.join(ctx, 'out.tar');
     await strataOk(['save', '-o', tar, `remote-${m}:1`], { env: cli });
-    cleanups.push(() => dockerRmi(`remote-${m}:1`));
+    fx.onEnd(() => dockerRmi(`remote-${m}:1`));
     expect(await dockerLoad(tar)).toContain(`remote-${m}:1`);
     expect(await dockerRun(`remote-${m}:1`)).toBe(`one-${m}\ntwo-${m}`);
 
     // A worker that never saw the build, and a CLI store that never did: every step from the remote cache.
     for (const w of three) await w.stop();
-    const fresh = await startWorker({ STRATA_HOME: await tempDir('strata-remote-w4-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
+    const fresh = await fx.startWorker({ STRATA_HOME: await tempDir('strata-remote-w4-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
     const cli2 = { ...cli, STRATA_HOME: await tempDir('strata-remote-cli2-') };
     const t2 = Date.now();
     const second = await strataOk(['build', '-t', `remote-${m}:1`, ctx], { env: cli2 });
@@ -163,8 +136,8 @@ describe('remote store (STRATA_REMOTE)', () => {
   test('without SOURCE_DATE_EPOCH, a cached rebuild on another machine keeps the image ID (the created times go through the registry too)', async () => {
     const m = randomBytes(4).toString('hex');
     const queue = `remote-${m}`;
-    const remote = `${registry.address}/strata-remote`;
-    const base = `${registry.address}/busybox:${m}`;
+    const remote = `${fx.registry().address}/strata-remote`;
+    const base = `${fx.registry().address}/busybox:${m}`;
     const cliHome = await tempDir('strata-remote-cli-');
     await strataOk(['import', process.env.STRATA_TEST_BUSYBOX_TAR!, 'busybox:latest'], { env: { STRATA_HOME: cliHome } });
     await strataOk(['push', 'busybox:latest', base], { env: { STRATA_HOME: cliHome } });
@@ -172,10 +145,10 @@ describe('remote store (STRATA_REMOTE)', () => {
     await fs.writeFile(path.join(ctx, 'Dockerfile'), `FROM ${base}\nRUN echo ${m} > /m\nENV M=${m}\n`);
     const cli = { STRATA_HOME: cliHome, STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote, SOURCE_DATE_EPOCH: '' };
 
-    const one = await startWorker({ STRATA_HOME: await tempDir('strata-remote-w5-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
+    const one = await fx.startWorker({ STRATA_HOME: await tempDir('strata-remote-w5-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
     const first = await strataOk(['build', ctx], { env: cli });
     await one.stop();
-    const two = await startWorker({ STRATA_HOME: await tempDir('strata-remote-w6-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
+    const two = await fx.startWorker({ STRATA_HOME: await tempDir('strata-remote-w6-'), STRATA_TASK_QUEUE: queue, STRATA_REMOTE: remote });
     const second = await strataOk(['build', ctx], { env: cli });
     await two.stop();
     expect(second.stdout.match(/^ ---> Using cache$/gm)).toHaveLength(2);
