@@ -16,11 +16,14 @@ const temporalPort = Number(process.env.STRATA_TEMPORAL_PORT);
 let loopback: net.Server;
 let loopbackPort: number;
 const loopbackSockets = new Set<net.Socket>();
+/** How many connections the loopback service has had. */
+let loopbackConnections = 0;
 
 beforeAll(async () => {
   // A service on the host's loopback that answers whoever connects.
   loopback = net.createServer((s) => {
     s.on('error', () => {}); // a probe hangs up at once
+    loopbackConnections++;
     loopbackSockets.add(s);
     s.on('close', () => loopbackSockets.delete(s));
     s.end('loopback-service\n');
@@ -220,6 +223,7 @@ describe('RUN and the outside world', () => {
   test('ADD clones a repository out there, and refuses one on this host without network.host', async () => {
     const out = await strataOk(['build', await context(['FROM busybox', 'ADD git://10.213.0.2/repo.git#main /src', 'RUN cat /src/hello'])]);
     expect(out.stdout).toContain('hello from git out there');
+    const connectionsBefore = loopbackConnections;
 
     for (const [source, said] of [
       [`git://127.0.0.1:${loopbackPort}/repo.git`, `127.0.0.1 is this host`],
@@ -232,6 +236,8 @@ describe('RUN and the outside world', () => {
       expect(r.stderr).toContain(said);
       expect(r.stderr).toContain('is this host (loopback, link-local or one of its own addresses); that needs the network.host entitlement');
     }
+    // Neither the clone nor the cache look-up's ls-remote connected.
+    expect(loopbackConnections).toBe(connectionsBefore);
   });
 
   test("a worker's STRATA_RUN_DENY_NETWORKS keeps ADD's downloads and clones from that network too", async () => {
@@ -332,6 +338,7 @@ describe('ADD of a URL and the network', () => {
   });
 
   test("of this host's loopback, by address or by name, it fails without network.host", async () => {
+    const connectionsBefore = loopbackConnections;
     for (const host of ['127.0.0.1', 'localhost', '[::1]']) {
       const url = `http://${host}:${loopbackPort}/file`;
       const r = await strata(['build', await context(['FROM busybox', `ADD ${url} /file`])]);
@@ -339,5 +346,7 @@ describe('ADD of a URL and the network', () => {
       expect(r.stderr).toContain(`Step 2/2 : ADD ${url} /file (line 2)`);
       expect(r.stderr).toContain('is this host (loopback, link-local or one of its own addresses); that needs the network.host entitlement');
     }
+    // No request reached it.
+    expect(loopbackConnections).toBe(connectionsBefore);
   });
 });
