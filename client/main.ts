@@ -100,7 +100,7 @@ A mistake in how strata is called (an unknown flag, a missing argument) exits wi
     .option('--iidfile <file>', 'write the image ID (sha256:…) to this file')
     .option(
       '--cache-to <spec>',
-      'after the build, export its cache entries and their layers to a registry repository for --cache-from on other machines: type=registry,ref=REGISTRY/REPO[,mode=max] (mode=max is taken as min: strata exports every filesystem step of every stage it built anyway); pushed by this client with your credentials',
+      'after the build, export its cache entries and their layers to a registry repository for --cache-from on other machines: type=registry,ref=REGISTRY/REPO[,mode=max] (mode=max is taken as min: strata exports every filesystem step of every stage it built anyway); pushed by this client with your credentials (by strata retry or attach when the build waited for a retry)',
       cacheSpecArg('--cache-to'),
     )
     .addHelpText(
