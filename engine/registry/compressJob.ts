@@ -1,6 +1,7 @@
-// compressJob: the main-thread side of compressWorker.ts — starts the worker for one layer,
-// feeds the spool's progress to the upload that reads behind it, and settles with the
-// digests (or the worker's error). Cancelled with the signal.
+// compressJob: the main-thread side of one layer's compression — starts the worker thread
+// (compressWorker.ts), or compresses a small layer inline, feeds the spool's progress to the
+// upload that reads behind it, and settles with the digests (or the error). Cancelled with
+// the signal.
 import { Worker } from 'node:worker_threads';
 import type { Digest } from '../digest.js';
 import { EngineError } from '../errors.js';
@@ -24,8 +25,33 @@ export interface CompressedResult {
 
 const WORKER_URL = new URL('./compressWorker.js', import.meta.url);
 
+/**
+ * Layers up to this size (uncompressed) compress on the calling thread: starting a worker
+ * thread costs more than hashing them there (about 0.25 s a layer on a loaded machine, most of
+ * a remote store's cost per step; a 4 MiB hash is a few ms).
+ */
+export const INLINE_MAX_BYTES = 4 << 20;
+
+/** Compresses into `spool` (whose `written` follows): inline when `size` is small, else in a worker thread. */
+export async function compressLayer(job: CompressJob, size: number, spool: Spool, signal?: AbortSignal): Promise<CompressedResult> {
+  if (size > INLINE_MAX_BYTES) return compressInWorker(job, spool, signal);
+  const { compressToSpool } = await import('./compressSpool.js');
+  try {
+    return await compressToSpool(job, (written) => spool.advance(written), signal);
+  } catch (err) {
+    const e = signal?.aborted ? ((signal.reason as Error) ?? err) : new EngineError(codeOf(err), `compress layer: ${(err as Error).message}`);
+    spool.fail(e as Error);
+    throw e;
+  }
+}
+
+function codeOf(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code && /^[A-Z_]+$/.test(code) ? code : 'COMPRESS_FAILED';
+}
+
 /** Compresses in a worker thread into `spool` (whose `written` follows the worker). */
-export function compressInWorker(job: CompressJob, spool: Spool, signal?: AbortSignal): Promise<CompressedResult> {
+function compressInWorker(job: CompressJob, spool: Spool, signal?: AbortSignal): Promise<CompressedResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_URL, { workerData: job });
     let settled = false;

@@ -23,7 +23,7 @@ import type { Store } from '../store/store.js';
 import { findCredentials } from './auth.js';
 import { RegistryClient } from './client.js';
 import type { PushCompression } from './compress.js';
-import { compressInWorker, type CompressJob } from './compressJob.js';
+import { compressLayer, type CompressJob } from './compressJob.js';
 import { DOCKER_LAYER_GZIP } from './manifest.js';
 import { blobLocations, noteBlobLocation, readCompressed, writeCompressed } from './records.js';
 import { registryReference, type RegistryReference } from './reference.js';
@@ -200,7 +200,7 @@ async function sendKnownBlob(ctx: Ctx, d: Descriptor, file: string): Promise<Omi
 }
 
 /**
- * Compresses a layer into a spool (in a worker thread) while the upload reads it; once the
+ * Compresses a layer into a spool (a large one in a worker thread) while the upload reads it; once the
  * tar's diff_id is checked, the upload is finished under the compressed digest and the spool
  * kept as the layer's compressed blob.
  */
@@ -211,7 +211,7 @@ async function compressAndSend(ctx: Ctx, layer: LayerRef, source: CompressJob['s
   const onAbort = () => abort.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const producing = (async () => {
-    const r = await compressInWorker({ source, compression, spoolPath: spool.path }, spool, abort.signal);
+    const r = await compressLayer({ source, compression, spoolPath: spool.path }, layer.size, spool, abort.signal);
     if (r.diffId !== layer.diffId || r.size !== layer.size) {
       const err = new DigestMismatchError(`${what}: layer ${layer.diffId} read as ${r.diffId} (${r.size} bytes): the store's copy changed`);
       spool.fail(err);
