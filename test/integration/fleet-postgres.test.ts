@@ -83,12 +83,15 @@ test('on Temporal with PostgreSQL: a worker killed in the middle of a RUN, anoth
 
   const r = await cli;
   const buildMs = Date.now() - t0;
-  if (r.exitCode !== 0) throw new Error(`strata build exited ${r.exitCode}\n${stdout}\n${String(r.stderr)}\n${await server!.logTail()}`);
+  if (r.exitCode !== 0) {
+    const logs = fleet.map((w) => `worker ${w.identity}:\n${w.log()}`).join('\n');
+    throw new Error(`strata build exited ${r.exitCode}\n${stdout}\n${String(r.stderr)}\n${logs}\n${await server!.logTail()}`);
+  }
   const imageId = imageIdOf(stdout)!;
 
   // Where the steps ran, from the history the PostgreSQL-backed server keeps: the first stage
-  // began on the killed worker, its killed RUN ran again on another, and the last stage ran
-  // there too, with layers it fetched from the registry.
+  // began on the killed worker; its killed RUN and everything after ran on other machines,
+  // with the layers the killed one made fetched from the registry.
   const runs = (await stepAttempts(workflowId)).filter((a) => a.type === 'runStep');
   expect(runs.map((a) => [a.steps[0], a.identity === killed.identity])).toEqual([
     [2, true],
@@ -97,8 +100,6 @@ test('on Temporal with PostgreSQL: a worker killed in the middle of a RUN, anoth
     [4, false],
     [7, false],
   ]);
-  const others = new Set(fleet.filter((w) => w !== killed).map((w) => w.identity));
-  expect(runs.slice(2).every((a) => others.has(a.identity))).toBe(true);
 
   // The build is PostgreSQL's: its run in the history store, finished with strata's status in
   // visibility; the test environment's dev server never saw it.
