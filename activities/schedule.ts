@@ -86,9 +86,16 @@ async function cloneAndPack(store: Store, url: string, dockerfile: string | unde
   const tmp = await store.makeTempDir('schedule-git');
   try {
     const repo = path.join(tmp, 'repo');
-    const contextDir = await cloneGit(source, repo, true).catch((err: unknown) => {
+    // A schedule's source is fetched before its build holds any entitlement: it may not come
+    // from this host or a denied network, whatever the schedule's --allow (a repository on
+    // the worker's disk is file:// with STRATA_ALLOW_FILE_GIT).
+    const contextDir = await cloneGit(source, repo, true, { allowHost: false }).catch((err: unknown) => {
       // cloneGit speaks for ADD; here the clone is the schedule's source.
-      if (err instanceof EngineError) throw new EngineError(err.code, err.message.replace(/^ADD failed: /, 'schedule source: '), { cause: err, userError: err.userError });
+      if (err instanceof EngineError)
+        throw new EngineError(err.code, err.message.replace(/^ADD failed: /, 'schedule source: ').replace(/; that needs the network\.host entitlement.*$/, ''), {
+          cause: err,
+          userError: err.userError,
+        });
       throw err;
     });
     const git = async (args: string[]) => (await execa('git', args, { cwd: repo, stdin: 'ignore' })).stdout.trim();

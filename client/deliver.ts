@@ -19,6 +19,11 @@ export interface Delivery {
   outputs: string[];
   /** Tags to push. */
   push: string[];
+  /**
+   * `--cache-to`'s repository: exported when the build succeeds, by whichever client sees it
+   * (build, or retry/attach for a build that waited), after the delivery (followBuild).
+   */
+  cacheTo?: string;
 }
 
 function deliveryFile(root: string, buildId: string): string {
@@ -27,7 +32,7 @@ function deliveryFile(root: string, buildId: string): string {
 
 /** Keeps what to deliver when `buildId` succeeds (nothing is written for an empty delivery). */
 export async function recordDelivery(root: string, buildId: string, d: Delivery): Promise<void> {
-  if (d.outputs.length === 0 && d.push.length === 0) return;
+  if (d.outputs.length === 0 && d.push.length === 0 && !d.cacheTo) return;
   const dir = buildSecretsDir(root, buildId);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   await fs.writeFile(deliveryFile(root, buildId), JSON.stringify(d), { mode: 0o600 });
@@ -35,15 +40,27 @@ export async function recordDelivery(root: string, buildId: string, d: Delivery)
 
 /**
  * Saves and pushes what was recorded for the build, printing as `strata save` and
- * `strata push` do, then forgets it. Throws (the build's client then fails) on the first error.
+ * `strata push` do, then forgets it and returns the recorded `--cache-to` repository, which
+ * the caller exports. Throws (the build's client then fails) on the first error.
  */
-export async function deliverBuild(root: string, buildId: string, result: BuildResult, out: (line: string) => void, onPushProgress?: (p: PushProgress) => void): Promise<void> {
+export async function deliverBuild(
+  root: string,
+  buildId: string,
+  result: BuildResult,
+  out: (line: string) => void,
+  onPushProgress?: (p: PushProgress) => void,
+): Promise<{ cacheTo?: string }> {
   let d: Delivery;
   try {
     d = JSON.parse(await fs.readFile(deliveryFile(root, buildId), 'utf8')) as Delivery;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw err;
+  }
+  const cacheTo = typeof d.cacheTo === 'string' ? d.cacheTo : undefined;
+  if (d.outputs.length === 0 && d.push.length === 0) {
+    await fs.rm(deliveryFile(root, buildId), { force: true });
+    return { cacheTo };
   }
   // Loaded only for a build that delivers: every other build's client is spared their imports.
   const [{ saveImages }, { pushImage }] = await Promise.all([import('../engine/archive/save.js'), import('../engine/registry/push.js')]);
@@ -55,6 +72,7 @@ export async function deliverBuild(root: string, buildId: string, result: BuildR
   }
   for (const tag of d.push) printPushResult(await pushImage(store, image, tag, { onProgress: onPushProgress }), out);
   await fs.rm(deliveryFile(root, buildId), { force: true });
+  return { cacheTo };
 }
 
 /** With a remote store (STRATA_REMOTE) the image was made on other machines: it comes into this client's store, tags and all. */

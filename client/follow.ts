@@ -80,7 +80,7 @@ const UNANSWERED_MS = 5_000;
  * 130 cancelled) or waits for a retry (EXIT_WAITING). A client that just sent a retry passes
  * the count of retries it saw before, so the waiting state that retry ends does not count.
  */
-export async function follow(link: BuildLink, view: BuildView, retriesBefore = -1): Promise<{ code: number; result?: BuildResult }> {
+export async function follow(link: BuildLink, view: BuildView, retriesBefore = -1): Promise<{ code: number; result?: BuildResult; cacheTo?: string }> {
   let lastAnswer = Date.now();
   view.follow(link);
   let cancelled = false;
@@ -133,14 +133,14 @@ export async function follow(link: BuildLink, view: BuildView, retriesBefore = -
     await fetchRemoteImage(link.storeRoot, r);
     view.succeeded(r);
     // What this client saves and pushes (client/deliver.ts) prints as the view shows lines.
-    await deliverBuild(
+    const { cacheTo } = await deliverBuild(
       link.storeRoot,
       link.workflowId,
       r,
       (line) => view.note(line),
       (p) => view.pushing(p),
     );
-    return { code: 0, result: r };
+    return { code: 0, result: r, ...(cacheTo ? { cacheTo } : {}) };
   } finally {
     process.off('SIGINT', onSigint);
     leave.abort();

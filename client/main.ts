@@ -100,7 +100,7 @@ A mistake in how strata is called (an unknown flag, a missing argument) exits wi
     .option('--iidfile <file>', 'write the image ID (sha256:…) to this file')
     .option(
       '--cache-to <spec>',
-      'after the build, export its cache entries and their layers to a registry repository for --cache-from on other machines: type=registry,ref=REGISTRY/REPO[,mode=max] (mode=max is taken as min: strata exports every filesystem step of every stage it built anyway); pushed by this client with your credentials',
+      'after the build, export its cache entries and their layers to a registry repository for --cache-from on other machines: type=registry,ref=REGISTRY/REPO[,mode=max] (mode=max is taken as min: strata exports every filesystem step of every stage it built anyway); pushed by this client with your credentials (by strata retry or attach when the build waited for a retry)',
       cacheSpecArg('--cache-to'),
     )
     .addHelpText(
@@ -164,7 +164,7 @@ beyond building is off unless given (see docs/security.md):
   STRATA_OUTPUT_DIR=DIR   write builds' --output files under DIR (only there; no symlinks on the way)
   STRATA_SOURCE_DIR=DIR   let schedules with --source-mode dir pack directories under DIR
   STRATA_ALLOW_FILE_GIT=1 let ADD and schedules clone file:// git repositories of this machine
-  STRATA_RUN_DENY_NETWORKS=CIDR,...  networks RUN steps must not reach (e.g. a compose network)
+  STRATA_RUN_DENY_NETWORKS=CIDR,...  networks RUN steps and ADD must not reach (e.g. a compose network)
 
 STRATA_CACHE_MAX=SIZE (e.g. 10GB): after each build, trim the store to SIZE, least recently
 used build cache first (never what images or running builds hold; strata builder prune).

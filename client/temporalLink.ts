@@ -31,10 +31,20 @@ export function temporalLink(s: Session, handle: BuildHandle): BuildLink {
   };
 }
 
+/** Exports the build's cache entries to `repo` with this client's credentials (client/cacheExport.ts). */
+export async function exportBuildCache(s: Pick<Session, 'client' | 'store'>, id: string, repo: string): Promise<number> {
+  const { buildCacheKeys, exportCache } = await import('./cacheExport.js');
+  const n = await exportCache(s.store, await buildCacheKeys(s.client, id), repo);
+  process.stderr.write(`Exported ${n} cache entries to ${repo}\n`);
+  return n;
+}
+
 /** Follows a started build until it ends or waits; once it ended, no step reads its secrets. */
 export async function followBuild(s: Session, id: string, retriesBefore?: number, view: BuildView = openView(progressMode(undefined, false))): Promise<number> {
   await s.ensureWorker();
-  const { code } = await follow(temporalLink(s, s.client.workflow.getHandle(id)), view, retriesBefore);
+  const { code, cacheTo } = await follow(temporalLink(s, s.client.workflow.getHandle(id)), view, retriesBefore);
   if (code !== EXIT_WAITING) await removeBuildSecrets(s.store.root, id);
+  // `strata build --cache-to` of a build that waited for this retry (or attach): its client is gone.
+  if (code === 0 && cacheTo) await exportBuildCache(s, id, cacheTo);
   return code;
 }

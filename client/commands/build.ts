@@ -68,7 +68,8 @@ export async function runBuild(contextArg: string, opts: BuildOptions): Promise<
   checkCacheFilter(settings.noCacheFilter, parsed, 'build');
   const outputs = opts.output ? [parseOutput(opts.output)] : [];
   // A build this client follows is saved and pushed by the client (client/deliver.ts); a detached one asks its worker.
-  const delivery = opts.detach ? undefined : { outputs: outputs.map((o) => o.dest), push: settings.push ? settings.tags : [] };
+  // --cache-to is recorded too: a build that waits is exported by the retry or attach that sees it succeed.
+  const delivery = opts.detach ? undefined : { outputs: outputs.map((o) => o.dest), push: settings.push ? settings.tags : [], ...(cacheTo ? { cacheTo } : {}) };
   const request: Omit<BuildRequest, 'contextDigest' | 'dockerfileDigest'> = {
     dockerfileName: path.basename(dockerfilePath),
     ...settings,

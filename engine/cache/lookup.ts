@@ -28,6 +28,7 @@ import { classifyAddSource, type AddSource } from '../plan/addSource.js';
 import type { BaseSpec, CopyStep, RunStep, Step } from '../plan/types.js';
 import type { NetworkMode } from '../runtime/network.js';
 import type { Store } from '../store/store.js';
+import { gitRoute } from '../steps/add.js';
 import { contextChecksum, type SourcesSpec } from './checksum.js';
 import { readCacheEntry, usableCacheEntry, type CacheEntry } from './entries.js';
 import { baseKey, keyChain, resultKey, type StepInputs } from './key.js';
@@ -205,10 +206,15 @@ export async function resolveGitCommit(source: AddSource & { kind: 'git' }): Pro
   if (/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(ref)) return ref;
   // The planner refused these; a plan from elsewhere must not turn a ref into a git option.
   if (ref.startsWith('-') || source.remote.startsWith('-')) return undefined;
-  const r = await execa('git', ['ls-remote', '--', source.remote, ref], {
+  // Reached only where the clone may go. The look-up does not know the build's entitlements:
+  // a remote on this host is unresolved even for a network.host build, whose ADD then runs
+  // every time (the clone itself is checked with them).
+  const route = await gitRoute(source, false).catch(() => undefined);
+  if (!route) return undefined;
+  const r = await execa('git', [...route.config, 'ls-remote', '--', route.remote, ref], {
     reject: false,
     timeout: LS_REMOTE_TIMEOUT_MS,
-    env: { GIT_TERMINAL_PROMPT: '0' },
+    env: { GIT_TERMINAL_PROMPT: '0', ...route.env },
     stdin: 'ignore',
   });
   if (r.exitCode !== 0) return undefined;

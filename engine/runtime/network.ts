@@ -66,6 +66,30 @@ export function deniedNetworks(env: NodeJS.ProcessEnv = process.env): string[] {
   return out;
 }
 
+/** Whether IPv4 `address` lies in `cidr` (`A.B.C.D/N`, as deniedNetworks gives them). */
+export function inNetwork(address: string, cidr: string): boolean {
+  const [base, bits] = cidr.split('/') as [string, string];
+  if (!isIPv4(address) || !isIPv4(base)) return false;
+  const n = Number(bits);
+  const toInt = (a: string) => a.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
+  const size = 2 ** (32 - n);
+  return Math.floor(toInt(address) / size) === Math.floor(toInt(base) / size);
+}
+
+/**
+ * Why a fetch the worker makes for a build (ADD's downloads and git clones) must not go to
+ * `address`, or undefined when it may: the host itself (what RUN steps cannot reach either),
+ * and the worker's STRATA_RUN_DENY_NETWORKS, where Temporal and the remote store may live.
+ * A build holding network.host may reach both, as its `RUN --network=host` steps can.
+ */
+export function fetchRefusal(address: string, allowHost: boolean, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (allowHost) return undefined;
+  if (isHostAddress(address)) return 'is this host (loopback, link-local or one of its own addresses)';
+  const a = canonicalAddress(address);
+  const denied = deniedNetworks(env).find((cidr) => inNetwork(a, cidr));
+  return denied ? `is in ${denied}, a network this worker keeps builds from (STRATA_RUN_DENY_NETWORKS)` : undefined;
+}
+
 export interface StepNetwork {
   mode: NetworkMode;
   /** The namespace runc joins; undefined: runc makes an empty one (`none`) or uses the host's. */
@@ -173,14 +197,9 @@ async function defaultResolvConf(): Promise<string> {
   return [`nameserver ${SLIRP_DNS}`, ...kept].join('\n') + '\n';
 }
 
-/**
- * True for an address that is this host or its link: 0.0.0.0/8 and 127.0.0.0/8 (and `::`,
- * `::1`, IPv4-mapped forms of them), link-local 169.254.0.0/16 and fe80::/10, and the host's
- * own interface addresses. A build reaches none of them without network.host.
- */
-export function isHostAddress(address: string): boolean {
+/** One spelling per IPv6 address (WHATWG URL's), and IPv4-mapped ones as IPv4. */
+function canonicalAddress(address: string): string {
   let a = address.toLowerCase();
-  // One spelling per IPv6 address (WHATWG URL's), and IPv4-mapped ones as IPv4.
   if (isIPv6(a)) a = new URL(`http://[${a}]/`).hostname.slice(1, -1);
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
   if (mapped) {
@@ -188,6 +207,16 @@ export function isHostAddress(address: string): boolean {
     const lo = parseInt(mapped[2]!, 16);
     a = [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
   }
+  return a;
+}
+
+/**
+ * True for an address that is this host or its link: 0.0.0.0/8 and 127.0.0.0/8 (and `::`,
+ * `::1`, IPv4-mapped forms of them), link-local 169.254.0.0/16 and fe80::/10, and the host's
+ * own interface addresses. A build reaches none of them without network.host.
+ */
+export function isHostAddress(address: string): boolean {
+  const a = canonicalAddress(address);
   if (isIPv4(a)) {
     const [first, second] = a.split('.').map(Number);
     if (first === 0 || first === 127 || (first === 169 && second === 254)) return true;

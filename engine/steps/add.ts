@@ -8,7 +8,7 @@ import path from 'node:path';
 import dns, { type LookupAddress } from 'node:dns';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
+import { isIP, isIPv6, type LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { decompressed } from '../archive/compression.js';
@@ -16,7 +16,7 @@ import { EngineError, UserInputError } from '../errors.js';
 import { extractTar } from '../fsutil/extract.js';
 import { resolveInRoot } from '../fsutil/scoped.js';
 import type { AddSource } from '../plan/addSource.js';
-import { isHostAddress, NETWORK_HOST } from '../runtime/network.js';
+import { fetchRefusal, NETWORK_HOST } from '../runtime/network.js';
 
 /** A downloaded file, ready to be placed with docker's mode 0600. */
 export interface DownloadedFile {
@@ -95,18 +95,19 @@ async function getFollowingRedirects(url: string, allowHost: boolean): Promise<I
 
 function getOnce(original: string, url: URL, allowHost: boolean): Promise<IncomingMessage> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  const refuse = (address: string) =>
-    new UserInputError(
-      'ADD_ADDRESS_DENIED',
-      `ADD failed: download ${original}: ${host}${host === address ? '' : ` (${address})`} is this host (loopback, link-local or one of its own addresses); that needs the ${NETWORK_HOST} entitlement: strata build --allow ${NETWORK_HOST}`,
-    );
-  if (!allowHost && isIP(host) && isHostAddress(host)) return Promise.reject(refuse(host));
+  const what = `download ${original}`;
+  if (isIP(host)) {
+    const reason = fetchRefusal(host, allowHost);
+    if (reason) return Promise.reject(addressDenied(what, host, host, reason));
+  }
   // Node calls this for names only (an IP literal was checked above); what it returns is what it connects to.
   const lookup: LookupFunction = (hostname, options, callback) => {
     dns.lookup(hostname, { all: true, family: options.family, hints: options.hints }, (err, addresses) => {
       if (err) return callback(err, '', 0);
-      const bad = allowHost ? undefined : addresses.find((a) => isHostAddress(a.address));
-      if (bad) return callback(refuse(bad.address), '', 0);
+      for (const a of addresses) {
+        const reason = fetchRefusal(a.address, allowHost);
+        if (reason) return callback(addressDenied(what, host, a.address, reason), '', 0);
+      }
       if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
       callback(null, addresses[0]!.address, addresses[0]!.family);
     });
@@ -122,15 +123,25 @@ function getOnce(original: string, url: URL, allowHost: boolean): Promise<Incomi
   });
 }
 
+/** ADD may not fetch from `address` (what `host` resolved to): a user error naming both. */
+function addressDenied(what: string, host: string, address: string, reason: string): UserInputError {
+  return new UserInputError(
+    'ADD_ADDRESS_DENIED',
+    `ADD failed: ${what}: ${host}${host === address ? '' : ` (${address})`} ${reason}; that needs the ${NETWORK_HOST} entitlement: strata build --allow ${NETWORK_HOST}`,
+  );
+}
+
 /**
  * Clones `source` into `dir` (which must not exist) at its ref, shallowly when the remote
  * allows it, and returns the directory whose contents ADD copies (the subdir, if any).
- * `.git` is removed unless `keepGitDir`.
+ * `.git` is removed unless `keepGitDir`. The remote is reached only where a download may go
+ * (gitRoute).
  */
-export async function cloneGit(source: AddSource & { kind: 'git' }, dir: string, keepGitDir: boolean): Promise<string> {
+export async function cloneGit(source: AddSource & { kind: 'git' }, dir: string, keepGitDir: boolean, opts: { allowHost: boolean }): Promise<string> {
+  const route = await gitRoute(source, opts.allowHost);
   const git = async (args: string[]) => {
     // No prompt for credentials: a worker has nobody to answer it.
-    const r = await execa('git', args, { cwd: dir, reject: false, env: { GIT_TERMINAL_PROMPT: '0' }, stdin: 'ignore' });
+    const r = await execa('git', [...route.config, ...args], { cwd: dir, reject: false, env: { GIT_TERMINAL_PROMPT: '0', ...route.env }, stdin: 'ignore' });
     if (r.exitCode !== 0) throw gitError(source, args, r.stderr);
     return r.stdout;
   };
@@ -139,7 +150,7 @@ export async function cloneGit(source: AddSource & { kind: 'git' }, dir: string,
   if (source.remote.startsWith('-')) throw new UserInputError('ADD_GIT_FAILED', `ADD failed: invalid git remote ${source.remote}`);
   await fs.mkdir(dir);
   await git(['init', '-q']);
-  await git(['remote', 'add', 'origin', source.remote]);
+  await git(['remote', 'add', 'origin', route.remote]);
   const ref = source.ref ?? 'HEAD';
   let checkout = 'FETCH_HEAD';
   try {
@@ -168,6 +179,84 @@ export async function cloneGit(source: AddSource & { kind: 'git' }, dir: string,
     throw new UserInputError('ADD_GIT_SUBDIR', `ADD failed: ${source.subdir} is not a directory in ${source.remote}#${source.ref ?? ''}`);
   }
   return sub;
+}
+
+/** How git reaches a remote: the remote it is given, `-c` settings and environment. */
+export interface GitRoute {
+  remote: string;
+  config: string[];
+  env: Record<string, string>;
+}
+
+const GIT_DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443' };
+
+/**
+ * Checks where a clone would connect, as downloads are checked (fetchRefusal): the remote's
+ * host is resolved here and every address checked, and git is pinned to the checked address
+ * so that a second DNS answer cannot send it elsewhere: http(s) through curl's resolve list,
+ * git:// and ssh by putting the address in the remote (ssh keeps the name for its known
+ * hosts). Redirects are not followed: their target is not checked (git's default follows one
+ * to any host). A file:// remote (STRATA_ALLOW_FILE_GIT) and a build holding network.host
+ * are not checked.
+ */
+export async function gitRoute(source: AddSource & { kind: 'git' }, allowHost: boolean, lookup: (host: string) => Promise<string[]> = lookupAll): Promise<GitRoute> {
+  const plain: GitRoute = { remote: source.remote, config: [], env: {} };
+  if (source.local || allowHost) return plain;
+  const scp = /^([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+):(.*)$/s.exec(source.remote);
+  let url: URL | undefined;
+  let host: string;
+  if (scp && !/^[a-z][a-z0-9+.-]*:\/\//i.test(source.remote)) {
+    host = scp[2]!;
+  } else {
+    try {
+      url = new URL(source.remote);
+    } catch {
+      throw new UserInputError('ADD_GIT_FAILED', `ADD failed: invalid git remote ${source.remote}`);
+    }
+    host = url.hostname.replace(/^\[|\]$/g, '');
+  }
+  if (!isIP(host) && !/^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) {
+    throw new UserInputError('ADD_GIT_FAILED', `ADD failed: invalid host in git remote ${source.remote}`);
+  }
+  const what = `git fetch ${source.remote}`;
+  let addresses: string[];
+  try {
+    addresses = isIP(host) ? [host] : await lookup(host);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const message = `ADD failed: ${what}: cannot resolve ${host} (${code ?? (err as Error).message})`;
+    // An unknown name stays unknown; a resolver that did not answer may answer next time.
+    if (code === 'ENOTFOUND') throw new UserInputError('ADD_GIT_FAILED', message);
+    throw new EngineError('ADD_GIT_FAILED', message, { cause: err });
+  }
+  if (addresses.length === 0) throw new EngineError('ADD_GIT_FAILED', `ADD failed: ${what}: ${host} has no address`);
+  for (const a of addresses) {
+    const reason = fetchRefusal(a, allowHost);
+    if (reason) throw addressDenied(what, host, a, reason);
+  }
+  const address = addresses[0]!;
+  const literal = isIPv6(address) ? `[${address}]` : address;
+  if (scp && !url) return { remote: `${scp[1]}@${literal}:${scp[3]}`, config: [], env: sshAlias(host) };
+  if (url!.protocol === 'http:' || url!.protocol === 'https:') {
+    const port = url!.port || GIT_DEFAULT_PORTS[url!.protocol]!;
+    const resolve = isIP(host) ? [] : ['-c', `http.curloptResolve=${host}:${port}:${literal}`];
+    return { remote: source.remote, config: [...resolve, '-c', 'http.followRedirects=false'], env: {} };
+  }
+  if (url!.protocol === 'git:' || url!.protocol === 'ssh:') {
+    const pinned = new URL(source.remote);
+    pinned.hostname = literal;
+    return { remote: pinned.href, config: [], env: url!.protocol === 'ssh:' ? sshAlias(host) : {} };
+  }
+  throw new UserInputError('ADD_GIT_FAILED', `ADD failed: unsupported git remote ${source.remote}`);
+}
+
+/** ssh checks the host key under the name, not the address it is given; nobody can answer a prompt. */
+function sshAlias(host: string): Record<string, string> {
+  return { GIT_SSH_COMMAND: `ssh -o HostKeyAlias=${host} -o BatchMode=yes` };
+}
+
+async function lookupAll(host: string): Promise<string[]> {
+  return (await dns.promises.lookup(host, { all: true })).map((a) => a.address);
 }
 
 function gitError(source: AddSource & { kind: 'git' }, args: string[], stderr: string): EngineError {

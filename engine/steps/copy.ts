@@ -130,7 +130,10 @@ async function gatherSources(spec: CopySpec, sourceRoot: string, fetchDir: strin
         throw new UserInputError('ADD_GIT_FILE_DENIED', `ADD failed: ${src} reads the worker's disk; the worker allows file:// git sources only with STRATA_ALLOW_FILE_GIT=1`);
       }
       await fs.mkdir(fetchDir, { recursive: true });
-      items.push({ kind: 'tree', dir: await cloneGit(source, path.join(fetchDir, `git-${items.length}`), step.keepGitDir ?? false) });
+      items.push({
+        kind: 'tree',
+        dir: await cloneGit(source, path.join(fetchDir, `git-${items.length}`), step.keepGitDir ?? false, { allowHost: spec.hostNetwork === 'granted' }),
+      });
       matchedAny = true;
       continue;
     }

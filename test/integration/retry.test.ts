@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { strata, strataOk } from '../helpers/cli.js';
+import { startRegistry } from '../helpers/registry.js';
 import { stepStarts } from '../helpers/temporal.js';
 
 const dirs: string[] = [];
@@ -125,6 +126,28 @@ test('a failing RUN retried with a context that has the file completes; --retry-
   // Step 2 finished in the build that failed at once: this one found it in the instruction cache.
   expect(first.stdout).toMatch(/Step 2\/4 : RUN echo one \w+ > \/one\n ---> Using cache\n/);
   expect(Object.fromEntries(await stepStarts(id))).toEqual({ 3: 2, 4: 1 });
+});
+
+test("a build with --cache-to that waits is exported by the retry that completes it, with the retrying client's credentials", async () => {
+  const registry = await startRegistry();
+  try {
+    const dockerfile = runDockerfile();
+    const broken = await context({ Dockerfile: dockerfile });
+    const fixed = await context({ Dockerfile: dockerfile, flag: '' });
+    const repo = `${registry.address}/cache/retried`;
+    const first = await strata(['build', '--retry-window', '10m', '--cache-to', `type=registry,ref=${repo}`, broken]);
+    expect(first.exitCode).toBe(2);
+    expect(first.stderr).not.toContain('Exported');
+    const retried = await strata(['retry', buildId(first.stdout), '--context', fixed]);
+    expect(retried.exitCode).toBe(0);
+    // Steps 2 and 4 (the retried step ran with another context than its key was made from: it has no entry).
+    expect(retried.stderr).toContain(`Exported 2 cache entries to ${repo}`);
+    const tags = (await (await fetch(`http://${registry.address}/v2/cache/retried/tags/list`)).json()) as { tags?: string[] };
+    expect((tags.tags ?? []).filter((t) => t.startsWith('cache-'))).toHaveLength(2);
+    expect((tags.tags ?? []).filter((t) => t.startsWith('layer-')).length).toBeGreaterThanOrEqual(2);
+  } finally {
+    await registry.stop();
+  }
 });
 
 test('abort works after the client that ran the build has exited, from a new background worker', async () => {

@@ -16,11 +16,14 @@ const temporalPort = Number(process.env.STRATA_TEMPORAL_PORT);
 let loopback: net.Server;
 let loopbackPort: number;
 const loopbackSockets = new Set<net.Socket>();
+/** How many connections the loopback service has had. */
+let loopbackConnections = 0;
 
 beforeAll(async () => {
   // A service on the host's loopback that answers whoever connects.
   loopback = net.createServer((s) => {
     s.on('error', () => {}); // a probe hangs up at once
+    loopbackConnections++;
     loopbackSockets.add(s);
     s.on('close', () => loopbackSockets.delete(s));
     s.end('loopback-service\n');
@@ -189,6 +192,65 @@ describe('RUN and the outside world', () => {
     });
   });
 
+  // A git server out there: git daemon in the same namespace, serving one repository.
+  let gitDaemon: ResultPromise | undefined;
+  beforeAll(async () => {
+    const root = await tempDir();
+    const work = path.join(root, 'work');
+    const gitIn = (cwd: string, ...args: string[]) => execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], { cwd });
+    await gitIn(root, 'init', '-q', '--bare', path.join(root, 'repo.git'));
+    await gitIn(root, 'init', '-q', work);
+    await fs.writeFile(path.join(work, 'hello'), 'hello from git out there\n');
+    await gitIn(work, 'add', '.');
+    await gitIn(work, 'commit', '-q', '-m', 'one');
+    await gitIn(work, 'push', '-q', path.join(root, 'repo.git'), 'main');
+    gitDaemon = execa('ip', ['netns', 'exec', ns, 'git', 'daemon', '--reuseaddr', '--export-all', '--listen=10.213.0.2', '--port=9418', `--base-path=${root}`, root], {
+      reject: false,
+      buffer: false,
+    });
+    // Ready when it answers: git ls-remote from the host reaches the namespace over the veth.
+    for (let i = 0; ; i++) {
+      if ((await execa('git', ['ls-remote', 'git://10.213.0.2/repo.git'], { reject: false })).exitCode === 0) break;
+      if (i > 100 || gitDaemon.exitCode !== null) throw new Error('git daemon did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  afterAll(async () => {
+    gitDaemon?.kill('SIGTERM');
+    await gitDaemon;
+  });
+
+  test('ADD clones a repository out there, and refuses one on this host without network.host', async () => {
+    const out = await strataOk(['build', await context(['FROM busybox', 'ADD git://10.213.0.2/repo.git#main /src', 'RUN cat /src/hello'])]);
+    expect(out.stdout).toContain('hello from git out there');
+    const connectionsBefore = loopbackConnections;
+
+    for (const [source, said] of [
+      [`git://127.0.0.1:${loopbackPort}/repo.git`, `127.0.0.1 is this host`],
+      [`http://localhost:${loopbackPort}/repo.git`, 'localhost ('],
+      [`git@localhost:repo.git`, 'localhost ('],
+    ] as const) {
+      const r = await strata(['build', await context(['FROM busybox', `ADD ${source} /x`])]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(`Step 2/2 : ADD ${source} /x (line 2)`);
+      expect(r.stderr).toContain(said);
+      expect(r.stderr).toContain('is this host (loopback, link-local or one of its own addresses); that needs the network.host entitlement');
+    }
+    // Neither the clone nor the cache look-up's ls-remote connected.
+    expect(loopbackConnections).toBe(connectionsBefore);
+  });
+
+  test("a worker's STRATA_RUN_DENY_NETWORKS keeps ADD's downloads and clones from that network too", async () => {
+    await withOwnWorker([], { STRATA_RUN_DENY_NETWORKS: '10.213.0.0/30' }, async (queue) => {
+      for (const source of ['git://10.213.0.2/repo.git', 'http://10.213.0.2:18080/file']) {
+        const r = await strata(['build', await context(['FROM busybox', `ADD ${source} /x`])], { env: { STRATA_TASK_QUEUE: queue } });
+        expect(r.exitCode).toBe(1);
+        expect(r.stderr).toContain(`Step 2/2 : ADD ${source} /x (line 2)`);
+        expect(r.stderr).toContain('10.213.0.2 is in 10.213.0.0/30, a network this worker keeps builds from (STRATA_RUN_DENY_NETWORKS)');
+      }
+    });
+  });
+
   test('--network=none has loopback only and reaches nothing', async () => {
     const ctx = await context(['FROM busybox', `RUN --network=none ${PROBE}; probe 10.213.0.2 18080; ls /sys/class/net; ip -o link | wc -l`]);
     const r = await strataOk(['build', ctx]);
@@ -276,6 +338,7 @@ describe('ADD of a URL and the network', () => {
   });
 
   test("of this host's loopback, by address or by name, it fails without network.host", async () => {
+    const connectionsBefore = loopbackConnections;
     for (const host of ['127.0.0.1', 'localhost', '[::1]']) {
       const url = `http://${host}:${loopbackPort}/file`;
       const r = await strata(['build', await context(['FROM busybox', `ADD ${url} /file`])]);
@@ -283,5 +346,7 @@ describe('ADD of a URL and the network', () => {
       expect(r.stderr).toContain(`Step 2/2 : ADD ${url} /file (line 2)`);
       expect(r.stderr).toContain('is this host (loopback, link-local or one of its own addresses); that needs the network.host entitlement');
     }
+    // No request reached it.
+    expect(loopbackConnections).toBe(connectionsBefore);
   });
 });
