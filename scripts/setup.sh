@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what strata needs and is missing: Debian packages, npm packages, the Temporal
-# CLI (built from source: no prebuilt download is reachable here), then builds strata.
+# CLI and the Temporal server (built from source: no prebuilt download is reachable here),
+# then builds strata.
 # Safe to run again: each step is skipped when its result is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # git for ADD of git repositories; docker-compose (and its python3-yaml) checks docker-compose.yml;
 # chromium for the Temporal Web UI tests (through playwright-core); openssl makes the mTLS
 # certificates (docker/temporal-certs.sh, tls.test.ts); python3 writes the tests' odd archives;
-# buildah is the benchmark's second peer (bench/run.sh, npm run bench).
-packages=(runc slirp4netns iproute2 docker.io docker-registry skopeo busybox-static attr xz-utils bzip2 zstd file git docker-compose chromium openssl python3 buildah)
+# buildah is the benchmark's second peer (bench/run.sh, npm run bench); postgresql is the
+# database of the Temporal server the fleet test runs on (test/helpers/temporalPostgres.ts).
+packages=(runc slirp4netns iproute2 docker.io docker-registry skopeo busybox-static attr xz-utils bzip2 zstd file git docker-compose chromium openssl python3 buildah postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -60,6 +62,33 @@ elif [ ! -x "$cli_dir/temporal" ]; then
   say "Building the Temporal CLI v1.5.1 with go install (a few minutes, once)"
   mkdir -p "$cli_dir"
   GOBIN="$cli_dir" "$go" install github.com/temporalio/cli/cmd/temporal@v1.5.1
+fi
+
+# The Temporal server v1.29.1 and its schema tool (`server`, `sql`) with the server's
+# PostgreSQL schema: test/integration/fleet-postgres.test.ts runs the fleet on that server
+# backed by PostgreSQL, as a cluster runs it. TEMPORAL_SERVER_DIR names a directory that
+# already holds the three. GOFLAGS=-p=1: one compile at a time keeps the build's memory low.
+server_version=v1.29.1
+server_dir="${XDG_CACHE_HOME:-$HOME/.cache}/strata/temporal-server-$server_version"
+if [ -n "${TEMPORAL_SERVER_DIR:-}" ]; then
+  for f in server sql; do
+    [ -x "$TEMPORAL_SERVER_DIR/$f" ] || { echo "setup: TEMPORAL_SERVER_DIR=$TEMPORAL_SERVER_DIR has no executable $f" >&2; exit 1; }
+  done
+  [ -d "$TEMPORAL_SERVER_DIR/schema/postgresql/v12" ] || { echo "setup: TEMPORAL_SERVER_DIR=$TEMPORAL_SERVER_DIR has no schema/postgresql/v12" >&2; exit 1; }
+elif [ ! -x "$server_dir/server" ] || [ ! -x "$server_dir/sql" ] || [ ! -d "$server_dir/schema/postgresql/v12" ]; then
+  go=$(command -v go || echo /usr/local/go/bin/go)
+  [ -x "$go" ] || { echo "setup: Go is needed to build the Temporal server" >&2; exit 1; }
+  mkdir -p "$server_dir"
+  if [ ! -x "$server_dir/server" ] || [ ! -x "$server_dir/sql" ]; then
+    say "Building the Temporal server $server_version and its SQL tool with go install (several minutes, once)"
+    GOFLAGS=-p=1 GOBIN="$server_dir" "$go" install "go.temporal.io/server/cmd/server@$server_version" "go.temporal.io/server/cmd/tools/sql@$server_version"
+  fi
+  module_dir=$("$go" mod download -json "go.temporal.io/server@$server_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$module_dir/schema/postgresql/v12" ] || { echo "setup: no schema/postgresql/v12 in the Temporal server's module ($module_dir)" >&2; exit 1; }
+  rm -rf "$server_dir/schema.tmp" && mkdir -p "$server_dir/schema.tmp/postgresql"
+  cp -R "$module_dir/schema/postgresql/v12" "$server_dir/schema.tmp/postgresql/v12"
+  chmod -R u+w "$server_dir/schema.tmp"
+  rm -rf "$server_dir/schema" && mv "$server_dir/schema.tmp" "$server_dir/schema"
 fi
 
 say "Building strata"

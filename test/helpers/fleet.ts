@@ -4,8 +4,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { Client, Connection } from '@temporalio/client';
+import { execa } from 'execa';
 import { STRATA_BIN } from './cli.js';
-import { until } from './host.js';
+import { mountPoints, until } from './host.js';
+import { testTemporalAddress } from './temporal.js';
 import { stopChild } from './worker.js';
 import { startRegistry, type TestRegistry } from './registry.js';
 import { promises as fs } from 'node:fs';
@@ -71,7 +73,7 @@ export interface StepAttempt {
 }
 
 async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
+  const connection = await Connection.connect({ address: testTemporalAddress() });
   try {
     return await fn(new Client({ connection }));
   } finally {
@@ -154,7 +156,11 @@ export function fleetFixture(): FleetFixture {
     registry: () => registry!,
     async tempDir(prefix) {
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
-      cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
+      cleanups.push(async () => {
+        // A machine killed in the middle of a RUN leaves the step's overlay and network namespace mounted in its store.
+        for (const m of (await mountPoints()).filter((p) => p.startsWith(`${dir}/`)).reverse()) await execa('umount', ['-l', m], { reject: false });
+        await fs.rm(dir, { recursive: true, force: true });
+      });
       return dir;
     },
     async startWorker(env) {

@@ -1,9 +1,17 @@
 // Reads what the test environment's Temporal server recorded of a build.
 import { Client, Connection } from '@temporalio/client';
 
+/**
+ * The server a test's CLI and workers use: TEMPORAL_ADDRESS's when the test file sets it (a
+ * server of its own, test/helpers/temporalPostgres.ts), else the test environment's dev server.
+ */
+export function testTemporalAddress(): string {
+  return process.env.TEMPORAL_ADDRESS || `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}`;
+}
+
 /** The attempt number of every started activity of a workflow, in history order. */
 export async function activityAttempts(workflowId: string): Promise<{ type: string; attempt: number }[]> {
-  const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
+  const connection = await Connection.connect({ address: testTemporalAddress() });
   try {
     const history = await new Client({ connection }).workflow.getHandle(workflowId).fetchHistory();
     const types = new Map<string, string>();
@@ -26,7 +34,7 @@ export async function activityAttempts(workflowId: string): Promise<{ type: stri
  * before its reset point, so a step finished before it counts once.
  */
 export async function stepStarts(workflowId: string): Promise<Map<number, number>> {
-  const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
+  const connection = await Connection.connect({ address: testTemporalAddress() });
   try {
     const client = new Client({ connection });
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
@@ -52,7 +60,7 @@ export async function stepStarts(workflowId: string): Promise<Map<number, number
 
 /** IDs of the workflows started on a task queue (TaskQueue is a built-in search attribute). */
 export async function workflowsOnQueue(queue: string): Promise<string[]> {
-  const connection = await Connection.connect({ address: `127.0.0.1:${process.env.STRATA_TEMPORAL_PORT}` });
+  const connection = await Connection.connect({ address: testTemporalAddress() });
   try {
     const ids: string[] = [];
     for await (const info of new Client({ connection }).workflow.list({ query: `TaskQueue = '${queue}'` })) ids.push(info.workflowId);
